@@ -1,0 +1,234 @@
+//! Configuration: built-in defaults, then the TOML file, then `CANDOR_*`
+//! environment variables. Command-line flags, applied by the binaries, come
+//! last.
+//!
+//! Unknown keys in the file and unknown `CANDOR_*` variables are errors that
+//! name the key: a typo in a privacy setting must not be silently ignored.
+//! Durations are written with units (`100ms`, `30m`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+    #[error("unknown environment variable {name}; Candor reads only {known}")]
+    UnknownEnv { name: String, known: String },
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// Where the store's sealing key lives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStoreChoice {
+    /// The OS keyring when one answers, else a 0600 file in the config dir.
+    #[default]
+    Auto,
+    /// Only the OS keyring; fail if none is available.
+    Keyring,
+    /// Only the key file in the config dir.
+    File,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub store: StoreConfig,
+    pub writer: WriterConfig,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Overrides the XDG data directory (flags and CANDOR_DATA_DIR win).
+    pub data_dir: Option<PathBuf>,
+    pub key_store: KeyStoreChoice,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WriterConfig {
+    /// Events the sources may queue before backpressure sets in.
+    pub channel_capacity: usize,
+    /// Most events committed in one transaction.
+    pub batch_max: usize,
+    /// Longest an event waits before its batch is committed.
+    #[serde(with = "humantime_serde")]
+    pub batch_interval: Duration,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            channel_capacity: 16_384,
+            batch_max: 1_000,
+            batch_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+/// The environment variables Candor reads; any other `CANDOR_*` is refused.
+pub const ENV_VARS: &[&str] = &[
+    "CANDOR_DATA_DIR",
+    "CANDOR_CONFIG_DIR",
+    "CANDOR_CONFIG",
+    "CANDOR_LOG",
+    "CANDOR_KEY_STORE",
+    "CANDOR_WRITER_CHANNEL_CAPACITY",
+    "CANDOR_WRITER_BATCH_MAX",
+    "CANDOR_WRITER_BATCH_INTERVAL",
+];
+
+impl Config {
+    /// Reads the file at `path` if it exists (it must exist when `required`),
+    /// then applies the `CANDOR_*` variables in `env`.
+    pub fn load(
+        path: &Path,
+        required: bool,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut config = match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse(path, &text)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Config::default(),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        };
+        config.apply_env(env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })
+    }
+
+    fn apply_env(&mut self, env: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
+        for (name, value) in env {
+            if !name.starts_with("CANDOR_") {
+                continue;
+            }
+            let bad = |message: String| ConfigError::Env {
+                name: name.clone(),
+                message,
+            };
+            match name.as_str() {
+                "CANDOR_KEY_STORE" => {
+                    self.store.key_store = match value.as_str() {
+                        "auto" => KeyStoreChoice::Auto,
+                        "keyring" => KeyStoreChoice::Keyring,
+                        "file" => KeyStoreChoice::File,
+                        other => return Err(bad(format!("`{other}` is not one of auto, keyring, file"))),
+                    }
+                }
+                "CANDOR_WRITER_CHANNEL_CAPACITY" => {
+                    self.writer.channel_capacity = value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                "CANDOR_WRITER_BATCH_MAX" => {
+                    self.writer.batch_max = value.parse().map_err(|e| bad(format!("{e}")))?
+                }
+                "CANDOR_WRITER_BATCH_INTERVAL" => {
+                    self.writer.batch_interval =
+                        humantime::parse_duration(&value).map_err(|e| bad(format!("{e} (write it with a unit, e.g. 100ms)")))?
+                }
+                // Read by the binaries before the config file is found.
+                n if ENV_VARS.contains(&n) => {}
+                _ => {
+                    return Err(ConfigError::UnknownEnv {
+                        name,
+                        known: ENV_VARS.join(", "),
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| ConfigError::Invalid {
+            key,
+            message: message.to_owned(),
+        };
+        if self.writer.channel_capacity == 0 {
+            return Err(invalid("writer.channel_capacity", "must be at least 1"));
+        }
+        if self.writer.batch_max == 0 {
+            return Err(invalid("writer.batch_max", "must be at least 1"));
+        }
+        if self.writer.batch_interval.is_zero() {
+            return Err(invalid("writer.batch_interval", "must be longer than zero"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_then_file_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        let c = Config::load(&path, false, env(&[])).unwrap();
+        assert_eq!(c.writer.batch_max, 1_000);
+
+        std::fs::write(&path, "[writer]\nbatch_max = 50\nbatch_interval = \"250ms\"\n").unwrap();
+        let c = Config::load(&path, false, env(&[])).unwrap();
+        assert_eq!(c.writer.batch_max, 50);
+        assert_eq!(c.writer.batch_interval, Duration::from_millis(250));
+
+        let c = Config::load(&path, false, env(&[("CANDOR_WRITER_BATCH_MAX", "7"), ("PATH", "/bin")])).unwrap();
+        assert_eq!(c.writer.batch_max, 7);
+        assert_eq!(c.writer.batch_interval, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn unknown_keys_and_variables_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[writer]\nbatch_maxx = 50\n").unwrap();
+        let err = Config::load(&path, false, env(&[])).unwrap_err().to_string();
+        assert!(err.contains("batch_maxx"), "{err}");
+
+        std::fs::write(&path, "").unwrap();
+        let err = Config::load(&path, false, env(&[("CANDOR_KEYSTORE", "file")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CANDOR_KEYSTORE"), "{err}");
+    }
+
+    #[test]
+    fn durations_need_units_and_required_files_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[writer]\nbatch_interval = \"100\"\n").unwrap();
+        assert!(Config::load(&path, false, env(&[])).is_err());
+        let missing = dir.path().join("nope.toml");
+        assert!(matches!(
+            Config::load(&missing, true, env(&[])),
+            Err(ConfigError::Read { .. })
+        ));
+    }
+}

@@ -1,0 +1,27 @@
+//! Candor: a consent-first workflow-trace recorder.
+//!
+//! Data flows one way:
+//!
+//! ```text
+//! sources ──► consent gate ──► store ──► exporter
+//!                                        (redact → segment → anonymize → write)
+//! ```
+//!
+//! Beside the flow sit the [`registry`] (every event kind and scope, declared
+//! once) and the consent ledger ([`consent::ledger`]); every part reads them.
+//!
+//! - [`registry`], [`event`]: what can be recorded, and the event type.
+//! - [`config`], [`paths`]: settings, and where files live with what rights.
+//! - [`store`]: the single-writer SQLite store with sealed fields and blobs.
+//! - [`consent`]: the ledger (and, later, records, screen and gate).
+//! - [`synthetic`]: realistic synthetic sessions for demos, tests and benchmarks.
+
+pub mod app;
+pub mod config;
+pub mod consent;
+pub mod event;
+pub mod keymap;
+pub mod paths;
+pub mod registry;
+pub mod store;
+pub mod synthetic;
