@@ -20,7 +20,7 @@ pub enum CodecError {
 
 /// Which group a field is stored in.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Group {
+pub enum Group {
     Public,
     Sealed,
 }
@@ -65,7 +65,7 @@ fn unzigzag(v: u64) -> i64 {
 
 /// Encodes the fields of `group` into `out` (cleared first). Returns false
 /// when no field of the group is present, in which case the column is NULL.
-pub(crate) fn encode_group(
+pub fn encode_group(
     kind: Kind,
     values: &[Option<Value>],
     group: Group,
@@ -114,7 +114,7 @@ pub(crate) fn encode_group(
 }
 
 /// Decodes a group's column into `values` (one slot per field of `kind`).
-pub(crate) fn decode_group(
+pub fn decode_group(
     kind: Kind,
     mut buf: &[u8],
     group: Group,
@@ -171,7 +171,7 @@ pub(crate) fn decode_group(
 }
 
 /// The index of the kind's blob field, if it has one.
-pub(crate) fn blob_field(kind: Kind) -> Option<usize> {
+pub fn blob_field(kind: Kind) -> Option<usize> {
     kind.fields().iter().position(|f| f.ty == FieldType::Blob)
 }
 

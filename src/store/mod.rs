@@ -37,7 +37,7 @@ pub enum StoreError {
          database at all). Candor will not touch it; move it aside to start a new store"
     )]
     NotADatabase { path: PathBuf },
-    #[error("the database is damaged: {0}")]
+    #[error("the database is damaged ({0}); Candor will not write to it. Keep a copy before trying to repair it")]
     Corrupt(String),
     #[error("this SQLite database is not a Candor store; Candor will not adopt or change it")]
     NotCandor,
@@ -73,7 +73,18 @@ pub enum StoreError {
     #[error("the writer has stopped: {0}")]
     WriterGone(String),
     #[error("database error: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Sql(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        match e {
+            rusqlite::Error::SqliteFailure(f, msg) if f.code == ErrorCode::DatabaseCorrupt => StoreError::Corrupt(
+                msg.unwrap_or_else(|| "database disk image is malformed".into()),
+            ),
+            e => StoreError::Sql(e),
+        }
+    }
 }
 
 impl StoreError {
@@ -106,9 +117,6 @@ fn classify_open_error(e: StoreError, db: &std::path::Path) -> StoreError {
     match e {
         StoreError::Sql(rusqlite::Error::SqliteFailure(f, _)) if f.code == ErrorCode::NotADatabase => {
             StoreError::NotADatabase { path: db.to_owned() }
-        }
-        StoreError::Sql(rusqlite::Error::SqliteFailure(f, msg)) if f.code == ErrorCode::DatabaseCorrupt => {
-            StoreError::Corrupt(msg.unwrap_or_else(|| "database disk image is malformed".into()))
         }
         other => other,
     }

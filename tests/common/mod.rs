@@ -1,0 +1,168 @@
+//! Helpers shared by the integration tests: private temp stores, running the
+//! real binaries against them, and skipping (loudly) what this machine
+//! cannot do, except under CI where every test must run.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use candor::config::{KeyStoreChoice, WriterConfig};
+use candor::event::{Event, Stamp};
+use candor::paths::Paths;
+use candor::registry::Kind;
+use candor::store::Store;
+
+/// A data dir and a config dir under one temp dir.
+pub struct TestStore {
+    pub tmp: tempfile::TempDir,
+    pub paths: Paths,
+}
+
+impl TestStore {
+    pub fn new() -> TestStore {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let paths = Paths {
+            data_dir: tmp.path().join("data"),
+            config_dir: tmp.path().join("config"),
+        };
+        TestStore { tmp, paths }
+    }
+
+    pub fn open(&self) -> Store {
+        Store::open(&self.paths, KeyStoreChoice::File).expect("open store")
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.paths.db_file()
+    }
+
+    /// Runs a binary of this package against this store.
+    pub fn run(&self, bin: &str, args: &[&str]) -> Output {
+        Command::new(bin_path(bin))
+            .arg("--data-dir")
+            .arg(&self.paths.data_dir)
+            .args(args)
+            .env("CANDOR_CONFIG_DIR", &self.paths.config_dir)
+            .env("CANDOR_KEY_STORE", "file")
+            .env_remove("CANDOR_DATA_DIR")
+            .env_remove("CANDOR_CONFIG")
+            .output()
+            .expect("run binary")
+    }
+
+    pub fn candor(&self, args: &[&str]) -> Output {
+        self.run("candor", args)
+    }
+
+    /// Runs `candor` and insists it succeeds; returns stdout.
+    pub fn candor_ok(&self, args: &[&str]) -> String {
+        let out = self.candor(args);
+        assert!(
+            out.status.success(),
+            "candor {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+}
+
+pub fn bin_path(name: &str) -> PathBuf {
+    match name {
+        "candor" => PathBuf::from(env!("CARGO_BIN_EXE_candor")),
+        "candor-export" => PathBuf::from(env!("CARGO_BIN_EXE_candor-export")),
+        other => panic!("no binary {other}"),
+    }
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn small_writer() -> WriterConfig {
+    WriterConfig {
+        channel_capacity: 64,
+        batch_max: 16,
+        batch_interval: std::time::Duration::from_millis(20),
+    }
+}
+
+pub fn at(wall_ns: i64) -> Stamp {
+    Stamp { wall_ns, mono_ns: 0 }
+}
+
+pub fn key_down(wall_ns: i64, text: &str) -> Event {
+    Event::new(Kind::KeyDown, at(wall_ns))
+        .with("class", "letter")
+        .and_then(|e| e.with("mods", 0))
+        .and_then(|e| e.with("key", "KeyH"))
+        .and_then(|e| e.with("text", text))
+        .expect("key event")
+}
+
+pub fn mouse_move(wall_ns: i64, x: i64, y: i64) -> Event {
+    Event::new(Kind::MouseMove, at(wall_ns))
+        .with("x", x)
+        .and_then(|e| e.with("y", y))
+        .expect("mouse move")
+}
+
+pub fn file_modify(wall_ns: i64, path: &str, content: &[u8]) -> Event {
+    Event::new(Kind::FileModify, at(wall_ns))
+        .with("workspace", "ws")
+        .and_then(|e| e.with("path", path))
+        .and_then(|e| e.with("content", content.to_vec()))
+        .expect("file event")
+}
+
+/// True under CI, where nothing may be skipped.
+pub fn in_ci() -> bool {
+    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+}
+
+/// Skips a test with a printed reason, or fails it under CI.
+pub fn skip_or_fail(reason: &str) {
+    if in_ci() {
+        panic!("cannot run under CI=true: {reason}");
+    }
+    eprintln!("SKIPPED: {reason}");
+}
+
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).expect("stat").permissions().mode() & 0o7777
+}
+
+pub fn now_ns() -> i64 {
+    candor::event::wall_now_ns()
+}
+
+pub const DAY_NS: i64 = 86_400 * 1_000_000_000;
+
+/// Writes `n` synthetic events (with text) through the real writer.
+pub fn write_synthetic(t: &TestStore, n: usize) {
+    use candor::store::writer::{self, SessionInfo};
+    use candor::synthetic::{Generator, Options};
+    let (sink, handle) = writer::start(
+        t.open(),
+        &WriterConfig::default(),
+        SessionInfo {
+            source: "synthetic".into(),
+            synthetic: true,
+        },
+    )
+    .expect("start writer");
+    let opts = Options {
+        start_wall_ns: now_ns() - 3_600 * 1_000_000_000,
+        ..Options::default()
+    };
+    for e in Generator::new(opts).take(n) {
+        sink.send(e).expect("send");
+    }
+    let stats = handle.shutdown().expect("shutdown");
+    assert_eq!(stats.written, n as u64);
+}
