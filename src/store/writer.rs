@@ -117,7 +117,7 @@ pub struct SinkStats {
 }
 
 /// What happened to an event handed to [`EventSink::record`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Recorded {
     Queued,
     /// A mouse move held back (the channel is full); a later one may replace it.
