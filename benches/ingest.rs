@@ -4,7 +4,7 @@
 //! pushed by a bare prepared-statement insert in one transaction on the same
 //! schema, in the same run.
 //!
-//! cargo bench --bench ingest [-- --events N --rounds R]
+//! cargo bench --bench ingest [-- --events N --rounds R --batch-max B]
 //!
 //! Last line: `ingest_ratio=R events_per_s=N raw_per_s=M bytes_per_event=B`
 //! (medians over the rounds; bytes per event on disk after the writer run).
@@ -57,15 +57,14 @@ fn used_bytes(store: &Store) -> u64 {
 }
 
 /// Returns (events per second, bytes per event on disk).
-fn writer_run(events: &[Event]) -> (f64, f64) {
+fn writer_run(events: &[Event], config: &WriterConfig) -> (f64, f64) {
     let d = fresh();
     let store = open(&d);
     let batch = events.to_vec();
-    let config = WriterConfig::default();
     let t0 = Instant::now();
     let (sink, handle) = writer::start(
         store,
-        &config,
+        config,
         SessionInfo {
             source: "bench".into(),
             synthetic: true,
@@ -121,7 +120,11 @@ fn raw_run(rows: &[Row]) -> f64 {
 
 fn main() {
     let n = arg("--events", 2_000_000);
-    let rounds = arg("--rounds", 3);
+    let rounds = arg("--rounds", 5);
+    let config = WriterConfig {
+        batch_max: arg("--batch-max", WriterConfig::default().batch_max),
+        ..WriterConfig::default()
+    };
     let t0 = Instant::now();
     let events: Vec<Event> = Generator::new(Options {
         seed: 7,
@@ -146,8 +149,15 @@ fn main() {
 
     let (mut writer_rates, mut raw_rates, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
-        let (w, b) = writer_run(&events);
-        let r = raw_run(&rows);
+        // Alternate the order so that neither path always runs on a warmer
+        // (or more tired) machine.
+        let ((w, b), r) = if round % 2 == 1 {
+            let w = writer_run(&events, &config);
+            (w, raw_run(&rows))
+        } else {
+            let r = raw_run(&rows);
+            (writer_run(&events, &config), r)
+        };
         println!(
             "round {round}: writer {w:.0} events/s, raw {r:.0} rows/s, ratio {:.3}, {b:.1} bytes/event",
             w / r

@@ -6,7 +6,10 @@
 //! type. The consent gate uses [`Event::retain_scopes`] to strip fields whose
 //! scope was not granted.
 
+use std::borrow::Cow;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use smallvec::SmallVec;
 
 use crate::registry::{FieldType, Kind, Scope};
 
@@ -15,8 +18,9 @@ use crate::registry::{FieldType, Kind, Scope};
 pub enum Value {
     Int(i64),
     Bool(bool),
-    /// Strings, and enum fields (checked against the declared list).
-    Str(String),
+    /// Strings, and enum fields (checked against the declared list; enum
+    /// values borrow the registry's own strings, so they cost no allocation).
+    Str(Cow<'static, str>),
     /// Content to be stored once in the blob table.
     Blob(Vec<u8>),
     /// A stored blob, as read back from the store.
@@ -40,12 +44,12 @@ impl From<bool> for Value {
 }
 impl From<&str> for Value {
     fn from(v: &str) -> Value {
-        Value::Str(v.to_owned())
+        Value::Str(Cow::Owned(v.to_owned()))
     }
 }
 impl From<String> for Value {
     fn from(v: String) -> Value {
-        Value::Str(v)
+        Value::Str(Cow::Owned(v))
     }
 }
 impl From<Vec<u8>> for Value {
@@ -59,7 +63,7 @@ impl Value {
         match (self, ty) {
             (Value::Int(_), FieldType::Int) | (Value::Bool(_), FieldType::Bool) => true,
             (Value::Str(_), FieldType::Str) => true,
-            (Value::Str(s), FieldType::Enum(allowed)) => allowed.contains(&s.as_str()),
+            (Value::Str(s), FieldType::Enum(allowed)) => allowed.contains(&s.as_ref()),
             (Value::Blob(_) | Value::BlobRef { .. }, FieldType::Blob) => true,
             _ => false,
         }
@@ -69,7 +73,7 @@ impl Value {
         match self {
             Value::Int(i) => (*i).into(),
             Value::Bool(b) => (*b).into(),
-            Value::Str(s) => s.as_str().into(),
+            Value::Str(s) => s.as_ref().into(),
             Value::Blob(b) => serde_json::json!({ "size": b.len() }),
             Value::BlobRef { id, size } => serde_json::json!({ "blob": id, "size": size }),
         }
@@ -140,6 +144,10 @@ pub fn wall_now_ns() -> i64 {
         .unwrap_or(0)
 }
 
+/// Field slots, inline for the common kinds so that an event costs no heap
+/// allocation on the hot path.
+pub type Slots = SmallVec<[Option<Value>; 4]>;
+
 /// One recorded event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
@@ -147,7 +155,7 @@ pub struct Event {
     pub wall_ns: i64,
     pub mono_ns: i64,
     /// One slot per field of `kind`, in declaration order.
-    values: Vec<Option<Value>>,
+    values: Slots,
 }
 
 impl Event {
@@ -156,7 +164,7 @@ impl Event {
             kind,
             wall_ns: stamp.wall_ns,
             mono_ns: stamp.mono_ns,
-            values: vec![None; kind.fields().len()],
+            values: std::iter::repeat_n(None, kind.fields().len()).collect(),
         }
     }
 
@@ -170,7 +178,12 @@ impl Event {
                 field: field.to_owned(),
             })?;
         let decl = &kind.fields()[idx];
-        let value = value.into();
+        let mut value = value.into();
+        if let (FieldType::Enum(allowed), Value::Str(s)) = (decl.ty, &value) {
+            if let Some(known) = allowed.iter().find(|a| **a == s.as_ref()) {
+                value = Value::Str(Cow::Borrowed(known));
+            }
+        }
         if !value.fits(decl.ty) {
             let expected = match decl.ty {
                 FieldType::Enum(allowed) => format!("one of {}", allowed.join(", ")),
@@ -203,7 +216,7 @@ impl Event {
     }
 
     /// Builds an event from slots already checked by the store's codec.
-    pub(crate) fn from_slots(kind: Kind, stamp: Stamp, values: Vec<Option<Value>>) -> Event {
+    pub(crate) fn from_slots(kind: Kind, stamp: Stamp, values: Slots) -> Event {
         debug_assert_eq!(values.len(), kind.fields().len());
         Event {
             kind,

@@ -499,6 +499,11 @@ impl Kind {
         self.decl().name
     }
 
+    /// The kind's position in [`Kind::ALL`], for per-kind tables.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn code(self) -> u16 {
         self.decl().code
     }
@@ -548,7 +553,8 @@ mod tests {
     fn codes_and_names_are_unique_and_round_trip() {
         let mut codes = HashSet::new();
         let mut names = HashSet::new();
-        for k in Kind::ALL {
+        for (i, k) in Kind::ALL.into_iter().enumerate() {
+            assert_eq!(k.index(), i, "Kind::ALL is not in declaration order");
             assert_eq!(k.decl().kind, k, "{k} declares another kind");
             assert!(codes.insert(k.code()), "duplicate code {}", k.code());
             assert!(names.insert(k.name()), "duplicate name {}", k.name());

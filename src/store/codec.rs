@@ -7,6 +7,8 @@
 //! values in declaration order: integers as zigzag LEB128, enums as their
 //! index, strings as length and UTF-8 bytes. A mouse move takes 5 bytes.
 
+use std::sync::OnceLock;
+
 use crate::event::Value;
 use crate::registry::{FieldType, Kind};
 
@@ -21,17 +23,48 @@ pub enum CodecError {
 /// Which group a field is stored in.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Group {
-    Public,
-    Sealed,
+    Public = 0,
+    Sealed = 1,
+}
+
+/// Where each field of a kind is stored, worked out once from the registry.
+struct Layout {
+    groups: Vec<Option<Group>>,
+    has: [bool; 2],
+    blob: Option<usize>,
+}
+
+fn layout(kind: Kind) -> &'static Layout {
+    static LAYOUTS: OnceLock<Vec<Layout>> = OnceLock::new();
+    let all = LAYOUTS.get_or_init(|| {
+        Kind::ALL
+            .iter()
+            .map(|&k| {
+                let groups: Vec<Option<Group>> = k
+                    .fields()
+                    .iter()
+                    .map(|f| match f.ty {
+                        FieldType::Blob => None,
+                        _ if f.sealed(k) => Some(Group::Sealed),
+                        _ => Some(Group::Public),
+                    })
+                    .collect();
+                Layout {
+                    has: [
+                        groups.contains(&Some(Group::Public)),
+                        groups.contains(&Some(Group::Sealed)),
+                    ],
+                    blob: k.fields().iter().position(|f| f.ty == FieldType::Blob),
+                    groups,
+                }
+            })
+            .collect()
+    });
+    &all[kind.index()]
 }
 
 fn group_of(kind: Kind, idx: usize) -> Option<Group> {
-    let f = &kind.fields()[idx];
-    match f.ty {
-        FieldType::Blob => None,
-        _ if f.sealed(kind) => Some(Group::Sealed),
-        _ => Some(Group::Public),
-    }
+    layout(kind).groups[idx]
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -72,6 +105,9 @@ pub fn encode_group(
     out: &mut Vec<u8>,
 ) -> Result<bool, CodecError> {
     out.clear();
+    if !layout(kind).has[group as usize] {
+        return Ok(false);
+    }
     let mut bitmap = 0u64;
     let mut bit = 0;
     for (i, v) in values.iter().enumerate() {
@@ -104,7 +140,7 @@ pub fn encode_group(
                 out.extend_from_slice(s.as_bytes());
             }
             (FieldType::Enum(allowed), Value::Str(s)) => {
-                let idx = allowed.iter().position(|a| a == s).ok_or_else(type_err)?;
+                let idx = allowed.iter().position(|a| *a == s.as_ref()).ok_or_else(type_err)?;
                 put_varint(out, idx as u64);
             }
             _ => return Err(type_err()),
@@ -147,7 +183,11 @@ pub fn decode_group(
                 }
                 let (s, rest) = buf.split_at(len);
                 buf = rest;
-                Value::Str(String::from_utf8(s.to_vec()).map_err(|_| damaged("string is not UTF-8"))?)
+                Value::Str(
+                    String::from_utf8(s.to_vec())
+                        .map_err(|_| damaged("string is not UTF-8"))?
+                        .into(),
+                )
             }
             FieldType::Enum(allowed) => {
                 let idx = get_varint(&mut buf).ok_or_else(|| damaged("truncated enum"))?;
@@ -155,7 +195,7 @@ pub fn decode_group(
                     .ok()
                     .and_then(|i| allowed.get(i))
                     .ok_or_else(|| damaged("enum index out of range"))?;
-                Value::Str((*s).to_owned())
+                Value::Str(std::borrow::Cow::Borrowed(*s))
             }
             FieldType::Blob => unreachable!("blob fields are not in a group"),
         };
@@ -172,7 +212,7 @@ pub fn decode_group(
 
 /// The index of the kind's blob field, if it has one.
 pub fn blob_field(kind: Kind) -> Option<usize> {
-    kind.fields().iter().position(|f| f.ty == FieldType::Blob)
+    layout(kind).blob
 }
 
 #[cfg(test)]

@@ -322,7 +322,7 @@ pub fn decode_row(
 ) -> Result<Event, StoreError> {
     let kind = Kind::from_code(code)
         .ok_or_else(|| StoreError::Corrupt(format!("event kind code {code} is unknown to this Candor")))?;
-    let mut values = vec![None; kind.fields().len()];
+    let mut values: crate::event::Slots = std::iter::repeat_n(None, kind.fields().len()).collect();
     if let Some(d) = data {
         codec::decode_group(kind, d, Group::Public, &mut values)?;
     }

@@ -557,7 +557,7 @@ impl Worker {
                         _ => 0,
                     };
                     let text = |f| match ev.get(f) {
-                        Some(Value::Str(s)) => Some(s.as_str()),
+                        Some(Value::Str(s)) => Some(s.as_ref()),
                         _ => None,
                     };
                     gap_insert.execute(params![
