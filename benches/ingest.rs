@@ -82,9 +82,15 @@ fn writer_run(events: &[Event], config: &WriterConfig) -> (f64, f64) {
     assert_eq!(stats.written, events.len() as u64, "the writer lost events");
     assert_eq!(stats.dropped + stats.coalesced, 0);
     let store = open(&d);
-    let n: i64 = store.conn().query_row("SELECT count(*) FROM events", [], |r| r.get(0)).expect("count");
+    let n: i64 = store
+        .conn()
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .expect("count");
     assert_eq!(n as usize, events.len());
-    (events.len() as f64 / secs, used_bytes(&store) as f64 / events.len() as f64)
+    (
+        events.len() as f64 / secs,
+        used_bytes(&store) as f64 / events.len() as f64,
+    )
 }
 
 type Row = (u16, i64, i64, Option<Vec<u8>>);
@@ -110,7 +116,8 @@ fn raw_run(rows: &[Row]) -> f64 {
             )
             .expect("prepare");
         for (kind, ts, mono, data) in rows {
-            stmt.execute(rusqlite::params![session, kind, ts, mono, data]).expect("insert");
+            stmt.execute(rusqlite::params![session, kind, ts, mono, data])
+                .expect("insert");
         }
     }
     tx.commit().expect("commit");
@@ -137,15 +144,24 @@ fn main() {
     let rows: Vec<Row> = events
         .iter()
         .map(|e| {
-            let has = codec::encode_group(e.kind, e.values(), Group::Public, &mut buf).expect("encode");
-            (e.kind.code(), e.wall_ns, e.mono_ns, has.then(|| buf.clone()))
+            let has =
+                codec::encode_group(e.kind, e.values(), Group::Public, &mut buf).expect("encode");
+            (
+                e.kind.code(),
+                e.wall_ns,
+                e.mono_ns,
+                has.then(|| buf.clone()),
+            )
         })
         .collect();
     let mut mix = std::collections::BTreeMap::<&str, usize>::new();
     for e in &events {
         *mix.entry(e.kind.name()).or_default() += 1;
     }
-    println!("generated {n} events in {:.1}s; mix: {mix:?}", t0.elapsed().as_secs_f64());
+    println!(
+        "generated {n} events in {:.1}s; mix: {mix:?}",
+        t0.elapsed().as_secs_f64()
+    );
 
     let (mut writer_rates, mut raw_rates, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
@@ -166,7 +182,11 @@ fn main() {
         raw_rates.push(r);
         bytes.push(b);
     }
-    let ratios: Vec<f64> = writer_rates.iter().zip(&raw_rates).map(|(w, r)| w / r).collect();
+    let ratios: Vec<f64> = writer_rates
+        .iter()
+        .zip(&raw_rates)
+        .map(|(w, r)| w / r)
+        .collect();
     println!(
         "ingest_ratio={:.3} events_per_s={:.0} raw_per_s={:.0} bytes_per_event={:.1}",
         median(ratios),

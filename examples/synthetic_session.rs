@@ -75,7 +75,9 @@ fn main() -> Result<()> {
         n,
         stats.written,
         stats.dropped,
-        humantime::format_duration(Duration::from_secs((gen.elapsed_ns().min(span) / 1_000_000_000) as u64))
+        humantime::format_duration(Duration::from_secs(
+            (gen.elapsed_ns().min(span) / 1_000_000_000) as u64
+        ))
     );
     Ok(())
 }

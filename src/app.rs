@@ -30,11 +30,17 @@ impl Context {
     /// `data_dir` and `config_file` come from flags (clap already folds in
     /// CANDOR_DATA_DIR and CANDOR_CONFIG); CANDOR_CONFIG_DIR moves the
     /// config directory, which also holds the key file.
-    pub fn load(data_dir: Option<PathBuf>, config_file: Option<PathBuf>) -> Result<Context, AppError> {
+    pub fn load(
+        data_dir: Option<PathBuf>,
+        config_file: Option<PathBuf>,
+    ) -> Result<Context, AppError> {
         let config_dir = std::env::var_os("CANDOR_CONFIG_DIR").map(PathBuf::from);
         let (file, required) = match config_file {
             Some(f) => (f, true),
-            None => (paths::resolve_config_dir(config_dir.clone())?.join(paths::CONFIG_FILE), false),
+            None => (
+                paths::resolve_config_dir(config_dir.clone())?.join(paths::CONFIG_FILE),
+                false,
+            ),
         };
         let config = Config::load(&file, required, std::env::vars())?;
         let data_dir = data_dir.or_else(|| config.store.data_dir.clone());
@@ -49,7 +55,10 @@ impl Context {
 
     /// Opens an existing store read-only.
     pub fn open_store_read_only(&self) -> Result<Store, AppError> {
-        Ok(Store::open_read_only(&self.paths, self.config.store.key_store)?)
+        Ok(Store::open_read_only(
+            &self.paths,
+            self.config.store.key_store,
+        )?)
     }
 }
 
@@ -90,8 +99,14 @@ mod tests {
     fn times_in_three_forms() {
         let now = 1_800_000_000_000_000_000;
         assert_eq!(parse_time("1970-01-02", now).unwrap(), 86_400_000_000_000);
-        assert_eq!(parse_time("1970-01-01T00:00:01Z", now).unwrap(), 1_000_000_000);
-        assert_eq!(parse_time("90m", now).unwrap(), now - 90 * 60 * 1_000_000_000);
+        assert_eq!(
+            parse_time("1970-01-01T00:00:01Z", now).unwrap(),
+            1_000_000_000
+        );
+        assert_eq!(
+            parse_time("90m", now).unwrap(),
+            now - 90 * 60 * 1_000_000_000
+        );
         assert_eq!(parse_time("now", now).unwrap(), now);
         assert!(parse_time("yesterday-ish", now).is_err());
         assert!(parse_time("", now).is_err());

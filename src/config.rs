@@ -120,7 +120,10 @@ impl Config {
         })
     }
 
-    fn apply_env(&mut self, env: impl IntoIterator<Item = (String, String)>) -> Result<(), ConfigError> {
+    fn apply_env(
+        &mut self,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
         for (name, value) in env {
             if !name.starts_with("CANDOR_") {
                 continue;
@@ -135,7 +138,9 @@ impl Config {
                         "auto" => KeyStoreChoice::Auto,
                         "keyring" => KeyStoreChoice::Keyring,
                         "file" => KeyStoreChoice::File,
-                        other => return Err(bad(format!("`{other}` is not one of auto, keyring, file"))),
+                        other => {
+                            return Err(bad(format!("`{other}` is not one of auto, keyring, file")))
+                        }
                     }
                 }
                 "CANDOR_WRITER_CHANNEL_CAPACITY" => {
@@ -145,8 +150,8 @@ impl Config {
                     self.writer.batch_max = value.parse().map_err(|e| bad(format!("{e}")))?
                 }
                 "CANDOR_WRITER_BATCH_INTERVAL" => {
-                    self.writer.batch_interval =
-                        humantime::parse_duration(&value).map_err(|e| bad(format!("{e} (write it with a unit, e.g. 100ms)")))?
+                    self.writer.batch_interval = humantime::parse_duration(&value)
+                        .map_err(|e| bad(format!("{e} (write it with a unit, e.g. 100ms)")))?
                 }
                 // Read by the binaries before the config file is found.
                 n if ENV_VARS.contains(&n) => {}
@@ -184,7 +189,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -194,12 +202,21 @@ mod tests {
         let c = Config::load(&path, false, env(&[])).unwrap();
         assert_eq!(c.writer.batch_max, 1_000);
 
-        std::fs::write(&path, "[writer]\nbatch_max = 50\nbatch_interval = \"250ms\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "[writer]\nbatch_max = 50\nbatch_interval = \"250ms\"\n",
+        )
+        .unwrap();
         let c = Config::load(&path, false, env(&[])).unwrap();
         assert_eq!(c.writer.batch_max, 50);
         assert_eq!(c.writer.batch_interval, Duration::from_millis(250));
 
-        let c = Config::load(&path, false, env(&[("CANDOR_WRITER_BATCH_MAX", "7"), ("PATH", "/bin")])).unwrap();
+        let c = Config::load(
+            &path,
+            false,
+            env(&[("CANDOR_WRITER_BATCH_MAX", "7"), ("PATH", "/bin")]),
+        )
+        .unwrap();
         assert_eq!(c.writer.batch_max, 7);
         assert_eq!(c.writer.batch_interval, Duration::from_millis(250));
     }
@@ -209,7 +226,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
         std::fs::write(&path, "[writer]\nbatch_maxx = 50\n").unwrap();
-        let err = Config::load(&path, false, env(&[])).unwrap_err().to_string();
+        let err = Config::load(&path, false, env(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("batch_maxx"), "{err}");
 
         std::fs::write(&path, "").unwrap();

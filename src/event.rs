@@ -24,7 +24,10 @@ pub enum Value {
     /// Content to be stored once in the blob table.
     Blob(Vec<u8>),
     /// A stored blob, as read back from the store.
-    BlobRef { id: i64, size: i64 },
+    BlobRef {
+        id: i64,
+        size: i64,
+    },
 }
 
 impl From<i64> for Value {
@@ -285,13 +288,19 @@ mod tests {
             e.set("colour", 1),
             Err(EventError::UnknownField { .. })
         ));
-        assert!(matches!(e.set("mods", "x"), Err(EventError::WrongType { .. })));
+        assert!(matches!(
+            e.set("mods", "x"),
+            Err(EventError::WrongType { .. })
+        ));
         assert!(matches!(
             e.set("class", "keycode-42"),
             Err(EventError::WrongType { .. })
         ));
         e.set("class", "letter").unwrap();
-        assert!(matches!(e.validate(), Err(EventError::Missing { field: "mods", .. })));
+        assert!(matches!(
+            e.validate(),
+            Err(EventError::Missing { field: "mods", .. })
+        ));
         e.set("mods", 0).unwrap();
         e.validate().unwrap();
     }

@@ -12,14 +12,13 @@ pub fn class_of(key: &str) -> &'static str {
         k if k.len() == 4 && k.starts_with("Num") && k.as_bytes()[3].is_ascii_digit() => "digit",
         k if k.starts_with("Kp") && k.len() == 3 && k.as_bytes()[2].is_ascii_digit() => "digit",
         "Space" => "space",
-        "Minus" | "Equal" | "LeftBracket" | "RightBracket" | "SemiColon" | "Quote" | "BackQuote"
-        | "BackSlash" | "IntlBackslash" | "Comma" | "Dot" | "Slash" | "KpMinus" | "KpPlus" | "KpMultiply"
-        | "KpDivide" => "punctuation",
-        "ShiftLeft" | "ShiftRight" | "ControlLeft" | "ControlRight" | "Alt" | "AltGr" | "MetaLeft"
-        | "MetaRight" | "CapsLock" | "Function" => "modifier",
-        "UpArrow" | "DownArrow" | "LeftArrow" | "RightArrow" | "Home" | "End" | "PageUp" | "PageDown" => {
-            "navigation"
-        }
+        "Minus" | "Equal" | "LeftBracket" | "RightBracket" | "SemiColon" | "Quote"
+        | "BackQuote" | "BackSlash" | "IntlBackslash" | "Comma" | "Dot" | "Slash" | "KpMinus"
+        | "KpPlus" | "KpMultiply" | "KpDivide" => "punctuation",
+        "ShiftLeft" | "ShiftRight" | "ControlLeft" | "ControlRight" | "Alt" | "AltGr"
+        | "MetaLeft" | "MetaRight" | "CapsLock" | "Function" => "modifier",
+        "UpArrow" | "DownArrow" | "LeftArrow" | "RightArrow" | "Home" | "End" | "PageUp"
+        | "PageDown" => "navigation",
         "Return" | "KpReturn" | "Backspace" | "Delete" | "Tab" | "Insert" | "Escape" => "edit",
         k if k.starts_with('F') && k[1..].parse::<u8>().is_ok() => "function",
         _ => "other",

@@ -52,7 +52,10 @@ pub struct Paths {
 
 impl Paths {
     /// XDG defaults, overridden by the explicit values (from flags or env).
-    pub fn resolve(data_dir: Option<PathBuf>, config_dir: Option<PathBuf>) -> Result<Paths, PathError> {
+    pub fn resolve(
+        data_dir: Option<PathBuf>,
+        config_dir: Option<PathBuf>,
+    ) -> Result<Paths, PathError> {
         let data_dir = match data_dir {
             Some(d) => d,
             None => project_dirs()?.data_dir().to_owned(),

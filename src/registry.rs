@@ -309,11 +309,24 @@ pub const GAP_REASONS: &[&str] = &["dropped", "paused", "excluded", "crashed", "
 const TYPING: &str = "Learn how engineers type and correct code: rhythm, bursts and pauses.";
 const POINTING: &str = "Learn how engineers navigate: pointer paths, clicks and scrolling.";
 const KEY_FIELDS: &[FieldDecl] = &[
-    FieldDecl::new("class", FieldType::Enum(KEY_CLASSES), "the key's class, never its identity"),
-    FieldDecl::new("mods", FieldType::Int, "held modifiers as bits: 1 shift, 2 ctrl, 4 alt, 8 meta"),
-    FieldDecl::new("key", FieldType::Str, "the key's name, for example KeyH").needs(Scope::KeysText),
-    FieldDecl::new("text", FieldType::Str, "the character typed, or a chord such as ctrl+c")
+    FieldDecl::new(
+        "class",
+        FieldType::Enum(KEY_CLASSES),
+        "the key's class, never its identity",
+    ),
+    FieldDecl::new(
+        "mods",
+        FieldType::Int,
+        "held modifiers as bits: 1 shift, 2 ctrl, 4 alt, 8 meta",
+    ),
+    FieldDecl::new("key", FieldType::Str, "the key's name, for example KeyH")
         .needs(Scope::KeysText),
+    FieldDecl::new(
+        "text",
+        FieldType::Str,
+        "the character typed, or a chord such as ctrl+c",
+    )
+    .needs(Scope::KeysText),
 ];
 const X: FieldDecl = FieldDecl::new("x", FieldType::Int, "pointer x in screen pixels");
 const Y: FieldDecl = FieldDecl::new("y", FieldType::Int, "pointer y in screen pixels");
@@ -323,8 +336,16 @@ const BUTTON_FIELDS: &[FieldDecl] = &[
     Y,
 ];
 const FILE_FIELDS: &[FieldDecl] = &[
-    FieldDecl::new("workspace", FieldType::Str, "the watched workspace root's name"),
-    FieldDecl::new("path", FieldType::Str, "the path relative to the workspace root"),
+    FieldDecl::new(
+        "workspace",
+        FieldType::Str,
+        "the watched workspace root's name",
+    ),
+    FieldDecl::new(
+        "path",
+        FieldType::Str,
+        "the path relative to the workspace root",
+    ),
     FieldDecl::new("content", FieldType::Blob, "a snapshot of the file's text")
         .needs(Scope::EditorContent),
 ];
@@ -389,8 +410,12 @@ const WINDOW_FOCUS: KindDecl = KindDecl {
     purpose: "Learn how engineers move between editor, terminal, browser and docs.",
     retention_days: 90,
     fields: &[
-        FieldDecl::new("app", FieldType::Str, "the focused window's class; absent when unknown")
-            .optional(),
+        FieldDecl::new(
+            "app",
+            FieldType::Str,
+            "the focused window's class; absent when unknown",
+        )
+        .optional(),
         FieldDecl::new("title", FieldType::Str, "the focused window's title")
             .needs(Scope::WindowTitles),
     ],
@@ -415,8 +440,16 @@ const FILE_DELETE: KindDecl = KindDecl {
     code: 32,
     name: "file.delete",
     fields: &[
-        FieldDecl::new("workspace", FieldType::Str, "the watched workspace root's name"),
-        FieldDecl::new("path", FieldType::Str, "the path relative to the workspace root"),
+        FieldDecl::new(
+            "workspace",
+            FieldType::Str,
+            "the watched workspace root's name",
+        ),
+        FieldDecl::new(
+            "path",
+            FieldType::Str,
+            "the path relative to the workspace root",
+        ),
     ],
     ..FILE_CREATE
 };
@@ -425,9 +458,21 @@ const FILE_RENAME: KindDecl = KindDecl {
     code: 33,
     name: "file.rename",
     fields: &[
-        FieldDecl::new("workspace", FieldType::Str, "the watched workspace root's name"),
-        FieldDecl::new("from", FieldType::Str, "the old path relative to the workspace root"),
-        FieldDecl::new("to", FieldType::Str, "the new path relative to the workspace root"),
+        FieldDecl::new(
+            "workspace",
+            FieldType::Str,
+            "the watched workspace root's name",
+        ),
+        FieldDecl::new(
+            "from",
+            FieldType::Str,
+            "the old path relative to the workspace root",
+        ),
+        FieldDecl::new(
+            "to",
+            FieldType::Str,
+            "the new path relative to the workspace root",
+        ),
     ],
     ..FILE_CREATE
 };
@@ -439,10 +484,13 @@ const GIT_COMMIT: KindDecl = KindDecl {
     purpose: "Cut work into episodes at the points the engineer chose to commit.",
     retention_days: 180,
     fields: &[
-        FieldDecl::new("workspace", FieldType::Str, "the watched workspace root's name"),
+        FieldDecl::new(
+            "workspace",
+            FieldType::Str,
+            "the watched workspace root's name",
+        ),
         FieldDecl::new("hash", FieldType::Str, "the commit hash"),
-        FieldDecl::new("message", FieldType::Str, "the commit message")
-            .needs(Scope::EditorContent),
+        FieldDecl::new("message", FieldType::Str, "the commit message").needs(Scope::EditorContent),
     ],
 };
 const CAPTURE_GAP: KindDecl = KindDecl {
@@ -453,9 +501,21 @@ const CAPTURE_GAP: KindDecl = KindDecl {
     purpose: "Show reviewers and the engineer what was not captured, and why.",
     retention_days: 365,
     fields: &[
-        FieldDecl::new("reason", FieldType::Enum(GAP_REASONS), "why nothing was captured"),
-        FieldDecl::new("duration_ns", FieldType::Int, "how long the gap lasted, from the event's time"),
-        FieldDecl::new("count", FieldType::Int, "how many events were lost, where known"),
+        FieldDecl::new(
+            "reason",
+            FieldType::Enum(GAP_REASONS),
+            "why nothing was captured",
+        ),
+        FieldDecl::new(
+            "duration_ns",
+            FieldType::Int,
+            "how long the gap lasted, from the event's time",
+        ),
+        FieldDecl::new(
+            "count",
+            FieldType::Int,
+            "how many events were lost, where known",
+        ),
         FieldDecl::new("lost_kind", FieldType::Str, "the kind of the lost events").optional(),
     ],
 };
@@ -570,7 +630,10 @@ mod tests {
     #[test]
     fn every_scope_covers_something_and_field_scopes_are_narrower() {
         for s in Scope::ALL {
-            assert!(Kind::ALL.iter().any(|k| k.covered_by(s)), "{s} covers nothing");
+            assert!(
+                Kind::ALL.iter().any(|k| k.covered_by(s)),
+                "{s} covers nothing"
+            );
             assert!(s.retention_days() > 0);
         }
         for k in Kind::ALL {
@@ -579,10 +642,18 @@ mod tests {
                 assert!(names.insert(f.name), "{k} repeats field {}", f.name);
                 if let Some(s) = f.scope {
                     assert_ne!(s, k.scope(), "{k}.{} names its kind's own scope", f.name);
-                    assert!(f.optional, "{k}.{} needs a scope so must be optional", f.name);
+                    assert!(
+                        f.optional,
+                        "{k}.{} needs a scope so must be optional",
+                        f.name
+                    );
                 }
             }
-            let blobs = k.fields().iter().filter(|f| f.ty == FieldType::Blob).count();
+            let blobs = k
+                .fields()
+                .iter()
+                .filter(|f| f.ty == FieldType::Blob)
+                .count();
             assert!(blobs <= 1, "{k} has more than one blob field");
         }
     }
@@ -598,8 +669,16 @@ mod tests {
                     .map(move |f| format!("{k}.{}", f.name))
             })
             .collect();
-        for must in ["key.down.text", "window.focus.title", "git.commit.message", "file.modify.content"] {
-            assert!(sealed.iter().any(|s| s == must), "{must} is not sealed: {sealed:?}");
+        for must in [
+            "key.down.text",
+            "window.focus.title",
+            "git.commit.message",
+            "file.modify.content",
+        ] {
+            assert!(
+                sealed.iter().any(|s| s == must),
+                "{must} is not sealed: {sealed:?}"
+            );
         }
         assert!(!sealed.iter().any(|s| s == "key.down.class"));
     }

@@ -41,7 +41,13 @@ const CODE: &[&str] = &[
     "// keep the cache bounded so long sessions do not grow without limit",
     "const CACHE_LIMIT: usize = 4_096;",
 ];
-const COMMANDS: &[&str] = &["cargo test", "cargo build --release", "git status", "pytest -q", "git diff"];
+const COMMANDS: &[&str] = &[
+    "cargo test",
+    "cargo build --release",
+    "git status",
+    "pytest -q",
+    "git diff",
+];
 const MESSAGES: &[&str] = &[
     "Parse headers case-insensitively",
     "Bound the cache and add a regression test",
@@ -91,7 +97,10 @@ impl Generator {
             opts,
             t: 0,
             pointer: (SCREEN.0 / 2.0, SCREEN.1 / 2.0),
-            files: FILES.iter().map(|f| ((*f).to_owned(), String::new())).collect(),
+            files: FILES
+                .iter()
+                .map(|f| ((*f).to_owned(), String::new()))
+                .collect(),
             current_file: 0,
             queue: VecDeque::new(),
             phase: 0,
@@ -162,7 +171,10 @@ impl Generator {
 
     fn click(&mut self, out: &mut Vec<Event>) {
         let (x, y) = (self.pointer.0.round() as i64, self.pointer.1.round() as i64);
-        for (kind, gap) in [(Kind::MouseDown, 0), (Kind::MouseUp, self.lognormal_ms(95.0, 0.3))] {
+        for (kind, gap) in [
+            (Kind::MouseDown, 0),
+            (Kind::MouseUp, self.lognormal_ms(95.0, 0.3)),
+        ] {
             self.t += gap;
             let mut e = self.ev(kind, self.t);
             set(&mut e, "button", "left");
@@ -172,7 +184,14 @@ impl Generator {
         }
     }
 
-    fn key(&mut self, out: &mut Vec<Event>, down_at: i64, key: &str, text: Option<&str>, mods: i64) {
+    fn key(
+        &mut self,
+        out: &mut Vec<Event>,
+        down_at: i64,
+        key: &str,
+        text: Option<&str>,
+        mods: i64,
+    ) {
         let hold = self.lognormal_ms(85.0, 0.25);
         for (kind, at) in [(Kind::KeyDown, down_at), (Kind::KeyUp, down_at + hold)] {
             let mut e = self.ev(kind, at);
@@ -244,7 +263,10 @@ impl Generator {
         let editor_title = format!("{} - demo - Code", self.files[self.current_file].0);
         // Back to the editor: focus, point, click.
         self.focus(&mut out, "code", &editor_title);
-        let (x, y) = (self.rng.random_range(300.0..1800.0), self.rng.random_range(120.0..1000.0));
+        let (x, y) = (
+            self.rng.random_range(300.0..1800.0),
+            self.rng.random_range(120.0..1000.0),
+        );
         self.move_to(&mut out, x, y);
         self.click(&mut out);
         if self.rng.random_bool(0.3) {
@@ -275,7 +297,10 @@ impl Generator {
         self.file_event(&mut out, kind, self.current_file);
         // Sometimes run something in the terminal.
         if self.rng.random_bool(0.4) {
-            let (x, y) = (self.rng.random_range(100.0..900.0), self.rng.random_range(700.0..1050.0));
+            let (x, y) = (
+                self.rng.random_range(100.0..900.0),
+                self.rng.random_range(700.0..1050.0),
+            );
             self.move_to(&mut out, x, y);
             self.click(&mut out);
             self.focus(&mut out, "Alacritty", "~/src/demo");
@@ -356,7 +381,13 @@ mod tests {
         for e in &a {
             e.validate().unwrap();
         }
-        for kind in [Kind::KeyDown, Kind::MouseMove, Kind::MouseDown, Kind::WindowFocus, Kind::FileModify] {
+        for kind in [
+            Kind::KeyDown,
+            Kind::MouseMove,
+            Kind::MouseDown,
+            Kind::WindowFocus,
+            Kind::FileModify,
+        ] {
             assert!(a.iter().any(|e| e.kind == kind), "no {kind}");
         }
     }
@@ -381,9 +412,16 @@ mod tests {
             .filter(|e| e.kind == Kind::KeyDown && e.get("class") == Some(&Value::from("letter")))
             .map(|e| e.mono_ns)
             .collect();
-        let mut gaps: Vec<i64> = downs.windows(2).map(|w| w[1] - w[0]).filter(|g| *g < 2_000 * MS).collect();
+        let mut gaps: Vec<i64> = downs
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .filter(|g| *g < 2_000 * MS)
+            .collect();
         gaps.sort();
         let median = gaps[gaps.len() / 2];
-        assert!((80 * MS..400 * MS).contains(&median), "median inter-key {median} ns");
+        assert!(
+            (80 * MS..400 * MS).contains(&median),
+            "median inter-key {median} ns"
+        );
     }
 }

@@ -22,8 +22,12 @@ fn fill(t: &TestStore, base: i64) {
     for i in 0..10 {
         let at = base + i * 3_600 * 1_000_000_000; // hourly, 10 hours
         sink.send(key_down(at, "k")).unwrap();
-        sink.send(file_modify(at + 1, &format!("hour-{i}-plans-for-pelican.rs"), format!("v{i}").as_bytes()))
-            .unwrap();
+        sink.send(file_modify(
+            at + 1,
+            &format!("hour-{i}-plans-for-pelican.rs"),
+            format!("v{i}").as_bytes(),
+        ))
+        .unwrap();
     }
     handle.shutdown().unwrap();
 }
@@ -56,12 +60,18 @@ fn purge_a_range_deletes_exactly_it_and_records_it_without_content() {
         .collect();
     assert_eq!(left.len(), 14);
     assert!(left.iter().all(|h| !(2..5).contains(h)), "{left:?}");
-    let blobs: i64 = store.conn().query_row("SELECT count(*) FROM blobs", [], |r| r.get(0)).unwrap();
+    let blobs: i64 = store
+        .conn()
+        .query_row("SELECT count(*) FROM blobs", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(blobs, 7);
 
     // No residue of the purged rows in the database file or the WAL.
     for h in 2..5 {
-        assert!(!on_disk(&t, &format!("hour-{h}-plans-for-pelican")), "hour {h} left residue");
+        assert!(
+            !on_disk(&t, &format!("hour-{h}-plans-for-pelican")),
+            "hour {h} left residue"
+        );
     }
     assert!(on_disk(&t, "hour-7-plans-for-pelican"));
 
@@ -73,7 +83,10 @@ fn purge_a_range_deletes_exactly_it_and_records_it_without_content() {
     assert_eq!(e.data["range"]["until_ns"], base + 5 * hour);
     assert_eq!(e.data["events"], 6);
     let body = serde_json::to_string(e).unwrap();
-    assert!(!body.contains("pelican"), "the ledger holds content: {body}");
+    assert!(
+        !body.contains("pelican"),
+        "the ledger holds content: {body}"
+    );
     ledger::verify(store.conn()).unwrap();
 }
 
@@ -86,11 +99,15 @@ fn purge_all_empties_the_store_and_chains_in_the_ledger() {
     let before = std::fs::metadata(t.db()).unwrap().len();
     let out = t.candor_ok(&["purge", "--all"]);
     assert!(out.contains("purged"), "{out}");
-    let stats: serde_json::Value = serde_json::from_str(&t.candor_ok(&["stats", "--json"])).unwrap();
+    let stats: serde_json::Value =
+        serde_json::from_str(&t.candor_ok(&["stats", "--json"])).unwrap();
     assert_eq!(stats["events"], 0);
     assert_eq!(stats["blobs"], 0);
     assert_eq!(stats["ledger_entries"], 2);
-    assert!(std::fs::metadata(t.db()).unwrap().len() < before, "VACUUM did not shrink the file");
+    assert!(
+        std::fs::metadata(t.db()).unwrap().len() < before,
+        "VACUUM did not shrink the file"
+    );
     assert!(!on_disk(&t, "plans-for-pelican"));
     let store = t.open();
     let entries = ledger::entries(store.conn()).unwrap();

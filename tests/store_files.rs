@@ -46,7 +46,10 @@ fn wal_and_shm_files_are_private_while_the_writer_runs() {
     }
     assert_eq!(mode(&t.paths.key_file()), 0o600);
     assert_eq!(mode(&t.paths.config_dir), 0o700);
-    assert_ne!(t.paths.key_file().parent(), Some(t.paths.data_dir.as_path()));
+    assert_ne!(
+        t.paths.key_file().parent(),
+        Some(t.paths.data_dir.as_path())
+    );
     handle.shutdown().unwrap();
 }
 
@@ -68,7 +71,11 @@ fn group_or_world_writable_directories_are_refused() {
         let err = stderr(&out);
         assert!(err.contains("writable by group or others"), "{err}");
         assert!(!t.db().exists(), "a store was created in a {m:o} directory");
-        assert_eq!(mode(&t.paths.data_dir), m, "the refused directory was changed");
+        assert_eq!(
+            mode(&t.paths.data_dir),
+            m,
+            "the refused directory was changed"
+        );
     }
 }
 
@@ -112,7 +119,8 @@ fn every_older_schema_migrates_forward_keeping_its_data() {
     for from in 0..migrate::latest_version() {
         let t = TestStore::new();
         std::fs::create_dir(&t.paths.data_dir).unwrap();
-        std::fs::set_permissions(&t.paths.data_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(&t.paths.data_dir, std::fs::Permissions::from_mode(0o700))
+            .unwrap();
         {
             let mut conn = Connection::open(t.db()).unwrap();
             assert_eq!(migrate::migrate_to(&mut conn, from).unwrap(), from);
@@ -136,12 +144,23 @@ fn every_older_schema_migrates_forward_keeping_its_data() {
         }
         std::fs::set_permissions(t.db(), std::fs::Permissions::from_mode(0o600)).unwrap();
         let store = Store::open(&t.paths, KeyStoreChoice::File).unwrap();
-        assert_eq!(migrate::user_version(store.conn()).unwrap(), migrate::latest_version(), "from v{from}");
+        assert_eq!(
+            migrate::user_version(store.conn()).unwrap(),
+            migrate::latest_version(),
+            "from v{from}"
+        );
         let count = |sql: &str| -> i64 { store.conn().query_row(sql, [], |r| r.get(0)).unwrap() };
         let expect = i64::from(from >= 1);
-        assert_eq!(count("SELECT count(*) FROM events"), expect, "events lost migrating from v{from}");
+        assert_eq!(
+            count("SELECT count(*) FROM events"),
+            expect,
+            "events lost migrating from v{from}"
+        );
         assert_eq!(count("SELECT count(*) FROM gaps"), expect);
-        assert_eq!(count("SELECT count(*) FROM consent_ledger"), i64::from(from >= 2));
+        assert_eq!(
+            count("SELECT count(*) FROM consent_ledger"),
+            i64::from(from >= 2)
+        );
         assert_eq!(count("SELECT count(*) FROM exports"), 0);
         candor::consent::ledger::verify(store.conn()).unwrap();
         // The migrated store reads back like a new one.
@@ -179,22 +198,35 @@ fn a_newer_schema_is_refused_untouched() {
     t.candor_ok(&["stats"]);
     {
         let conn = Connection::open(t.db()).unwrap();
-        conn.pragma_update(None, "user_version", migrate::latest_version() + 1).unwrap();
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+        conn.pragma_update(None, "user_version", migrate::latest_version() + 1)
+            .unwrap();
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
     }
     let before = std::fs::read(t.db()).unwrap();
     for bin in ["candor", "candor-export"] {
-        let args: &[&str] = if bin == "candor" { &["stats"] } else { &["check"] };
+        let args: &[&str] = if bin == "candor" {
+            &["stats"]
+        } else {
+            &["check"]
+        };
         let out = t.run(bin, args);
         assert!(!out.status.success());
         let err = stderr(&out);
-        assert!(err.contains("newer than this Candor understands"), "{bin}: {err}");
+        assert!(
+            err.contains("newer than this Candor understands"),
+            "{bin}: {err}"
+        );
     }
     assert!(matches!(
         Store::open(&t.paths, KeyStoreChoice::File),
         Err(StoreError::TooNew { .. })
     ));
-    assert_eq!(std::fs::read(t.db()).unwrap(), before, "the newer store was modified");
+    assert_eq!(
+        std::fs::read(t.db()).unwrap(),
+        before,
+        "the newer store was modified"
+    );
 }
 
 #[test]
@@ -202,7 +234,9 @@ fn a_corrupt_database_file_is_refused_untouched() {
     let t = TestStore::new();
     std::fs::create_dir(&t.paths.data_dir).unwrap();
     std::fs::set_permissions(&t.paths.data_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let garbage: Vec<u8> = (0..8192u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let garbage: Vec<u8> = (0..8192u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     std::fs::write(t.db(), &garbage).unwrap();
     std::fs::set_permissions(t.db(), std::fs::Permissions::from_mode(0o600)).unwrap();
     let out = t.candor(&["stats"]);
@@ -220,7 +254,11 @@ fn a_damaged_store_gives_a_clear_error() {
     write_synthetic(&t, 20_000);
     // Overwrite interior pages with noise, as a bad disk might.
     let mut bytes = std::fs::read(t.db()).unwrap();
-    assert!(bytes.len() > 64 * 1024, "store too small to damage: {}", bytes.len());
+    assert!(
+        bytes.len() > 64 * 1024,
+        "store too small to damage: {}",
+        bytes.len()
+    );
     let end = bytes.len() - 4096;
     for b in &mut bytes[8192..end] {
         *b = b.wrapping_mul(31).wrapping_add(7);
@@ -229,7 +267,10 @@ fn a_damaged_store_gives_a_clear_error() {
     let out = t.candor(&["stats"]);
     assert!(!out.status.success(), "stats succeeded on a damaged store");
     let err = stderr(&out);
-    assert!(err.contains("damaged") || err.contains("not a readable SQLite database"), "{err}");
+    assert!(
+        err.contains("damaged") || err.contains("not a readable SQLite database"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -246,7 +287,9 @@ fn a_foreign_sqlite_database_is_not_adopted() {
     let err = stderr(&t.candor(&["stats"]));
     assert!(err.contains("not a Candor store"), "{err}");
     let conn = Connection::open(t.db()).unwrap();
-    let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    let v: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(v, 0, "the foreign database was migrated");
 }
 
@@ -256,7 +299,10 @@ fn the_exporter_never_creates_or_changes_a_store() {
     let out = t.run("candor-export", &["check"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("no Candor store"), "{}", stderr(&out));
-    assert!(!t.paths.data_dir.exists(), "the exporter created a data directory");
+    assert!(
+        !t.paths.data_dir.exists(),
+        "the exporter created a data directory"
+    );
 
     t.candor_ok(&["stats"]);
     t.open().checkpoint().unwrap();
@@ -275,12 +321,24 @@ fn bad_flags_and_config_get_clear_errors() {
     let out = t.candor(&["purge", "--until", "1h"]);
     assert_eq!(out.status.code(), Some(2));
     let out = t.candor(&["purge", "--since", "last tuesday"]);
-    assert!(stderr(&out).contains("cannot read the time `last tuesday`"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot read the time `last tuesday`"),
+        "{}",
+        stderr(&out)
+    );
     let out = t.candor(&["purge", "--since", "1h", "--until", "2h"]);
-    assert!(stderr(&out).contains("--since must be before --until"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--since must be before --until"),
+        "{}",
+        stderr(&out)
+    );
 
     std::fs::create_dir_all(&t.paths.config_dir).unwrap();
-    std::fs::write(t.paths.config_dir.join("config.toml"), "[writer]\nbatch_size = 10\n").unwrap();
+    std::fs::write(
+        t.paths.config_dir.join("config.toml"),
+        "[writer]\nbatch_size = 10\n",
+    )
+    .unwrap();
     let err = stderr(&t.candor(&["stats"]));
     assert!(err.contains("batch_size"), "{err}");
     std::fs::remove_file(t.paths.config_dir.join("config.toml")).unwrap();

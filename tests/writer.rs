@@ -59,7 +59,12 @@ fn events_round_trip_with_sealed_fields_and_blobs() {
     for (b, s) in back.iter().zip(&sent) {
         assert_eq!(b.event.kind, s.kind);
         assert_eq!(b.event.wall_ns, s.wall_ns);
-        for (decl, (got, want)) in s.kind.fields().iter().zip(b.event.values().iter().zip(s.values())) {
+        for (decl, (got, want)) in s
+            .kind
+            .fields()
+            .iter()
+            .zip(b.event.values().iter().zip(s.values()))
+        {
             match (got, want) {
                 (Some(Value::BlobRef { id, size }), Some(Value::Blob(bytes))) => {
                     assert_eq!(*size as usize, bytes.len());
@@ -73,14 +78,21 @@ fn events_round_trip_with_sealed_fields_and_blobs() {
     assert_eq!(count(&t, "SELECT count(*) FROM blobs"), 1);
     // The owner sees the sealed text through `candor events`.
     let out = t.candor_ok(&["events", "--json"]);
-    assert!(out.contains("zebra-quokka-42") && out.contains("salary-review"), "{out}");
+    assert!(
+        out.contains("zebra-quokka-42") && out.contains("salary-review"),
+        "{out}"
+    );
 }
 
 #[test]
 fn sealed_content_never_reaches_the_disk_in_clear() {
     let t = TestStore::new();
     let now = now_ns();
-    let secrets = ["tangerine-wombat-7", "Quarterly layoffs draft", "Remove the hunter2 backdoor"];
+    let secrets = [
+        "tangerine-wombat-7",
+        "Quarterly layoffs draft",
+        "Remove the hunter2 backdoor",
+    ];
     let (sink, handle) = writer::start(t.open(), &small_writer(), info()).unwrap();
     sink.send(key_down(now, secrets[0])).unwrap();
     sink.send(
@@ -99,7 +111,8 @@ fn sealed_content_never_reaches_the_disk_in_clear() {
     )
     .unwrap();
     let file = "fn main() { let marmalade_giraffe = 1; }\n".repeat(3);
-    sink.send(file_modify(now + 3, "a.rs", file.as_bytes())).unwrap();
+    sink.send(file_modify(now + 3, "a.rs", file.as_bytes()))
+        .unwrap();
     sink.flush().unwrap();
     // Look at every byte on disk, WAL included, while and after writing.
     let scan = |label: &str| {
@@ -117,7 +130,13 @@ fn sealed_content_never_reaches_the_disk_in_clear() {
     handle.shutdown().unwrap();
     scan("after shutdown");
     // The public part is still there, readable without the key.
-    assert_eq!(count(&t, "SELECT count(*) FROM events WHERE kind = 1 AND data IS NOT NULL"), 1);
+    assert_eq!(
+        count(
+            &t,
+            "SELECT count(*) FROM events WHERE kind = 1 AND data IS NOT NULL"
+        ),
+        1
+    );
 }
 
 #[test]
@@ -150,7 +169,10 @@ fn a_full_channel_becomes_counted_gaps_and_nothing_vanishes() {
     );
     let dropped = outcomes.get(&Recorded::Dropped).copied().unwrap_or(0);
     assert!(dropped > 0, "nothing was dropped: {outcomes:?}");
-    assert!(outcomes.get(&Recorded::Coalesced).copied().unwrap_or(0) > 0, "{outcomes:?}");
+    assert!(
+        outcomes.get(&Recorded::Coalesced).copied().unwrap_or(0) > 0,
+        "{outcomes:?}"
+    );
     blocker.execute_batch("COMMIT").unwrap();
     drop(blocker);
     let stats = handle.shutdown().unwrap();
@@ -164,19 +186,29 @@ fn a_full_channel_becomes_counted_gaps_and_nothing_vanishes() {
     );
     let stored = count(&t, "SELECT count(*) FROM events");
     assert_eq!(stored as u64, stats.written);
-    let gap_count = count(&t, "SELECT coalesce(sum(count), 0) FROM gaps WHERE reason = 'dropped'");
+    let gap_count = count(
+        &t,
+        "SELECT coalesce(sum(count), 0) FROM gaps WHERE reason = 'dropped'",
+    );
     assert_eq!(gap_count as u64, dropped, "drops not all recorded as gaps");
     let lost_kind: String = t
         .open()
         .conn()
-        .query_row("SELECT lost_kind FROM gaps WHERE reason = 'dropped' LIMIT 1", [], |r| r.get(0))
+        .query_row(
+            "SELECT lost_kind FROM gaps WHERE reason = 'dropped' LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(lost_kind, "key.down");
     let session_dropped = count(&t, "SELECT dropped FROM sessions");
     assert_eq!(session_dropped as u64, dropped);
     // And the engineer sees it.
     let out = t.candor_ok(&["stats"]);
-    assert!(out.contains(&format!("spans, {dropped} events lost")), "{out}");
+    assert!(
+        out.contains(&format!("spans, {dropped} events lost")),
+        "{out}"
+    );
 }
 
 #[test]
@@ -206,12 +238,15 @@ fn one_writer_per_store() {
     let t = TestStore::new();
     let (_sink, handle) = writer::start(t.open(), &small_writer(), info()).unwrap();
     match writer::start(t.open(), &small_writer(), info()) {
-        Err(StoreError::Locked { holder }) => assert!(holder.contains(&std::process::id().to_string())),
+        Err(StoreError::Locked { holder }) => {
+            assert!(holder.contains(&std::process::id().to_string()))
+        }
         Err(e) => panic!("wrong error: {e}"),
         Ok(_) => panic!("a second writer started"),
     }
     handle.shutdown().unwrap();
-    let (_s, h) = writer::start(t.open(), &small_writer(), info()).expect("lock released on shutdown");
+    let (_s, h) =
+        writer::start(t.open(), &small_writer(), info()).expect("lock released on shutdown");
     h.shutdown().unwrap();
 }
 
@@ -231,9 +266,18 @@ fn a_crashed_session_is_closed_with_a_gap() {
         .unwrap();
     let (_s, h) = writer::start(t.open(), &small_writer(), info()).unwrap();
     h.shutdown().unwrap();
-    assert_eq!(count(&t, "SELECT count(*) FROM gaps WHERE reason = 'crashed'"), 1);
-    assert_eq!(count(&t, "SELECT count(*) FROM sessions WHERE ended_ns IS NULL"), 0);
-    assert_eq!(count(&t, "SELECT count(*) FROM sessions WHERE clean_exit = 0"), 1);
+    assert_eq!(
+        count(&t, "SELECT count(*) FROM gaps WHERE reason = 'crashed'"),
+        1
+    );
+    assert_eq!(
+        count(&t, "SELECT count(*) FROM sessions WHERE ended_ns IS NULL"),
+        0
+    );
+    assert_eq!(
+        count(&t, "SELECT count(*) FROM sessions WHERE clean_exit = 0"),
+        1
+    );
     let out = t.candor_ok(&["stats"]);
     assert!(out.contains("1 ended without a clean shutdown"), "{out}");
 }
@@ -246,8 +290,10 @@ fn retention_deletes_each_kind_after_its_own_time() {
     sink.send(key_down(now - 100 * DAY_NS, "old")).unwrap(); // keys: 90 days
     sink.send(key_down(now - 10 * DAY_NS, "new")).unwrap();
     sink.send(mouse_move(now - 40 * DAY_NS, 1, 1)).unwrap(); // moves: 30 days
-    sink.send(file_modify(now - 100 * DAY_NS, "kept.rs", b"kept")).unwrap(); // files: 180 days
-    sink.send(file_modify(now - 200 * DAY_NS, "gone.rs", b"gone")).unwrap();
+    sink.send(file_modify(now - 100 * DAY_NS, "kept.rs", b"kept"))
+        .unwrap(); // files: 180 days
+    sink.send(file_modify(now - 200 * DAY_NS, "gone.rs", b"gone"))
+        .unwrap();
     handle.shutdown().unwrap();
     assert_eq!(count(&t, "SELECT count(*) FROM events"), 5);
     assert_eq!(count(&t, "SELECT count(*) FROM blobs"), 2);
@@ -261,7 +307,11 @@ fn retention_deletes_each_kind_after_its_own_time() {
         .map(|e| e.event.to_string_fields())
         .collect();
     assert_eq!(left, vec!["file.modify path=kept.rs", "key.down text=new"]);
-    assert_eq!(count(&t, "SELECT count(*) FROM blobs"), 1, "the expired file's blob is gone");
+    assert_eq!(
+        count(&t, "SELECT count(*) FROM blobs"),
+        1,
+        "the expired file's blob is gone"
+    );
 }
 
 trait Brief {

@@ -12,7 +12,11 @@ use candor::app::Context;
 use candor::store::query;
 
 #[derive(Parser)]
-#[command(name = "candor-export", version, about = "Redacted, anonymized datasets from a Candor store (read-only)")]
+#[command(
+    name = "candor-export",
+    version,
+    about = "Redacted, anonymized datasets from a Candor store (read-only)"
+)]
 struct Cli {
     /// The data directory (default: the XDG data directory).
     #[arg(long, global = true, env = "CANDOR_DATA_DIR", value_name = "DIR")]

@@ -12,7 +12,11 @@ use candor::event::wall_now_ns;
 use candor::store::{purge, query};
 
 #[derive(Parser)]
-#[command(name = "candor", version, about = "Consent-first workflow-trace recorder")]
+#[command(
+    name = "candor",
+    version,
+    about = "Consent-first workflow-trace recorder"
+)]
 struct Cli {
     /// The data directory (default: the XDG data directory).
     #[arg(long, global = true, env = "CANDOR_DATA_DIR", value_name = "DIR")]
@@ -21,7 +25,7 @@ struct Cli {
     #[arg(long, global = true, env = "CANDOR_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -84,7 +88,14 @@ fn init_logging() {
 
 fn run(cli: Cli) -> Result<()> {
     let ctx = Context::load(cli.data_dir, cli.config)?;
-    match cli.command {
+    let Some(command) = cli.command else {
+        bail!(
+            "this build of Candor cannot record yet: the consent screen and the capture daemon are not \
+             part of it. It can show and erase a store: `candor stats`, `candor events`, `candor purge` \
+             (see `candor --help`)"
+        );
+    };
+    match command {
         Command::Stats(JsonFlag { json }) => {
             let store = ctx.open_store()?;
             let stats = query::stats(&store)?;
@@ -110,8 +121,16 @@ fn run(cli: Cli) -> Result<()> {
             let range = if args.all {
                 purge::Range::ALL
             } else {
-                let since = args.since.as_deref().map(|s| app::parse_time(s, now)).transpose()?;
-                let until = args.until.as_deref().map(|s| app::parse_time(s, now)).transpose()?;
+                let since = args
+                    .since
+                    .as_deref()
+                    .map(|s| app::parse_time(s, now))
+                    .transpose()?;
+                let until = args
+                    .until
+                    .as_deref()
+                    .map(|s| app::parse_time(s, now))
+                    .transpose()?;
                 if let (Some(a), Some(b)) = (since, until) {
                     if a >= b {
                         bail!("--since must be before --until");

@@ -69,7 +69,8 @@ pub struct Entry {
 /// The canonical bytes an entry is hashed from. serde_json's map is sorted
 /// by key, so this is stable.
 fn canonical(seq: i64, ts_ns: i64, action: &str, data: &Value, prev_hash: &str) -> String {
-    json!({ "seq": seq, "ts_ns": ts_ns, "action": action, "data": data, "prev_hash": prev_hash }).to_string()
+    json!({ "seq": seq, "ts_ns": ts_ns, "action": action, "data": data, "prev_hash": prev_hash })
+        .to_string()
 }
 
 pub fn leaf_hash(canonical: &str) -> String {
@@ -94,7 +95,12 @@ pub fn head(conn: &Connection) -> Result<(i64, String), LedgerError> {
 
 /// Appends an entry. Call inside the transaction that makes the change the
 /// entry describes, so the two land together or not at all.
-pub fn append(conn: &Connection, ts_ns: i64, action: Action, data: Value) -> Result<Entry, LedgerError> {
+pub fn append(
+    conn: &Connection,
+    ts_ns: i64,
+    action: Action,
+    data: Value,
+) -> Result<Entry, LedgerError> {
     let (last, prev_hash) = head(conn)?;
     let seq = last + 1;
     let body = canonical(seq, ts_ns, action.name(), &data, &prev_hash);
@@ -116,8 +122,9 @@ pub fn append(conn: &Connection, ts_ns: i64, action: Action, data: Value) -> Res
 /// Reads every entry in order, checking each row's columns against the
 /// canonical body they claim to come from.
 pub fn entries(conn: &Connection) -> Result<Vec<Entry>, LedgerError> {
-    let mut stmt =
-        conn.prepare("SELECT seq, ts_ns, action, body, prev_hash, hash FROM consent_ledger ORDER BY seq")?;
+    let mut stmt = conn.prepare(
+        "SELECT seq, ts_ns, action, body, prev_hash, hash FROM consent_ledger ORDER BY seq",
+    )?;
     let rows = stmt.query_map([], |r| {
         Ok((
             r.get::<_, i64>(0)?,
@@ -135,8 +142,12 @@ pub fn entries(conn: &Connection) -> Result<Vec<Entry>, LedgerError> {
             seq,
             why: why.to_owned(),
         };
-        let parsed: Value = serde_json::from_str(&body).map_err(|_| broken("its body is not JSON"))?;
-        let data = parsed.get("data").cloned().ok_or_else(|| broken("its body has no data"))?;
+        let parsed: Value =
+            serde_json::from_str(&body).map_err(|_| broken("its body is not JSON"))?;
+        let data = parsed
+            .get("data")
+            .cloned()
+            .ok_or_else(|| broken("its body has no data"))?;
         if canonical(seq, ts_ns, &action, &data, &prev_hash) != body {
             return Err(broken("its columns do not match its hashed body"));
         }

@@ -52,16 +52,28 @@ mod tests {
                 .unwrap_or_else(|| panic!("CONSENT.md does not describe {scope}"));
             let flat = body.split_whitespace().collect::<Vec<_>>().join(" ");
             let days = format!("{} days", scope.retention_days());
-            assert!(flat.contains(&days), "{scope}: the notice does not say `{days}`: {flat}");
+            assert!(
+                flat.contains(&days),
+                "{scope}: the notice does not say `{days}`: {flat}"
+            );
             if scope.sensitivity() == Sensitivity::HighlySensitive {
-                assert!(flat.contains("Sealed"), "{scope}: the notice does not say it is sealed");
+                assert!(
+                    flat.contains("Sealed"),
+                    "{scope}: the notice does not say it is sealed"
+                );
             }
             if !scope.decl().toggleable {
-                assert!(flat.contains("Always on"), "{scope} is always on; the notice must say so");
+                assert!(
+                    flat.contains("Always on"),
+                    "{scope} is always on; the notice must say so"
+                );
             }
         }
         for (heading, _) in &sections {
-            assert!(Scope::from_name(heading).is_some(), "CONSENT.md describes `{heading}`, which is not a scope");
+            assert!(
+                Scope::from_name(heading).is_some(),
+                "CONSENT.md describes `{heading}`, which is not a scope"
+            );
         }
         assert_eq!(sections.len(), Scope::ALL.len());
     }

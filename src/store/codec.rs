@@ -140,7 +140,10 @@ pub fn encode_group(
                 out.extend_from_slice(s.as_bytes());
             }
             (FieldType::Enum(allowed), Value::Str(s)) => {
-                let idx = allowed.iter().position(|a| *a == s.as_ref()).ok_or_else(type_err)?;
+                let idx = allowed
+                    .iter()
+                    .position(|a| *a == s.as_ref())
+                    .ok_or_else(type_err)?;
                 put_varint(out, idx as u64);
             }
             _ => return Err(type_err()),
@@ -169,7 +172,9 @@ pub fn decode_group(
             continue;
         }
         let value = match decl.ty {
-            FieldType::Int => Value::Int(unzigzag(get_varint(&mut buf).ok_or_else(|| damaged("truncated int"))?)),
+            FieldType::Int => Value::Int(unzigzag(
+                get_varint(&mut buf).ok_or_else(|| damaged("truncated int"))?,
+            )),
             FieldType::Bool => {
                 let (&b, rest) = buf.split_first().ok_or_else(|| damaged("truncated bool"))?;
                 buf = rest;
@@ -233,11 +238,17 @@ mod tests {
 
     #[test]
     fn mouse_move_is_five_bytes_and_round_trips() {
-        let e = Event::new(Kind::MouseMove, Stamp { wall_ns: 0, mono_ns: 0 })
-            .with("x", 1919)
-            .unwrap()
-            .with("y", 1079)
-            .unwrap();
+        let e = Event::new(
+            Kind::MouseMove,
+            Stamp {
+                wall_ns: 0,
+                mono_ns: 0,
+            },
+        )
+        .with("x", 1919)
+        .unwrap()
+        .with("y", 1079)
+        .unwrap();
         let mut buf = Vec::new();
         assert!(encode_group(e.kind, e.values(), Group::Public, &mut buf).unwrap());
         assert_eq!(buf.len(), 5);
@@ -247,15 +258,21 @@ mod tests {
 
     #[test]
     fn sealed_fields_go_to_their_own_group() {
-        let e = Event::new(Kind::KeyDown, Stamp { wall_ns: 0, mono_ns: 0 })
-            .with("class", "letter")
-            .unwrap()
-            .with("mods", 2)
-            .unwrap()
-            .with("key", "KeyC")
-            .unwrap()
-            .with("text", "ctrl+c")
-            .unwrap();
+        let e = Event::new(
+            Kind::KeyDown,
+            Stamp {
+                wall_ns: 0,
+                mono_ns: 0,
+            },
+        )
+        .with("class", "letter")
+        .unwrap()
+        .with("mods", 2)
+        .unwrap()
+        .with("key", "KeyC")
+        .unwrap()
+        .with("text", "ctrl+c")
+        .unwrap();
         let mut public = Vec::new();
         encode_group(e.kind, e.values(), Group::Public, &mut public).unwrap();
         assert!(!public.windows(4).any(|w| w == b"KeyC"));
@@ -268,8 +285,17 @@ mod tests {
     #[test]
     fn damaged_rows_are_errors_not_panics() {
         let mut values = vec![None; 2];
-        for bad in [&[][..], &[0x80][..], &[0b100, 1][..], &[0b11, 2][..], &[0b1, 2, 9][..]] {
-            assert!(decode_group(Kind::MouseMove, bad, Group::Public, &mut values).is_err(), "{bad:?}");
+        for bad in [
+            &[][..],
+            &[0x80][..],
+            &[0b100, 1][..],
+            &[0b11, 2][..],
+            &[0b1, 2, 9][..],
+        ] {
+            assert!(
+                decode_group(Kind::MouseMove, bad, Group::Public, &mut values).is_err(),
+                "{bad:?}"
+            );
         }
         let mut values = vec![None; 4];
         assert!(decode_group(Kind::KeyDown, &[0b1, 99], Group::Public, &mut values).is_err());

@@ -96,7 +96,8 @@ fn keyring_get() -> KeyringAnswer {
 fn keyring_set(key: &MasterKey) -> Result<(), KeyError> {
     let copy = Zeroizing::new(**key);
     let answer = run_with_timeout(move || {
-        keyring::Entry::new(KEYRING_SERVICE, KEYRING_USER).and_then(|e| e.set_secret(copy.as_slice()))
+        keyring::Entry::new(KEYRING_SERVICE, KEYRING_USER)
+            .and_then(|e| e.set_secret(copy.as_slice()))
     });
     match answer {
         Some(Ok(())) => match keyring_get() {
@@ -132,9 +133,12 @@ fn read_key_file(path: &Path) -> Result<Option<MasterKey>, KeyError> {
     if lines.next() != Some(FILE_HEADER) {
         return Err(malformed("the first line is not the Candor key header"));
     }
-    let hex_key = lines.next().ok_or_else(|| malformed("the key line is missing"))?;
+    let hex_key = lines
+        .next()
+        .ok_or_else(|| malformed("the key line is missing"))?;
     let mut key = Zeroizing::new([0u8; 32]);
-    hex::decode_to_slice(hex_key.trim(), key.as_mut_slice()).map_err(|_| malformed("the key is not 64 hex digits"))?;
+    hex::decode_to_slice(hex_key.trim(), key.as_mut_slice())
+        .map_err(|_| malformed("the key is not 64 hex digits"))?;
     Ok(Some(key))
 }
 
@@ -149,7 +153,11 @@ fn write_key_file(path: &Path, key: &MasterKey) -> Result<(), KeyError> {
 
 /// Finds the store key; creates one only when `create` is set (a store that
 /// has sealed nothing yet).
-pub fn load(choice: KeyStoreChoice, key_file: &Path, create: bool) -> Result<(MasterKey, KeyLocation), KeyError> {
+pub fn load(
+    choice: KeyStoreChoice,
+    key_file: &Path,
+    create: bool,
+) -> Result<(MasterKey, KeyLocation), KeyError> {
     let file_loc = || KeyLocation::File(key_file.to_owned());
     if choice != KeyStoreChoice::Keyring {
         if let Some(key) = read_key_file(key_file)? {
@@ -171,7 +179,10 @@ pub fn load(choice: KeyStoreChoice, key_file: &Path, create: bool) -> Result<(Ma
         let tried = match choice {
             KeyStoreChoice::File => format!("no key file at {}", key_file.display()),
             KeyStoreChoice::Keyring => format!("OS keyring: {keyring_said}"),
-            KeyStoreChoice::Auto => format!("no key file at {}, OS keyring: {keyring_said}", key_file.display()),
+            KeyStoreChoice::Auto => format!(
+                "no key file at {}, OS keyring: {keyring_said}",
+                key_file.display()
+            ),
         };
         return Err(KeyError::Missing { tried });
     }

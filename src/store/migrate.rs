@@ -72,7 +72,10 @@ pub fn check(conn: &Connection) -> Result<u32, StoreError> {
 pub fn migrate_to(conn: &mut Connection, target: u32) -> Result<u32, StoreError> {
     let start = check(conn)?;
     let mut version = start;
-    for m in MIGRATIONS.iter().filter(|m| m.version > start && m.version <= target) {
+    for m in MIGRATIONS
+        .iter()
+        .filter(|m| m.version > start && m.version <= target)
+    {
         let tx = conn.transaction()?;
         tx.execute_batch(m.sql).map_err(|e| StoreError::Migration {
             name: m.name,

@@ -79,9 +79,11 @@ pub enum StoreError {
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> StoreError {
         match e {
-            rusqlite::Error::SqliteFailure(f, msg) if f.code == ErrorCode::DatabaseCorrupt => StoreError::Corrupt(
-                msg.unwrap_or_else(|| "database disk image is malformed".into()),
-            ),
+            rusqlite::Error::SqliteFailure(f, msg) if f.code == ErrorCode::DatabaseCorrupt => {
+                StoreError::Corrupt(
+                    msg.unwrap_or_else(|| "database disk image is malformed".into()),
+                )
+            }
             e => StoreError::Sql(e),
         }
     }
@@ -115,8 +117,12 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn classify_open_error(e: StoreError, db: &std::path::Path) -> StoreError {
     match e {
-        StoreError::Sql(rusqlite::Error::SqliteFailure(f, _)) if f.code == ErrorCode::NotADatabase => {
-            StoreError::NotADatabase { path: db.to_owned() }
+        StoreError::Sql(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == ErrorCode::NotADatabase =>
+        {
+            StoreError::NotADatabase {
+                path: db.to_owned(),
+            }
         }
         other => other,
     }
@@ -146,7 +152,9 @@ impl Store {
             migrate::check(&conn)?;
             let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
             if !mode.eq_ignore_ascii_case("wal") {
-                return Err(StoreError::Corrupt(format!("cannot switch to WAL mode (got {mode})")));
+                return Err(StoreError::Corrupt(format!(
+                    "cannot switch to WAL mode (got {mode})"
+                )));
             }
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.pragma_update(None, "foreign_keys", true)?;
@@ -280,7 +288,11 @@ impl Store {
             path: path.clone(),
             source,
         };
-        let mut file = std::fs::OpenOptions::new().read(true).write(true).open(&path).map_err(io)?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
         match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
             Err(rustix::io::Errno::WOULDBLOCK) => {

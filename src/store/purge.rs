@@ -31,7 +31,10 @@ impl Range {
     };
 
     fn bounds(self) -> (i64, i64) {
-        (self.since.unwrap_or(i64::MIN), self.until.unwrap_or(i64::MAX))
+        (
+            self.since.unwrap_or(i64::MIN),
+            self.until.unwrap_or(i64::MAX),
+        )
     }
 
     fn to_json(self) -> serde_json::Value {
@@ -148,7 +151,10 @@ pub fn apply_retention(conn: &mut Connection, now_ns: i64) -> Result<RetentionRe
         }
         report.events_by_kind = counts.into_iter().collect();
     }
-    report.gaps = tx.execute("DELETE FROM gaps WHERE end_ns < ?1", [cutoff(Kind::CaptureGap)])? as u64;
+    report.gaps = tx.execute(
+        "DELETE FROM gaps WHERE end_ns < ?1",
+        [cutoff(Kind::CaptureGap)],
+    )? as u64;
     report.blobs = delete_orphan_blobs(&tx)?;
     tx.commit()?;
     Ok(report)

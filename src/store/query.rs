@@ -146,7 +146,8 @@ pub fn stats(store: &Store) -> Result<Stats, StoreError> {
                 total_ns: r.get(3)?,
             });
         }
-        *by_scope.entry(Scope::CaptureMeta).or_default() += gaps.iter().map(|g| g.spans).sum::<u64>();
+        *by_scope.entry(Scope::CaptureMeta).or_default() +=
+            gaps.iter().map(|g| g.spans).sum::<u64>();
     }
     let sessions = conn.query_row(
         "SELECT count(*), coalesce(sum(synthetic), 0), \
@@ -170,7 +171,8 @@ pub fn stats(store: &Store) -> Result<Stats, StoreError> {
         [],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
-    let ledger_entries: i64 = conn.query_row("SELECT count(*) FROM consent_ledger", [], |r| r.get(0))?;
+    let ledger_entries: i64 =
+        conn.query_row("SELECT count(*) FROM consent_ledger", [], |r| r.get(0))?;
     Ok(Stats {
         data_dir: store.paths().data_dir.display().to_string(),
         schema_version: migrate::user_version(conn)?,
@@ -215,7 +217,11 @@ fn human_bytes(n: u64) -> String {
 
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "store      {} (schema v{})", self.data_dir, self.schema_version)?;
+        writeln!(
+            f,
+            "store      {} (schema v{})",
+            self.data_dir, self.schema_version
+        )?;
         writeln!(
             f,
             "size       {} database, {} blobs ({} stored, {} before compression)",
@@ -227,7 +233,9 @@ impl fmt::Display for Stats {
         writeln!(
             f,
             "key        {}",
-            self.key_location.as_deref().unwrap_or("none yet (nothing has been sealed)")
+            self.key_location
+                .as_deref()
+                .unwrap_or("none yet (nothing has been sealed)")
         )?;
         match (&self.first, &self.last) {
             (Some(a), Some(b)) => writeln!(f, "events     {} from {a} to {b}", self.events)?,
@@ -243,7 +251,11 @@ impl fmt::Display for Stats {
         if !self.by_kind.is_empty() {
             writeln!(f, "\nby kind")?;
             for k in &self.by_kind {
-                writeln!(f, "  {:<14} {:>10}  {} ({})", k.kind, k.events, k.scope, k.sensitivity)?;
+                writeln!(
+                    f,
+                    "  {:<14} {:>10}  {} ({})",
+                    k.kind, k.events, k.scope, k.sensitivity
+                )?;
             }
         }
         writeln!(f, "\nby scope")?;
@@ -261,7 +273,9 @@ impl fmt::Display for Stats {
                 g.reason,
                 g.spans,
                 g.lost_events,
-                humantime::format_duration(std::time::Duration::from_millis((g.total_ns.max(0) / 1_000_000) as u64))
+                humantime::format_duration(std::time::Duration::from_millis(
+                    (g.total_ns.max(0) / 1_000_000) as u64
+                ))
             )?;
         }
         Ok(())
@@ -299,12 +313,16 @@ impl fmt::Display for StoredEvent {
         for (decl, v) in e.kind.fields().iter().zip(e.values()) {
             match v {
                 None => {}
-                Some(Value::Str(s)) if matches!(decl.ty, FieldType::Enum(_)) => write!(f, " {}={s}", decl.name)?,
+                Some(Value::Str(s)) if matches!(decl.ty, FieldType::Enum(_)) => {
+                    write!(f, " {}={s}", decl.name)?
+                }
                 Some(Value::Str(s)) => write!(f, " {}={s:?}", decl.name)?,
                 Some(Value::Int(n)) => write!(f, " {}={n}", decl.name)?,
                 Some(Value::Bool(b)) => write!(f, " {}={b}", decl.name)?,
                 Some(Value::Blob(b)) => write!(f, " {}=<{} bytes>", decl.name, b.len())?,
-                Some(Value::BlobRef { id, size }) => write!(f, " {}=<blob {id}, {size} bytes>", decl.name)?,
+                Some(Value::BlobRef { id, size }) => {
+                    write!(f, " {}=<blob {id}, {size} bytes>", decl.name)?
+                }
             }
         }
         Ok(())
@@ -320,14 +338,17 @@ pub fn decode_row(
     sealed: Option<&[u8]>,
     blob: Option<(i64, i64)>,
 ) -> Result<Event, StoreError> {
-    let kind = Kind::from_code(code)
-        .ok_or_else(|| StoreError::Corrupt(format!("event kind code {code} is unknown to this Candor")))?;
+    let kind = Kind::from_code(code).ok_or_else(|| {
+        StoreError::Corrupt(format!("event kind code {code} is unknown to this Candor"))
+    })?;
     let mut values: crate::event::Slots = std::iter::repeat_n(None, kind.fields().len()).collect();
     if let Some(d) = data {
         codec::decode_group(kind, d, Group::Public, &mut values)?;
     }
     if let Some(s) = sealed {
-        let plain = store.sealer(false)?.open(s, &seal::event_aad(kind.code(), stamp.wall_ns))?;
+        let plain = store
+            .sealer(false)?
+            .open(s, &seal::event_aad(kind.code(), stamp.wall_ns))?;
         codec::decode_group(kind, &plain, Group::Sealed, &mut values)?;
     }
     if let (Some((id, size)), Some(i)) = (blob, codec::blob_field(kind)) {
@@ -338,7 +359,16 @@ pub fn decode_row(
 
 /// The last `n` events and gaps, oldest first, decoded and unsealed.
 pub fn recent(store: &mut Store, n: usize) -> Result<Vec<StoredEvent>, StoreError> {
-    type Row = (i64, i64, i64, i64, i64, Option<Vec<u8>>, Option<Vec<u8>>, Option<(i64, i64)>);
+    type Row = (
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
+        Option<(i64, i64)>,
+    );
     let rows: Vec<Row> = store
         .conn()
         .prepare(
@@ -407,7 +437,11 @@ fn recent_gaps(store: &Store, n: usize) -> Result<Vec<StoredEvent>, StoreError> 
         if let Some(k) = lost_kind {
             ev.set("lost_kind", k).map_err(bad)?;
         }
-        out.push(StoredEvent { id, session_id, event: ev });
+        out.push(StoredEvent {
+            id,
+            session_id,
+            event: ev,
+        });
     }
     Ok(out)
 }

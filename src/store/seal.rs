@@ -66,8 +66,8 @@ impl Sealer {
 
     /// A keyed hash of blob content, used as its content address.
     pub fn blob_hash(&self, content: &[u8]) -> [u8; 32] {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(self.blob_key.as_slice()).expect("HMAC takes any key length");
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.blob_key.as_slice())
+            .expect("HMAC takes any key length");
         mac.update(content);
         mac.finalize().into_bytes().into()
     }
@@ -130,7 +130,10 @@ mod tests {
         assert!(s.open(&bad, b"ctx").is_err());
         assert!(Sealer::new(&[8u8; 32]).open(&sealed, b"ctx").is_err());
         assert!(s.open(&[], b"ctx").is_err());
-        assert!(matches!(s.open(&[9, 1, 2], b"ctx"), Err(SealError::Format(9))));
+        assert!(matches!(
+            s.open(&[9, 1, 2], b"ctx"),
+            Err(SealError::Format(9))
+        ));
     }
 
     #[test]

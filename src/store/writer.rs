@@ -150,9 +150,8 @@ impl EventSink {
         if let Some(p) = pending.take() {
             match self.tx.try_send(Msg::Event(p)) {
                 Ok(()) => {}
-                Err(TrySendError::Full(Msg::Event(p))) | Err(TrySendError::Disconnected(Msg::Event(p))) => {
-                    *pending = Some(p)
-                }
+                Err(TrySendError::Full(Msg::Event(p)))
+                | Err(TrySendError::Disconnected(Msg::Event(p))) => *pending = Some(p),
                 Err(_) => unreachable!("only events are sent here"),
             }
         }
@@ -171,7 +170,8 @@ impl EventSink {
                 }
                 Ok(Recorded::Coalesced)
             }
-            Err(TrySendError::Full(Msg::Event(ev))) | Err(TrySendError::Disconnected(Msg::Event(ev))) => {
+            Err(TrySendError::Full(Msg::Event(ev)))
+            | Err(TrySendError::Disconnected(Msg::Event(ev))) => {
                 lock(&s.drops).add(ev.kind, ev.wall_ns);
                 s.dropped.fetch_add(1, Ordering::Relaxed);
                 Ok(Recorded::Dropped)
@@ -183,7 +183,9 @@ impl EventSink {
     /// The patient path, for producers that can wait (imports, synthetic
     /// sessions, benchmarks): blocks while the channel is full.
     pub fn send(&self, event: Event) -> Result<(), StoreError> {
-        event.validate().map_err(|e| StoreError::WriterGone(format!("invalid event: {e}")))?;
+        event
+            .validate()
+            .map_err(|e| StoreError::WriterGone(format!("invalid event: {e}")))?;
         if event.kind != Kind::CaptureGap {
             self.shared.received.fetch_add(1, Ordering::Relaxed);
         }
@@ -199,7 +201,8 @@ impl EventSink {
     fn gap_inner(&self, gap: Event) {
         match self.tx.try_send(Msg::Event(gap)) {
             Ok(()) => {}
-            Err(TrySendError::Full(Msg::Event(g))) | Err(TrySendError::Disconnected(Msg::Event(g))) => {
+            Err(TrySendError::Full(Msg::Event(g)))
+            | Err(TrySendError::Disconnected(Msg::Event(g))) => {
                 lock(&self.shared.pending_gaps).push(g)
             }
             Err(_) => unreachable!("only events are sent here"),
@@ -290,7 +293,10 @@ pub fn start(
     close_crashed_sessions(&store, now)?;
     let removed = purge::apply_retention(store.conn_mut(), now)?;
     if removed.total() > 0 {
-        tracing::info!(removed = removed.total(), "retention removed expired events");
+        tracing::info!(
+            removed = removed.total(),
+            "retention removed expired events"
+        );
     }
     store.conn().execute(
         "INSERT INTO sessions(started_ns, source, synthetic, tool_version) VALUES (?1, ?2, ?3, ?4)",
@@ -336,7 +342,10 @@ fn close_crashed_sessions(store: &Store, now: i64) -> Result<(), StoreError> {
         .collect::<Result<_, _>>()?;
     for (id, last) in open {
         // We hold the writer lock, so no live writer owns this session.
-        tracing::warn!(session = id, "the previous session ended without a clean shutdown");
+        tracing::warn!(
+            session = id,
+            "the previous session ended without a clean shutdown"
+        );
         let tx = conn.unchecked_transaction()?;
         tx.execute(
             "INSERT INTO gaps(session_id, start_ns, end_ns, reason, count) VALUES (?1, ?2, ?3, 'crashed', 0)",
@@ -578,7 +587,8 @@ impl Worker {
                 } else {
                     None
                 };
-                let blob_id = match codec::blob_field(ev.kind).and_then(|i| ev.values()[i].as_ref()) {
+                let blob_id = match codec::blob_field(ev.kind).and_then(|i| ev.values()[i].as_ref())
+                {
                     Some(Value::Blob(content)) => Some(store_blob(&tx, sealer, content)?),
                     Some(Value::BlobRef { id, .. }) => Some(*id),
                     _ => None,
@@ -595,7 +605,14 @@ impl Worker {
                 written += 1;
             }
             for (kind, (count, first, last)) in &extras.drops.by_kind {
-                gap_insert.execute(params![session_id, first, last, "dropped", *count as i64, kind.name()])?;
+                gap_insert.execute(params![
+                    session_id,
+                    first,
+                    last,
+                    "dropped",
+                    *count as i64,
+                    kind.name()
+                ])?;
                 gaps += 1;
             }
         }
@@ -631,7 +648,11 @@ fn split(store: &mut Store) -> (&mut rusqlite::Connection, &Sealer) {
 }
 
 /// Stores `content` once (compressed, then sealed) and returns its row id.
-fn store_blob(tx: &rusqlite::Transaction<'_>, sealer: &Sealer, content: &[u8]) -> Result<i64, StoreError> {
+fn store_blob(
+    tx: &rusqlite::Transaction<'_>,
+    sealer: &Sealer,
+    content: &[u8],
+) -> Result<i64, StoreError> {
     let hash = sealer.blob_hash(content);
     let existing: Option<i64> = tx
         .prepare_cached("SELECT id FROM blobs WHERE hash = ?1")?

@@ -88,7 +88,10 @@ pub fn small_writer() -> WriterConfig {
 }
 
 pub fn at(wall_ns: i64) -> Stamp {
-    Stamp { wall_ns, mono_ns: 0 }
+    Stamp {
+        wall_ns,
+        mono_ns: 0,
+    }
 }
 
 pub fn key_down(wall_ns: i64, text: &str) -> Event {
@@ -117,7 +120,9 @@ pub fn file_modify(wall_ns: i64, path: &str, content: &[u8]) -> Event {
 
 /// True under CI, where nothing may be skipped.
 pub fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
 }
 
 /// Skips a test with a printed reason, or fails it under CI.

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Installs what Candor needs, builds it, and runs it. With no arguments this
+# is where the consent screen will open first; arguments go to `candor`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh >&2
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+cargo build --release --locked --quiet
+exec target/release/candor "$@"

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what building and testing Candor needs on Debian/Ubuntu, skipping
+# whatever is already there: the X11 libraries rdev links against, the
+# virtual X server, window manager and tools the capture tests drive, tmux
+# for the consent-screen tests, and a Rust toolchain if none is found.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential pkg-config
+  libx11-dev libxtst-dev libxi-dev       # rdev (keyboard/mouse capture on X11)
+  xvfb xdotool openbox x11-utils         # capture tests: a real X server, input, focus
+  tmux                                   # consent-screen tests
+  git ca-certificates curl
+)
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  if [ -x "$HOME/.cargo/bin/cargo" ]; then
+    echo "setup: cargo is in ~/.cargo/bin; add it to PATH (source ~/.cargo/env)"
+  else
+    echo "setup: installing Rust with rustup"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal --component rustfmt,clippy
+  fi
+  # shellcheck disable=SC1091
+  . "$HOME/.cargo/env"
+fi
+for c in rustfmt clippy; do
+  if ! cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1 && command -v rustup >/dev/null 2>&1; then
+    rustup component add "$c"
+  fi
+done
+echo "setup: ready ($(cargo --version))"
