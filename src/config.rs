@@ -66,6 +66,44 @@ pub struct WriterConfig {
     /// Longest an event waits before its batch is committed.
     #[serde(with = "humantime_serde")]
     pub batch_interval: Duration,
+    /// The store stops growing at this size (for example "2GiB"); events
+    /// that do not fit are counted as dropped gaps until space is freed.
+    #[serde(deserialize_with = "de_size")]
+    pub max_store_size: Option<u64>,
+}
+
+fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_size(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+/// Parses a size such as `512MiB`, `2GiB`, `64KiB` or `1000000` (bytes).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size (write it like 512MiB or 2GiB)"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" => 1 << 10,
+        "MiB" | "M" => 1 << 20,
+        "GiB" | "G" => 1 << 30,
+        "TiB" | "T" => 1 << 40,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "`{other}` is not a size unit (use KiB, MiB, GiB or TiB)"
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{text}` is too large"))
 }
 
 impl Default for WriterConfig {
@@ -74,6 +112,7 @@ impl Default for WriterConfig {
             channel_capacity: 16_384,
             batch_max: 1_000,
             batch_interval: Duration::from_millis(100),
+            max_store_size: None,
         }
     }
 }
@@ -88,6 +127,7 @@ pub const ENV_VARS: &[&str] = &[
     "CANDOR_WRITER_CHANNEL_CAPACITY",
     "CANDOR_WRITER_BATCH_MAX",
     "CANDOR_WRITER_BATCH_INTERVAL",
+    "CANDOR_WRITER_MAX_STORE_SIZE",
 ];
 
 impl Config {
@@ -152,6 +192,9 @@ impl Config {
                 "CANDOR_WRITER_BATCH_INTERVAL" => {
                     self.writer.batch_interval = humantime::parse_duration(&value)
                         .map_err(|e| bad(format!("{e} (write it with a unit, e.g. 100ms)")))?
+                }
+                "CANDOR_WRITER_MAX_STORE_SIZE" => {
+                    self.writer.max_store_size = Some(parse_size(&value).map_err(bad)?)
                 }
                 // Read by the binaries before the config file is found.
                 n if ENV_VARS.contains(&n) => {}
@@ -236,6 +279,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("CANDOR_KEYSTORE"), "{err}");
+    }
+
+    #[test]
+    fn sizes_carry_units() {
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("64 KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("2 gallons").is_err());
+        assert!(parse_size("GiB").is_err());
+        let c = Config::parse(Path::new("x"), "[writer]\nmax_store_size = \"1MiB\"\n").unwrap();
+        assert_eq!(c.writer.max_store_size, Some(1 << 20));
     }
 
     #[test]

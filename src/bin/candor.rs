@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use candor::app::{self, Context};
 use candor::event::wall_now_ns;
-use candor::store::{purge, query};
+use candor::store::{purge, query, writer};
 
 #[derive(Parser)]
 #[command(
@@ -37,6 +37,9 @@ enum Command {
         /// How many of the most recent events and gaps to show.
         #[arg(long, default_value_t = 50)]
         last: usize,
+        /// Also show the file snapshots events refer to.
+        #[arg(long)]
+        content: bool,
         #[command(flatten)]
         json: JsonFlag,
     },
@@ -105,14 +108,33 @@ fn run(cli: Cli) -> Result<()> {
                 print!("{stats}");
             }
         }
-        Command::Events { last, json } => {
+        Command::Events {
+            last,
+            content,
+            json,
+        } => {
             let mut store = ctx.open_store()?;
             let events = query::recent(&mut store, last).context("reading events")?;
             for e in &events {
+                let snapshot = match e.blob_id() {
+                    Some(id) if content => Some(
+                        writer::load_blob(&mut store, id)
+                            .with_context(|| format!("reading snapshot {id}"))?,
+                    ),
+                    _ => None,
+                };
+                let snapshot = snapshot.as_deref().map(String::from_utf8_lossy);
                 if json.json {
-                    println!("{}", e.to_json());
+                    let mut j = e.to_json();
+                    if let Some(text) = snapshot {
+                        j["content_text"] = text.into();
+                    }
+                    println!("{j}");
                 } else {
                     println!("{e}");
+                    for line in snapshot.iter().flat_map(|t| t.lines()) {
+                        println!("    | {line}");
+                    }
                 }
             }
         }

@@ -291,6 +291,14 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
+    /// The blob this event refers to (a file snapshot), if any.
+    pub fn blob_id(&self) -> Option<i64> {
+        self.event.values().iter().find_map(|v| match v {
+            Some(Value::BlobRef { id, .. }) => Some(*id),
+            _ => None,
+        })
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         let e = &self.event;
         serde_json::json!({

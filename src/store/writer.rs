@@ -289,6 +289,18 @@ pub fn start(
 ) -> Result<(EventSink, WriterHandle), StoreError> {
     let lock = store.lock_writer()?;
     store.sealer(true)?;
+    if let Some(location) = store.key_location() {
+        tracing::info!(key = %location, "sealing with the store key");
+    }
+    if let Some(max) = config.max_store_size {
+        let page: i64 = store
+            .conn()
+            .query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let pages = i64::try_from(max).unwrap_or(i64::MAX) / page.max(1);
+        store
+            .conn()
+            .pragma_update(None, "max_page_count", pages.max(1))?;
+    }
     let now = wall_now_ns();
     close_crashed_sessions(&store, now)?;
     let removed = purge::apply_retention(store.conn_mut(), now)?;

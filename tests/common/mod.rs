@@ -84,6 +84,7 @@ pub fn small_writer() -> WriterConfig {
         channel_capacity: 64,
         batch_max: 16,
         batch_interval: std::time::Duration::from_millis(20),
+        ..WriterConfig::default()
     }
 }
 
