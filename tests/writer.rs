@@ -381,8 +381,8 @@ fn a_full_store_stalls_counts_what_it_drops_and_recovers_after_a_purge() {
         sink.record(key_down(now + i, "z")).unwrap();
         i += 1;
         let s = sink.stats();
-        if s.dropped > 0 && s.stalled.is_some() {
-            break s.stalled.unwrap();
+        if let (true, Some(why)) = (s.dropped > 0, &s.stalled) {
+            break why.clone();
         }
         assert!(
             std::time::Instant::now() < deadline,
