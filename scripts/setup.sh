@@ -10,6 +10,7 @@ PACKAGES=(
   libx11-dev libxtst-dev libxi-dev       # rdev (keyboard/mouse capture on X11)
   xvfb xdotool openbox x11-utils         # capture tests: a real X server, input, focus
   tmux                                   # consent-screen tests
+  dbus gnome-keyring                     # store-key tests against a real Secret Service
   git ca-certificates curl
 )
 
