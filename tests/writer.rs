@@ -429,3 +429,47 @@ fn a_full_store_stalls_counts_what_it_drops_and_recovers_after_a_purge() {
     let last = query::recent(&mut store, 1).unwrap();
     assert_eq!(last[0].event.get("text"), Some(&Value::from("after")));
 }
+
+#[test]
+fn shutdown_with_a_full_store_reports_what_it_could_not_write_instead_of_hanging() {
+    let t = TestStore::new();
+    t.candor_ok(&["stats"]);
+    let config = WriterConfig {
+        channel_capacity: 64,
+        batch_max: 64,
+        batch_interval: std::time::Duration::from_millis(5),
+        max_store_size: Some(256 * 1024),
+    };
+    let (sink, handle) = writer::start(t.open(), &config, info()).unwrap();
+    let now = now_ns();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut i = 0;
+    while sink.stats().stalled.is_none() || sink.stats().dropped == 0 {
+        sink.record(key_down(now + i, "z")).unwrap();
+        i += 1;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the store never filled"
+        );
+        if i % 32 == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+    let started = std::time::Instant::now();
+    let err = handle.shutdown().expect_err("a full store cannot flush");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("events could not be written before shutdown") && msg.contains("full"),
+        "{msg}"
+    );
+    // The unfinished session is visible as such at the next start.
+    assert_eq!(
+        count(&t, "SELECT count(*) FROM sessions WHERE ended_ns IS NULL"),
+        1
+    );
+}

@@ -15,12 +15,12 @@
 //! the pending move and the drop gaps, and closes the session.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::codec::{self, Group};
@@ -90,6 +90,9 @@ struct Shared {
     /// Gap events that found the channel full; the writer collects them.
     pending_gaps: Mutex<Vec<Event>>,
     stalled: Mutex<Option<String>>,
+    /// Set by `shutdown`, which must not wait on a channel that a stalled
+    /// writer cannot drain.
+    stop: AtomicBool,
     received: AtomicU64,
     written: AtomicU64,
     coalesced: AtomicU64,
@@ -148,14 +151,13 @@ impl EventSink {
         // the pending move under it, never writes it after a newer event.
         let mut pending = lock(&s.pending_move);
         if let Some(p) = pending.take() {
-            match self.tx.try_send(Msg::Event(p)) {
+            match self.offer(p) {
                 Ok(()) => {}
-                Err(TrySendError::Full(Msg::Event(p)))
-                | Err(TrySendError::Disconnected(Msg::Event(p))) => *pending = Some(p),
-                Err(_) => unreachable!("only events are sent here"),
+                Err((p, true)) => *pending = Some(p),
+                Err((p, false)) => self.count_drop(&p),
             }
         }
-        match self.tx.try_send(Msg::Event(event)) {
+        match self.offer(event) {
             Ok(()) => {
                 if pending.take().is_some() {
                     // Room appeared after the pending move failed: it is now
@@ -164,20 +166,34 @@ impl EventSink {
                 }
                 Ok(Recorded::Queued)
             }
-            Err(TrySendError::Full(Msg::Event(ev))) if ev.kind == Kind::MouseMove => {
+            Err((ev, true)) if ev.kind == Kind::MouseMove => {
                 if pending.replace(ev).is_some() {
                     s.coalesced.fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(Recorded::Coalesced)
             }
-            Err(TrySendError::Full(Msg::Event(ev)))
-            | Err(TrySendError::Disconnected(Msg::Event(ev))) => {
-                lock(&s.drops).add(ev.kind, ev.wall_ns);
-                s.dropped.fetch_add(1, Ordering::Relaxed);
+            Err((ev, _)) => {
+                self.count_drop(&ev);
                 Ok(Recorded::Dropped)
             }
-            Err(_) => unreachable!("only events are sent here"),
         }
+    }
+
+    /// Tries to queue an event without waiting. On failure gives it back,
+    /// with `true` if the channel was full (rather than closed).
+    fn offer(&self, event: Event) -> Result<(), (Event, bool)> {
+        self.tx.try_send(Msg::Event(event)).map_err(|e| {
+            let full = e.is_full();
+            match e.into_inner() {
+                Msg::Event(ev) => (ev, full),
+                _ => unreachable!("offer sends only events"),
+            }
+        })
+    }
+
+    fn count_drop(&self, event: &Event) {
+        lock(&self.shared.drops).add(event.kind, event.wall_ns);
+        self.shared.dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The patient path, for producers that can wait (imports, synthetic
@@ -191,21 +207,15 @@ impl EventSink {
         }
         self.tx.send(Msg::Event(event)).map_err(|e| {
             if let Msg::Event(ev) = e.0 {
-                lock(&self.shared.drops).add(ev.kind, ev.wall_ns);
-                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                self.count_drop(&ev);
             }
             StoreError::WriterGone("the writer thread has exited".into())
         })
     }
 
     fn gap_inner(&self, gap: Event) {
-        match self.tx.try_send(Msg::Event(gap)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(Msg::Event(g)))
-            | Err(TrySendError::Disconnected(Msg::Event(g))) => {
-                lock(&self.shared.pending_gaps).push(g)
-            }
-            Err(_) => unreachable!("only events are sent here"),
+        if let Err((g, _)) = self.offer(gap) {
+            lock(&self.shared.pending_gaps).push(g)
         }
     }
 
@@ -242,6 +252,7 @@ impl Shared {
 /// Owns the writer thread; `shutdown` drains it.
 pub struct WriterHandle {
     tx: Sender<Msg>,
+    shared: Arc<Shared>,
     thread: Option<JoinHandle<Result<SinkStats, StoreError>>>,
     session_id: i64,
 }
@@ -254,8 +265,14 @@ impl WriterHandle {
     /// Asks the writer to drain and stop, and waits for it. Returns the
     /// final counts; an error if anything could not be written.
     pub fn shutdown(mut self) -> Result<SinkStats, StoreError> {
-        let _ = self.tx.send(Msg::Shutdown);
+        self.request_stop();
         self.join()
+    }
+
+    fn request_stop(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wakes an idle writer; a busy or stalled one sees the flag.
+        let _ = self.tx.try_send(Msg::Shutdown);
     }
 
     fn join(&mut self) -> Result<SinkStats, StoreError> {
@@ -271,7 +288,7 @@ impl WriterHandle {
 impl Drop for WriterHandle {
     fn drop(&mut self) {
         if self.thread.is_some() {
-            let _ = self.tx.send(Msg::Shutdown);
+            self.request_stop();
             if let Err(e) = self.join() {
                 tracing::error!("writer stopped with an error: {e}");
             }
@@ -336,10 +353,11 @@ pub fn start(
     Ok((
         EventSink {
             tx: tx.clone(),
-            shared,
+            shared: shared.clone(),
         },
         WriterHandle {
             tx,
+            shared: shared.clone(),
             thread: Some(thread),
             session_id,
         },
@@ -405,6 +423,7 @@ impl Worker {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => stopping = true,
             }
+            stopping |= self.stop_requested();
             let deadline = Instant::now() + self.batch_interval;
             while !stopping && waiters.is_empty() && batch.len() < self.batch_max {
                 let msg = match self.rx.try_recv() {
@@ -444,12 +463,17 @@ impl Worker {
             if !stopping && Instant::now() >= self.next_retention {
                 self.next_retention = Instant::now() + RETENTION_EVERY;
                 if let Err(e) = purge::apply_retention(self.store.conn_mut(), wall_now_ns()) {
-                    tracing::error!("retention failed, will retry: {e}");
+                    tracing::error!("retention failed, retrying in a minute: {e}");
+                    self.next_retention = Instant::now() + Duration::from_secs(60);
                 }
             }
         }
         self.close_session()?;
         Ok(self.stats())
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.shared.stop.load(Ordering::SeqCst)
     }
 
     /// Files one message; returns true on a shutdown request.
@@ -502,7 +526,9 @@ impl Worker {
     /// retrying transient failures. The batch is cleared on success.
     fn commit(&mut self, batch: &mut Vec<Event>, stopping: bool) -> Result<(), StoreError> {
         let mut backoff = Duration::from_millis(50);
-        let started = Instant::now();
+        // Patience runs from when the stop was first seen, not from when the
+        // stall began.
+        let mut stop_seen = stopping.then(Instant::now);
         loop {
             let extras = self.take_extras();
             let empty = batch.is_empty()
@@ -524,8 +550,15 @@ impl Worker {
                 }
                 Err(e) if e.is_transient() => {
                     self.give_back(extras);
-                    if stopping && started.elapsed() > SHUTDOWN_PATIENCE {
-                        let lost = batch.len() as u64 + lock(&self.shared.drops).total();
+                    if stop_seen.is_none() && self.stop_requested() {
+                        stop_seen = Some(Instant::now());
+                    }
+                    if stop_seen.is_some_and(|t| t.elapsed() > SHUTDOWN_PATIENCE) {
+                        let s = &self.shared;
+                        let lost = batch.len() as u64
+                            + self.rx.len() as u64
+                            + lock(&s.drops).total()
+                            + u64::from(lock(&s.pending_move).is_some());
                         return Err(StoreError::WriterGone(format!(
                             "{lost} events could not be written before shutdown: {e}"
                         )));
