@@ -129,6 +129,12 @@ pub enum Recorded {
     Dropped,
 }
 
+enum Offer {
+    Queued,
+    Full(Event),
+    Closed(Event),
+}
+
 /// Where sources hand their events. Cheap to clone.
 #[derive(Clone)]
 pub struct EventSink {
@@ -152,13 +158,13 @@ impl EventSink {
         let mut pending = lock(&s.pending_move);
         if let Some(p) = pending.take() {
             match self.offer(p) {
-                Ok(()) => {}
-                Err((p, true)) => *pending = Some(p),
-                Err((p, false)) => self.count_drop(&p),
+                Offer::Queued => {}
+                Offer::Full(p) => *pending = Some(p),
+                Offer::Closed(p) => self.count_drop(&p),
             }
         }
         match self.offer(event) {
-            Ok(()) => {
+            Offer::Queued => {
                 if pending.take().is_some() {
                     // Room appeared after the pending move failed: it is now
                     // older than a queued event, so it is superseded.
@@ -166,29 +172,32 @@ impl EventSink {
                 }
                 Ok(Recorded::Queued)
             }
-            Err((ev, true)) if ev.kind == Kind::MouseMove => {
+            Offer::Full(ev) if ev.kind == Kind::MouseMove => {
                 if pending.replace(ev).is_some() {
                     s.coalesced.fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(Recorded::Coalesced)
             }
-            Err((ev, _)) => {
+            Offer::Full(ev) | Offer::Closed(ev) => {
                 self.count_drop(&ev);
                 Ok(Recorded::Dropped)
             }
         }
     }
 
-    /// Tries to queue an event without waiting. On failure gives it back,
-    /// with `true` if the channel was full (rather than closed).
-    fn offer(&self, event: Event) -> Result<(), (Event, bool)> {
-        self.tx.try_send(Msg::Event(event)).map_err(|e| {
-            let full = e.is_full();
-            match e.into_inner() {
-                Msg::Event(ev) => (ev, full),
-                _ => unreachable!("offer sends only events"),
+    /// Tries to queue an event without waiting; on failure gives it back.
+    fn offer(&self, event: Event) -> Offer {
+        match self.tx.try_send(Msg::Event(event)) {
+            Ok(()) => Offer::Queued,
+            Err(e) => {
+                let full = e.is_full();
+                match (e.into_inner(), full) {
+                    (Msg::Event(ev), true) => Offer::Full(ev),
+                    (Msg::Event(ev), false) => Offer::Closed(ev),
+                    _ => unreachable!("offer sends only events"),
+                }
             }
-        })
+        }
     }
 
     fn count_drop(&self, event: &Event) {
@@ -214,7 +223,7 @@ impl EventSink {
     }
 
     fn gap_inner(&self, gap: Event) {
-        if let Err((g, _)) = self.offer(gap) {
+        if let Offer::Full(g) | Offer::Closed(g) = self.offer(gap) {
             lock(&self.shared.pending_gaps).push(g)
         }
     }
