@@ -76,6 +76,31 @@ fn events_round_trip_with_sealed_fields_and_blobs() {
     }
     // Equal contents are stored once.
     assert_eq!(count(&t, "SELECT count(*) FROM blobs"), 1);
+    // Stats count each scope, including fields a narrower scope covers.
+    let stats: serde_json::Value =
+        serde_json::from_str(&t.candor_ok(&["stats", "--json"])).unwrap();
+    let scope = |name: &str| {
+        stats["by_scope"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["scope"] == name)
+            .map(|s| s["events"].as_u64().unwrap())
+            .unwrap()
+    };
+    let by_scope: Vec<u64> = [
+        "keys.timing",
+        "keys.text",
+        "mouse",
+        "window.apps",
+        "window.titles",
+        "editor.files",
+        "editor.content",
+    ]
+    .iter()
+    .map(|s| scope(s))
+    .collect();
+    assert_eq!(by_scope, vec![1, 1, 1, 1, 1, 3, 3]);
     // The owner sees the sealed text through `candor events`.
     let out = t.candor_ok(&["events", "--json"]);
     assert!(
@@ -362,9 +387,10 @@ fn a_wrong_or_missing_key_is_an_error_not_garbage() {
     let _ = Store::open(&t.paths, KeyStoreChoice::File).unwrap();
 }
 
-#[test]
-fn a_full_store_stalls_counts_what_it_drops_and_recovers_after_a_purge() {
-    let t = TestStore::new();
+/// A writer on a store capped at 256 KiB, typed into (paced so the writer
+/// keeps up) until the store is full and drops have begun. Returns the sink,
+/// the handle, the stall reason and the next timestamp offset.
+fn full_store(t: &TestStore) -> (writer::EventSink, writer::WriterHandle, String, i64) {
     t.candor_ok(&["stats"]);
     let config = WriterConfig {
         channel_capacity: 256,
@@ -376,13 +402,12 @@ fn a_full_store_stalls_counts_what_it_drops_and_recovers_after_a_purge() {
     let now = now_ns();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let mut i = 0;
-    // Typing until the store is full and the writer reports the stall.
-    let stalled = loop {
+    loop {
         sink.record(key_down(now + i, "z")).unwrap();
         i += 1;
         let s = sink.stats();
         if let (true, Some(why)) = (s.dropped > 0, &s.stalled) {
-            break why.clone();
+            return (sink, handle, why.clone(), now + i);
         }
         assert!(
             std::time::Instant::now() < deadline,
@@ -391,7 +416,13 @@ fn a_full_store_stalls_counts_what_it_drops_and_recovers_after_a_purge() {
         if i % 32 == 0 {
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
-    };
+    }
+}
+
+#[test]
+fn a_full_store_stalls_counts_what_it_drops_and_recovers_after_a_purge() {
+    let t = TestStore::new();
+    let (sink, handle, stalled, next) = full_store(&t);
     assert!(stalled.contains("full"), "{stalled}");
     let dropped_during_stall = sink.stats().dropped;
     // Drop gaps already committed (from bursts before the stall, if the
@@ -408,7 +439,7 @@ fn a_full_store_stalls_counts_what_it_drops_and_recovers_after_a_purge() {
     drop(store);
     sink.flush().unwrap();
     assert_eq!(sink.stats().stalled, None, "still stalled after the purge");
-    sink.record(key_down(now + i, "after")).unwrap();
+    sink.record(key_down(next, "after")).unwrap();
     let stats = handle.shutdown().unwrap();
     assert!(stats.dropped >= dropped_during_stall);
     assert_eq!(
@@ -433,28 +464,7 @@ fn a_full_store_stalls_counts_what_it_drops_and_recovers_after_a_purge() {
 #[test]
 fn shutdown_with_a_full_store_reports_what_it_could_not_write_instead_of_hanging() {
     let t = TestStore::new();
-    t.candor_ok(&["stats"]);
-    let config = WriterConfig {
-        channel_capacity: 64,
-        batch_max: 64,
-        batch_interval: std::time::Duration::from_millis(5),
-        max_store_size: Some(256 * 1024),
-    };
-    let (sink, handle) = writer::start(t.open(), &config, info()).unwrap();
-    let now = now_ns();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let mut i = 0;
-    while sink.stats().stalled.is_none() || sink.stats().dropped == 0 {
-        sink.record(key_down(now + i, "z")).unwrap();
-        i += 1;
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the store never filled"
-        );
-        if i % 32 == 0 {
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
-    }
+    let (_sink, handle, _, _) = full_store(&t);
     let started = std::time::Instant::now();
     let err = handle.shutdown().expect_err("a full store cannot flush");
     assert!(
