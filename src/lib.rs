@@ -19,6 +19,7 @@
 pub mod app;
 pub mod config;
 pub mod consent;
+pub mod daemon;
 pub mod event;
 pub mod keymap;
 pub mod paths;

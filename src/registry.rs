@@ -107,6 +107,20 @@ impl Scope {
         Scope::ALL.into_iter().find(|s| s.name() == name)
     }
 
+    /// Scopes that must be granted for this one to mean anything: the base
+    /// scopes of the kinds whose fields this scope covers (keys.text needs
+    /// keys.timing, because typed text rides on key events).
+    pub fn requires(self) -> Vec<Scope> {
+        let mut out: Vec<Scope> = Kind::ALL
+            .iter()
+            .filter(|k| k.scope() != self && k.fields().iter().any(|f| f.scope == Some(self)))
+            .map(|k| k.scope())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// The longest retention of anything this scope covers, in days: what
     /// the consent screen promises for the scope as a whole.
     pub fn retention_days(self) -> u32 {
@@ -656,6 +670,14 @@ mod tests {
                 .count();
             assert!(blobs <= 1, "{k} has more than one blob field");
         }
+    }
+
+    #[test]
+    fn narrower_scopes_require_their_base() {
+        assert_eq!(Scope::KeysText.requires(), vec![Scope::KeysTiming]);
+        assert_eq!(Scope::WindowTitles.requires(), vec![Scope::WindowApps]);
+        assert_eq!(Scope::EditorContent.requires(), vec![Scope::EditorFiles]);
+        assert!(Scope::Mouse.requires().is_empty());
     }
 
     #[test]

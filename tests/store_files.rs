@@ -135,6 +135,7 @@ fn every_older_schema_migrates_forward_keeping_its_data() {
             if from >= 2 {
                 candor::consent::ledger::append(
                     &conn,
+                    &candor::store::Sealer::new(&[1; 32]).ledger_key(),
                     9,
                     candor::consent::ledger::Action::Pause,
                     serde_json::json!({"reason": "old"}),
@@ -162,7 +163,7 @@ fn every_older_schema_migrates_forward_keeping_its_data() {
             i64::from(from >= 2)
         );
         assert_eq!(count("SELECT count(*) FROM exports"), 0);
-        candor::consent::ledger::verify(store.conn()).unwrap();
+        candor::consent::ledger::verify(store.conn(), None).unwrap();
         // The migrated store reads back like a new one.
         let stats = candor::store::query::stats(&store).unwrap();
         assert_eq!(stats.events as i64, expect);

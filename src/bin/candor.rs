@@ -8,6 +8,9 @@ use anyhow::{bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 
 use candor::app::{self, Context};
+use candor::consent::record::{ConsentRecord, Method};
+use candor::consent::{self, ledger};
+use candor::daemon;
 use candor::event::wall_now_ns;
 use candor::store::{purge, query, writer};
 
@@ -45,6 +48,40 @@ enum Command {
     },
     /// Erases captured data (recorded in the consent ledger by range only).
     Purge(PurgeArgs),
+    /// Reads the notice and records your consent; with a subcommand, scripted
+    /// consent, status, the ledger, or revocation.
+    Consent {
+        #[command(subcommand)]
+        command: Option<ConsentCommand>,
+    },
+    /// Starts capture in the foreground, under your current consent.
+    Start,
+}
+
+#[derive(Subcommand)]
+enum ConsentCommand {
+    /// Grants consent without the screen (method `cli`), for scripted setups.
+    Grant {
+        /// Comma-separated scopes, e.g. keys.timing,mouse
+        #[arg(long, value_name = "LIST")]
+        scopes: String,
+        /// The sha256 of the notice you accepted (`sha256sum CONSENT.md`).
+        #[arg(long, value_name = "SHA256")]
+        accept_notice: String,
+        /// How long the consent lasts (at most, and by default, 180 days).
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        expires_in: Option<std::time::Duration>,
+    },
+    /// Shows the current consent.
+    Status(JsonFlag),
+    /// Writes the consent ledger (as JSONL with --json) for a reviewer.
+    Log(JsonFlag),
+    /// Withdraws consent at once; a running daemon stops within a second.
+    Revoke {
+        /// Also erase everything captured.
+        #[arg(long)]
+        purge: bool,
+    },
 }
 
 #[derive(Args)]
@@ -99,6 +136,8 @@ fn run(cli: Cli) -> Result<()> {
         );
     };
     match command {
+        Command::Consent { command } => consent_command(&ctx, command)?,
+        Command::Start => start(&ctx)?,
         Command::Stats(JsonFlag { json }) => {
             let store = ctx.open_store()?;
             let stats = query::stats(&store)?;
@@ -167,6 +206,104 @@ fn run(cli: Cli) -> Result<()> {
                 r.events, r.gaps, r.blobs, r.bytes_before, r.bytes_after, r.ledger_seq
             );
         }
+    }
+    Ok(())
+}
+
+fn consent_command(ctx: &Context, command: Option<ConsentCommand>) -> Result<()> {
+    let now = wall_now_ns();
+    let mut store = ctx.open_store()?;
+    match command {
+        None => {
+            let outcome = candor::consent::screen::run(&mut store, now)?;
+            println!("{outcome}");
+        }
+        Some(ConsentCommand::Grant {
+            scopes,
+            accept_notice,
+            expires_in,
+        }) => {
+            let scopes = consent::parse_scopes(&scopes)?;
+            let record = consent::grant(
+                &mut store,
+                &scopes,
+                &accept_notice,
+                Method::Cli,
+                expires_in.unwrap_or(consent::DEFAULT_VALIDITY),
+                now,
+            )?;
+            println!(
+                "consent {} recorded for {} until {}",
+                record.record_id,
+                record.scopes.join(", "),
+                record.expires_at
+            );
+        }
+        Some(ConsentCommand::Status(JsonFlag { json })) => {
+            let status = consent::refresh(&mut store, now)?;
+            let report = consent::status_report(&status, &consent::notice::notice_hash());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", consent::status_text(&report));
+            }
+        }
+        Some(ConsentCommand::Log(JsonFlag { json })) => {
+            consent::history(&mut store)?;
+            for e in ledger::entries(store.conn())? {
+                if json {
+                    println!("{}", serde_json::to_string(&e)?);
+                } else {
+                    let detail = match serde_json::from_value::<ConsentRecord>(e.data["record"].clone()) {
+                        Ok(r) => format!(
+                            "record {} by {}: {} until {}",
+                            r.record_id,
+                            r.method_name(),
+                            r.scopes.join(", "),
+                            r.expires_at
+                        ),
+                        Err(_) => e.data.to_string(),
+                    };
+                    println!("{:>4}  {}  {:<14} {detail}", e.seq, query::format_ns(e.ts_ns), e.action);
+                }
+            }
+        }
+        Some(ConsentCommand::Revoke { purge }) => {
+            let erased = consent::revoke(&mut store, purge, now)?;
+            println!("consent revoked; a running daemon stops recording within a second");
+            if let Some(r) = erased {
+                println!("erased {} events, {} gaps and {} blobs", r.events, r.gaps, r.blobs);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn start(ctx: &Context) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let report = runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let stop = async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        };
+        daemon::run(ctx, stop, |gate| {
+            println!(
+                "candor: capturing under consent {} (scopes: {}) until {}",
+                gate.record().record_id,
+                gate.record().scopes.join(", "),
+                gate.record().expires_at
+            );
+            println!("candor: no capture sources are part of this build yet; only the session is recorded");
+        })
+        .await
+        .map_err(anyhow::Error::from)
+    })?;
+    match report.ended {
+        daemon::Ended::Stopped => println!("candor: stopped; {} events written", report.stats.written),
+        daemon::Ended::ConsentEnded(why) => println!("candor: capture stopped: {why}"),
     }
     Ok(())
 }

@@ -6,11 +6,21 @@
 //! label, after RFC 6962, so a ledger hash can never be confused with any
 //! other hash Candor computes. Triggers refuse UPDATE and DELETE; anyone who
 //! bypasses them (by dropping the triggers or editing the file) breaks the
-//! chain, which `verify` finds. Entries never hold captured content.
+//! chain, which `verify` finds.
+//!
+//! A plain hash chain cannot show that its tail was cut off, or that every
+//! hash was recomputed after an edit. So each append also stores an
+//! *anchor* in `meta`: the new head's sequence number and hash, with an HMAC
+//! under a key derived from the store key. Without that key nobody can move
+//! the anchor to match a shortened or re-hashed ledger.
+//!
+//! Entries never hold captured content.
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+
+use crate::store::seal::LedgerKey;
 
 /// The hash before the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -21,8 +31,32 @@ const DOMAIN: &[u8] = b"candor/consent-ledger/v1\0";
 pub enum LedgerError {
     #[error("ledger entry {seq} is broken: {why}")]
     Broken { seq: i64, why: String },
+    #[error("the ledger does not match its anchor: {0}")]
+    Anchor(String),
     #[error("ledger database error: {0}")]
     Sql(#[from] rusqlite::Error),
+}
+
+const ANCHOR_META: &str = "ledger_anchor";
+
+fn anchor_mac(key: &LedgerKey, seq: i64, hash: &str) -> String {
+    key.mac(format!("{seq}:{hash}").as_bytes())
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Anchor {
+    seq: i64,
+    hash: String,
+    mac: String,
+}
+
+/// The outcome of a full verification.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Verified {
+    pub entries: i64,
+    pub head: String,
+    /// Whether the anchor was checked (it needs the store key).
+    pub anchor_checked: bool,
 }
 
 /// What the ledger records. Captured content never appears in an entry.
@@ -93,10 +127,11 @@ pub fn head(conn: &Connection) -> Result<(i64, String), LedgerError> {
         .unwrap_or((0, GENESIS.to_owned())))
 }
 
-/// Appends an entry. Call inside the transaction that makes the change the
-/// entry describes, so the two land together or not at all.
+/// Appends an entry and moves the anchor. Call inside the transaction that
+/// makes the change the entry describes, so they land together or not at all.
 pub fn append(
     conn: &Connection,
+    key: &LedgerKey,
     ts_ns: i64,
     action: Action,
     data: Value,
@@ -108,6 +143,16 @@ pub fn append(
     conn.execute(
         "INSERT INTO consent_ledger(seq, ts_ns, action, body, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![seq, ts_ns, action.name(), body, prev_hash, hash],
+    )?;
+    let anchor = Anchor {
+        seq,
+        mac: anchor_mac(key, seq, &hash),
+        hash: hash.clone(),
+    };
+    let anchor = serde_json::to_string(&anchor).expect("an anchor always serializes");
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![ANCHOR_META, anchor],
     )?;
     Ok(Entry {
         seq,
@@ -189,7 +234,53 @@ pub fn verify_chain(entries: &[Entry]) -> Result<(i64, String), LedgerError> {
     Ok((expected_seq - 1, prev))
 }
 
-/// Reads and verifies the ledger in the database.
-pub fn verify(conn: &Connection) -> Result<(i64, String), LedgerError> {
-    verify_chain(&entries(conn)?)
+/// Reads and verifies the ledger in the database: the chain, and with the
+/// store's ledger key also the anchor (so truncation and re-hashing show).
+pub fn verify(conn: &Connection, key: Option<&LedgerKey>) -> Result<Verified, LedgerError> {
+    let (seq, head) = verify_chain(&entries(conn)?)?;
+    let Some(key) = key else {
+        return Ok(Verified {
+            entries: seq,
+            head,
+            anchor_checked: false,
+        });
+    };
+    let stored: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [ANCHOR_META], |r| r.get(0))
+        .optional()?;
+    match stored {
+        None if seq == 0 => {}
+        None => return Err(LedgerError::Anchor("the anchor is missing".into())),
+        Some(text) => {
+            let a: Anchor = serde_json::from_str(&text)
+                .map_err(|_| LedgerError::Anchor("the anchor is not readable".into()))?;
+            if a.mac != anchor_mac(key, a.seq, &a.hash) {
+                return Err(LedgerError::Anchor(
+                    "the anchor was not written with this store's key".into(),
+                ));
+            }
+            if a.seq > seq {
+                return Err(LedgerError::Anchor(format!(
+                    "the ledger ends at entry {seq} but entry {} was written: entries were removed from the end",
+                    a.seq
+                )));
+            }
+            if a.seq < seq {
+                return Err(LedgerError::Anchor(format!(
+                    "entries {} to {seq} were added without Candor",
+                    a.seq + 1
+                )));
+            }
+            if a.hash != head {
+                return Err(LedgerError::Anchor(
+                    "the last entry's hash is not the one Candor wrote: the ledger was re-hashed".into(),
+                ));
+            }
+        }
+    }
+    Ok(Verified {
+        entries: seq,
+        head,
+        anchor_checked: true,
+    })
 }

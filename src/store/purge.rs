@@ -78,6 +78,7 @@ pub fn disk_bytes(store: &Store) -> u64 {
 /// compacts the file.
 pub fn purge(store: &mut Store, range: Range, now_ns: i64) -> Result<PurgeReport, StoreError> {
     let bytes_before = disk_bytes(store);
+    let ledger_key = store.sealer(true)?.ledger_key();
     let (since, until) = range.bounds();
     let tx = store
         .conn_mut()
@@ -93,6 +94,7 @@ pub fn purge(store: &mut Store, range: Range, now_ns: i64) -> Result<PurgeReport
     let blobs = delete_orphan_blobs(&tx)?;
     let entry = ledger::append(
         &tx,
+        &ledger_key,
         now_ns,
         Action::Purge,
         json!({ "range": range.to_json(), "events": events, "gaps": gaps, "blobs": blobs }),

@@ -30,7 +30,24 @@ pub enum SealError {
 pub struct Sealer {
     cipher: XChaCha20Poly1305,
     blob_key: Zeroizing<[u8; 32]>,
+    ledger_key: Zeroizing<[u8; 32]>,
     fingerprint: String,
+}
+
+/// The key that authenticates the consent ledger's anchor (its latest
+/// sequence number and hash), so that neither truncating the ledger nor
+/// re-hashing it goes unnoticed by someone without the store key.
+#[derive(Clone)]
+pub struct LedgerKey(Zeroizing<[u8; 32]>);
+
+impl LedgerKey {
+    /// HMAC-SHA256 of `data`, hex.
+    pub fn mac(&self, data: &[u8]) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.as_slice())
+            .expect("HMAC takes any key length");
+        mac.update(data);
+        hex::encode(mac.finalize().into_bytes())
+    }
 }
 
 fn derive(master: &[u8; 32], label: &str) -> Zeroizing<[u8; 32]> {
@@ -53,6 +70,7 @@ impl Sealer {
         Sealer {
             cipher: XChaCha20Poly1305::new(seal_key.as_slice().into()),
             blob_key: derive(master, "blob-id/v1"),
+            ledger_key: derive(master, "ledger-anchor/v1"),
             fingerprint: hex::encode(&fp[..8]),
         }
     }
@@ -62,6 +80,10 @@ impl Sealer {
     /// undecryptable rows.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
+    }
+
+    pub fn ledger_key(&self) -> LedgerKey {
+        LedgerKey(self.ledger_key.clone())
     }
 
     /// A keyed hash of blob content, used as its content address.
