@@ -17,6 +17,7 @@
 //! - [`synthetic`]: realistic synthetic sessions for demos, tests and benchmarks.
 
 pub mod app;
+pub mod audit;
 pub mod config;
 pub mod consent;
 pub mod daemon;

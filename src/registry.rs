@@ -606,6 +606,23 @@ impl Kind {
         self.fields().iter().position(|f| f.name == name)
     }
 
+    /// The scopes of the kind's sealed fields and of its blob field: what a
+    /// stored row needs granted, beyond the kind's own scope, when its
+    /// sealed column or blob reference is set.
+    pub fn sealed_scopes(self) -> (Vec<Scope>, Option<Scope>) {
+        let mut sealed = Vec::new();
+        let mut blob = None;
+        for f in self.fields() {
+            let scope = f.scope.unwrap_or(self.scope());
+            if f.ty == FieldType::Blob {
+                blob = Some(scope);
+            } else if f.sealed(self) && !sealed.contains(&scope) {
+                sealed.push(scope);
+            }
+        }
+        (sealed, blob)
+    }
+
     /// Whether anything of this kind is recorded under `scope`.
     pub fn covered_by(self, scope: Scope) -> bool {
         self.scope() == scope || self.fields().iter().any(|f| f.scope == Some(scope))

@@ -10,9 +10,9 @@ use clap::{Args, Parser, Subcommand};
 use candor::app::{self, Context};
 use candor::consent::record::{ConsentRecord, Method};
 use candor::consent::{self, ledger};
-use candor::daemon;
 use candor::event::wall_now_ns;
 use candor::store::{purge, query, writer};
+use candor::{audit, daemon};
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +56,19 @@ enum Command {
     },
     /// Starts capture in the foreground, under your current consent.
     Start,
+    /// For privacy reviewers: verifies the consent ledger and checks every
+    /// stored event against it. Exits non-zero on any finding.
+    Audit {
+        /// Verify an exported ledger (`candor consent log --json`) instead
+        /// of the store.
+        #[arg(long, value_name = "FILE.jsonl")]
+        ledger: Option<PathBuf>,
+        /// With --ledger: the head hash the ledger is known to end at.
+        #[arg(long, value_name = "SHA256", requires = "ledger")]
+        expect_head: Option<String>,
+        #[command(flatten)]
+        json: JsonFlag,
+    },
 }
 
 #[derive(Subcommand)]
@@ -138,6 +151,28 @@ fn run(cli: Cli) -> Result<()> {
     match command {
         Command::Consent { command } => consent_command(&ctx, command)?,
         Command::Start => start(&ctx)?,
+        Command::Audit {
+            ledger,
+            expect_head,
+            json,
+        } => {
+            let ok = match ledger {
+                Some(file) => {
+                    let report = audit::audit_ledger_file(&file, expect_head.as_deref())?;
+                    print_report(&report, json.json)?;
+                    report.ok
+                }
+                None => {
+                    let mut store = ctx.open_store()?;
+                    let report = audit::audit_store(&mut store, wall_now_ns())?;
+                    print_report(&report, json.json)?;
+                    report.ok
+                }
+            };
+            if !ok {
+                bail!("the audit found problems (see above)");
+            }
+        }
         Command::Stats(JsonFlag { json }) => {
             let store = ctx.open_store()?;
             let stats = query::stats(&store)?;
@@ -210,6 +245,15 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+fn print_report<R: serde::Serialize + std::fmt::Display>(report: &R, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(())
+}
+
 fn consent_command(ctx: &Context, command: Option<ConsentCommand>) -> Result<()> {
     let now = wall_now_ns();
     let mut store = ctx.open_store()?;
@@ -254,17 +298,23 @@ fn consent_command(ctx: &Context, command: Option<ConsentCommand>) -> Result<()>
                 if json {
                     println!("{}", serde_json::to_string(&e)?);
                 } else {
-                    let detail = match serde_json::from_value::<ConsentRecord>(e.data["record"].clone()) {
-                        Ok(r) => format!(
-                            "record {} by {}: {} until {}",
-                            r.record_id,
-                            r.method_name(),
-                            r.scopes.join(", "),
-                            r.expires_at
-                        ),
-                        Err(_) => e.data.to_string(),
-                    };
-                    println!("{:>4}  {}  {:<14} {detail}", e.seq, query::format_ns(e.ts_ns), e.action);
+                    let detail =
+                        match serde_json::from_value::<ConsentRecord>(e.data["record"].clone()) {
+                            Ok(r) => format!(
+                                "record {} by {}: {} until {}",
+                                r.record_id,
+                                r.method_name(),
+                                r.scopes.join(", "),
+                                r.expires_at
+                            ),
+                            Err(_) => e.data.to_string(),
+                        };
+                    println!(
+                        "{:>4}  {}  {:<14} {detail}",
+                        e.seq,
+                        query::format_ns(e.ts_ns),
+                        e.action
+                    );
                 }
             }
         }
@@ -272,7 +322,10 @@ fn consent_command(ctx: &Context, command: Option<ConsentCommand>) -> Result<()>
             let erased = consent::revoke(&mut store, purge, now)?;
             println!("consent revoked; a running daemon stops recording within a second");
             if let Some(r) = erased {
-                println!("erased {} events, {} gaps and {} blobs", r.events, r.gaps, r.blobs);
+                println!(
+                    "erased {} events, {} gaps and {} blobs",
+                    r.events, r.gaps, r.blobs
+                );
             }
         }
     }
@@ -280,7 +333,9 @@ fn consent_command(ctx: &Context, command: Option<ConsentCommand>) -> Result<()>
 }
 
 fn start(ctx: &Context) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let report = runtime.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let stop = async move {
@@ -302,7 +357,9 @@ fn start(ctx: &Context) -> Result<()> {
         .map_err(anyhow::Error::from)
     })?;
     match report.ended {
-        daemon::Ended::Stopped => println!("candor: stopped; {} events written", report.stats.written),
+        daemon::Ended::Stopped => {
+            println!("candor: stopped; {} events written", report.stats.written)
+        }
         daemon::Ended::ConsentEnded(why) => println!("candor: capture stopped: {why}"),
     }
     Ok(())

@@ -53,7 +53,9 @@ impl Gate {
             Status::Expired(r) => Err(Refusal::Expired {
                 at: r.expires_at.clone(),
             }),
-            Status::Revoked { at_ns, .. } => Err(Refusal::Revoked { at: format_ns(*at_ns) }),
+            Status::Revoked { at_ns, .. } => Err(Refusal::Revoked {
+                at: format_ns(*at_ns),
+            }),
             Status::NoticeChanged { record, current } => Err(Refusal::NoticeChanged {
                 old: record.notice_sha256.clone(),
                 new: current.clone(),
@@ -91,10 +93,22 @@ mod tests {
     fn each_status_but_active_is_refused_with_its_reason() {
         let r = record(&[Scope::Mouse]);
         assert_eq!(Gate::check(&Status::None).unwrap_err(), Refusal::NoConsent);
-        assert!(matches!(Gate::check(&Status::Expired(r.clone())), Err(Refusal::Expired { .. })));
-        let revoked = Status::Revoked { record: r.clone(), at_ns: 5 };
-        assert!(matches!(Gate::check(&revoked), Err(Refusal::Revoked { .. })));
-        let changed = Status::NoticeChanged { record: r.clone(), current: "def".into() };
+        assert!(matches!(
+            Gate::check(&Status::Expired(r.clone())),
+            Err(Refusal::Expired { .. })
+        ));
+        let revoked = Status::Revoked {
+            record: r.clone(),
+            at_ns: 5,
+        };
+        assert!(matches!(
+            Gate::check(&revoked),
+            Err(Refusal::Revoked { .. })
+        ));
+        let changed = Status::NoticeChanged {
+            record: r.clone(),
+            current: "def".into(),
+        };
         let msg = Gate::check(&changed).unwrap_err().to_string();
         assert!(msg.contains("abc") && msg.contains("def"), "{msg}");
         assert!(Gate::check(&Status::Active(r)).is_ok());
@@ -103,7 +117,10 @@ mod tests {
     #[test]
     fn admit_keeps_only_granted_scopes() {
         let gate = Gate::check(&Status::Active(record(&[Scope::KeysTiming]))).unwrap();
-        let stamp = Stamp { wall_ns: 1, mono_ns: 0 };
+        let stamp = Stamp {
+            wall_ns: 1,
+            mono_ns: 0,
+        };
         let mut key = Event::new(Kind::KeyDown, stamp)
             .with("class", "letter")
             .and_then(|e| e.with("mods", 0))
@@ -112,8 +129,14 @@ mod tests {
         assert!(gate.admit(&mut key));
         assert_eq!(key.get("text"), None);
         assert_eq!(key.get("class"), Some(&Value::from("letter")));
-        let mut mv = Event::new(Kind::MouseMove, stamp).with("x", 1).and_then(|e| e.with("y", 1)).unwrap();
+        let mut mv = Event::new(Kind::MouseMove, stamp)
+            .with("x", 1)
+            .and_then(|e| e.with("y", 1))
+            .unwrap();
         assert!(!gate.admit(&mut mv));
-        assert!(gate.grants(Scope::CaptureMeta), "capture.meta is part of every consent");
+        assert!(
+            gate.grants(Scope::CaptureMeta),
+            "capture.meta is part of every consent"
+        );
     }
 }

@@ -102,7 +102,7 @@ pub struct Entry {
 
 /// The canonical bytes an entry is hashed from. serde_json's map is sorted
 /// by key, so this is stable.
-fn canonical(seq: i64, ts_ns: i64, action: &str, data: &Value, prev_hash: &str) -> String {
+pub fn canonical(seq: i64, ts_ns: i64, action: &str, data: &Value, prev_hash: &str) -> String {
     json!({ "seq": seq, "ts_ns": ts_ns, "action": action, "data": data, "prev_hash": prev_hash })
         .to_string()
 }
@@ -246,7 +246,11 @@ pub fn verify(conn: &Connection, key: Option<&LedgerKey>) -> Result<Verified, Le
         });
     };
     let stored: Option<String> = conn
-        .query_row("SELECT value FROM meta WHERE key = ?1", [ANCHOR_META], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [ANCHOR_META],
+            |r| r.get(0),
+        )
         .optional()?;
     match stored {
         None if seq == 0 => {}
@@ -273,7 +277,8 @@ pub fn verify(conn: &Connection, key: Option<&LedgerKey>) -> Result<Verified, Le
             }
             if a.hash != head {
                 return Err(LedgerError::Anchor(
-                    "the last entry's hash is not the one Candor wrote: the ledger was re-hashed".into(),
+                    "the last entry's hash is not the one Candor wrote: the ledger was re-hashed"
+                        .into(),
                 ));
             }
         }

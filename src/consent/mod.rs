@@ -109,7 +109,12 @@ pub fn history(store: &mut Store) -> Result<History, ConsentError> {
     Ok(History::from_entries(&ledger::entries(store.conn())?))
 }
 
-fn append(store: &mut Store, now_ns: i64, action: Action, data: serde_json::Value) -> Result<ledger::Entry, ConsentError> {
+fn append(
+    store: &mut Store,
+    now_ns: i64,
+    action: Action,
+    data: serde_json::Value,
+) -> Result<ledger::Entry, ConsentError> {
     let key = store.sealer(true)?.ledger_key();
     let tx = store
         .conn_mut()
@@ -127,7 +132,10 @@ pub fn refresh(store: &mut Store, now_ns: i64) -> Result<Status, ConsentError> {
     let notice = notice::notice_hash();
     let h = history(store)?;
     let status = h.status(&notice, now_ns);
-    let open = h.windows.last().is_some_and(|w| w.end == state::WindowEnd::Open);
+    let open = h
+        .windows
+        .last()
+        .is_some_and(|w| w.end == state::WindowEnd::Open);
     if open {
         match &status {
             Status::Expired(r) => {
@@ -178,7 +186,11 @@ pub fn grant(
         Status::Active(r) => Some(r.record_id.clone()),
         _ => None,
     };
-    let action = if replaces.is_some() { Action::Amend } else { Action::Grant };
+    let action = if replaces.is_some() {
+        Action::Amend
+    } else {
+        Action::Grant
+    };
     let record = ConsentRecord::new(
         &subject(store)?,
         &expected,
@@ -193,7 +205,11 @@ pub fn grant(
 }
 
 /// Withdraws consent at once; with `erase`, also purges everything captured.
-pub fn revoke(store: &mut Store, erase: bool, now_ns: i64) -> Result<Option<purge::PurgeReport>, ConsentError> {
+pub fn revoke(
+    store: &mut Store,
+    erase: bool,
+    now_ns: i64,
+) -> Result<Option<purge::PurgeReport>, ConsentError> {
     let status = refresh(store, now_ns)?;
     let record = match status {
         Status::Active(r) => r,
@@ -218,8 +234,17 @@ pub fn revoke(store: &mut Store, erase: bool, now_ns: i64) -> Result<Option<purg
 }
 
 /// Records a pause or a resume, with the reason given.
-pub fn record_pause(store: &mut Store, paused: bool, reason: &str, now_ns: i64) -> Result<(), ConsentError> {
-    let action = if paused { Action::Pause } else { Action::Resume };
+pub fn record_pause(
+    store: &mut Store,
+    paused: bool,
+    reason: &str,
+    now_ns: i64,
+) -> Result<(), ConsentError> {
+    let action = if paused {
+        Action::Pause
+    } else {
+        Action::Resume
+    };
     append(store, now_ns, action, json!({ "reason": reason }))?;
     Ok(())
 }
@@ -255,7 +280,12 @@ pub fn status_report(status: &Status, notice: &str) -> StatusReport {
 pub fn status_text(r: &StatusReport) -> String {
     let mut out = format!("consent    {}\n", r.state);
     if let Some(rec) = &r.record {
-        out += &format!("record     {} ({}, {})\n", rec.record_id, rec.method_name(), rec.tool);
+        out += &format!(
+            "record     {} ({}, {})\n",
+            rec.record_id,
+            rec.method_name(),
+            rec.tool
+        );
         out += &format!("scopes     {}\n", rec.scopes.join(", "));
         out += &format!("granted    {}\n", rec.granted_at);
         out += &format!("expires    {}\n", rec.expires_at);

@@ -80,7 +80,10 @@ impl ConsentRecord {
             notice_sha256: notice_sha256.to_owned(),
             scopes: all.iter().map(|s| s.name().to_owned()).collect(),
             purposes,
-            retention_days: all.iter().map(|s| (s.name().to_owned(), s.retention_days())).collect(),
+            retention_days: all
+                .iter()
+                .map(|s| (s.name().to_owned(), s.retention_days()))
+                .collect(),
             granted_at: format_ns(now_ns),
             granted_ns: now_ns,
             expires_at: format_ns(expires_ns),
@@ -93,7 +96,10 @@ impl ConsentRecord {
 
     /// The granted scopes this build knows.
     pub fn scope_set(&self) -> Vec<Scope> {
-        self.scopes.iter().filter_map(|s| Scope::from_name(s)).collect()
+        self.scopes
+            .iter()
+            .filter_map(|s| Scope::from_name(s))
+            .collect()
     }
 
     pub fn method_name(&self) -> &'static str {

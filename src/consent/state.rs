@@ -68,7 +68,10 @@ pub enum Status {
     None,
     Active(ConsentRecord),
     Expired(ConsentRecord),
-    Revoked { record: ConsentRecord, at_ns: i64 },
+    Revoked {
+        record: ConsentRecord,
+        at_ns: i64,
+    },
     /// The consent was for another notice than this build's.
     NoticeChanged {
         record: ConsentRecord,
@@ -90,7 +93,9 @@ impl History {
             };
             match e.action.as_str() {
                 "grant" | "amend" => {
-                    let Ok(record) = serde_json::from_value::<ConsentRecord>(e.data["record"].clone()) else {
+                    let Ok(record) =
+                        serde_json::from_value::<ConsentRecord>(e.data["record"].clone())
+                    else {
                         h.unreadable.push(e.seq);
                         continue;
                     };

@@ -75,21 +75,6 @@ pub struct Stats {
     pub key_location: Option<String>,
 }
 
-/// The scope of a kind's sealed fields and of its blob field, if any.
-fn field_scopes(kind: Kind) -> (Option<Scope>, Option<Scope>) {
-    let mut sealed = None;
-    let mut blob = None;
-    for f in kind.fields() {
-        let scope = f.scope.unwrap_or(kind.scope());
-        if f.ty == FieldType::Blob {
-            blob = Some(scope);
-        } else if f.sealed(kind) {
-            sealed = Some(scope);
-        }
-    }
-    (sealed, blob)
-}
-
 pub fn stats(store: &Store) -> Result<Stats, StoreError> {
     let conn = store.conn();
     let mut by_kind = Vec::new();
@@ -117,8 +102,8 @@ pub fn stats(store: &Store) -> Result<Stats, StoreError> {
                 continue;
             };
             *by_scope.entry(kind.scope()).or_default() += n as u64;
-            let (sealed_scope, blob_scope) = field_scopes(kind);
-            if let Some(s) = sealed_scope {
+            let (sealed_scopes, blob_scope) = kind.sealed_scopes();
+            for s in sealed_scopes {
                 *by_scope.entry(s).or_default() += sealed as u64;
             }
             if let Some(s) = blob_scope {

@@ -172,3 +172,23 @@ pub fn write_synthetic(t: &TestStore, n: usize) {
     let stats = handle.shutdown().expect("shutdown");
     assert_eq!(stats.written, n as u64);
 }
+
+/// This build's notice hash, as `sha256sum CONSENT.md` gives it.
+pub fn notice_sha256() -> String {
+    use sha2::{Digest, Sha256};
+    let bytes =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/CONSENT.md")).expect("CONSENT.md");
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Grants consent for `scopes` through the CLI.
+pub fn grant(t: &TestStore, scopes: &str) -> String {
+    t.candor_ok(&[
+        "consent",
+        "grant",
+        "--scopes",
+        scopes,
+        "--accept-notice",
+        &notice_sha256(),
+    ])
+}

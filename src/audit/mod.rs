@@ -1,0 +1,400 @@
+//! Audit for privacy reviewers.
+//!
+//! On a store: verify the consent ledger (chain and anchor), then check
+//! every stored event against the consent history derived from it: inside a
+//! consent window, of a granted scope (sealed fields and snapshots need
+//! their own scopes), not during a pause, and not past its retention. On an
+//! exported ledger file: verify the chain alone, for a reviewer who was
+//! sent only that file.
+//!
+//! Audit reads; it never repairs. Expiry and notice changes are evaluated
+//! from the ledger as it stands, not recorded.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::consent::ledger::{self, Entry, LedgerError};
+use crate::consent::state::{History, WindowEnd};
+use crate::registry::Kind;
+use crate::store::query::format_ns;
+use crate::store::{Store, StoreError};
+
+const NS_PER_DAY: i64 = 86_400 * 1_000_000_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} line {line}: {why}")]
+    BadLine {
+        path: String,
+        line: usize,
+        why: String,
+    },
+}
+
+impl From<rusqlite::Error> for AuditError {
+    fn from(e: rusqlite::Error) -> AuditError {
+        AuditError::Store(e.into())
+    }
+}
+
+/// The verdict on a ledger.
+#[derive(Debug, Serialize)]
+pub struct LedgerCheck {
+    pub intact: bool,
+    pub entries: i64,
+    pub head: Option<String>,
+    pub anchor_checked: bool,
+    /// The first problem found, naming the entry.
+    pub problem: Option<String>,
+}
+
+impl LedgerCheck {
+    fn from_result(r: Result<ledger::Verified, LedgerError>, count: i64) -> LedgerCheck {
+        match r {
+            Ok(v) => LedgerCheck {
+                intact: true,
+                entries: v.entries,
+                head: Some(v.head),
+                anchor_checked: v.anchor_checked,
+                problem: None,
+            },
+            Err(e) => LedgerCheck {
+                intact: false,
+                entries: count,
+                head: None,
+                anchor_checked: false,
+                problem: Some(e.to_string()),
+            },
+        }
+    }
+}
+
+/// One consent window and what was captured under it.
+#[derive(Debug, Serialize)]
+pub struct WindowSummary {
+    pub record_id: String,
+    pub method: &'static str,
+    pub scopes: Vec<String>,
+    pub from: String,
+    pub until: String,
+    pub end: WindowEnd,
+    pub events_by_kind: BTreeMap<&'static str, u64>,
+}
+
+/// A class of events that should not be in the store.
+#[derive(Debug, Serialize)]
+pub struct Violation {
+    /// outside-consent, scope-not-granted, during-pause, past-retention,
+    /// unknown-kind.
+    pub rule: &'static str,
+    pub kind: String,
+    pub events: u64,
+    pub first_event_id: i64,
+    pub first_time: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuditReport {
+    pub ledger: LedgerCheck,
+    pub history: Vec<WindowSummary>,
+    pub pauses: usize,
+    pub purges: usize,
+    pub exports: usize,
+    pub events_checked: u64,
+    pub synthetic_events: u64,
+    pub violations: Vec<Violation>,
+    pub ok: bool,
+}
+
+fn summarize(history: &History) -> Vec<WindowSummary> {
+    history
+        .windows
+        .iter()
+        .map(|w| WindowSummary {
+            record_id: w.record.record_id.clone(),
+            method: w.record.method_name(),
+            scopes: w.record.scopes.clone(),
+            from: format_ns(w.from_ns),
+            until: format_ns(w.effective_end()),
+            end: w.end.clone(),
+            events_by_kind: BTreeMap::new(),
+        })
+        .collect()
+}
+
+/// Audits a store as of `now_ns`.
+pub fn audit_store(store: &mut Store, now_ns: i64) -> Result<AuditReport, AuditError> {
+    let entries = ledger::entries(store.conn());
+    let count: i64 = store
+        .conn()
+        .query_row("SELECT count(*) FROM consent_ledger", [], |r| r.get(0))?;
+    let key = match store.meta("key_fingerprint")? {
+        Some(_) => Some(store.sealer(false)?.ledger_key()),
+        None => None,
+    };
+    let verified = ledger::verify(store.conn(), key.as_ref());
+    let check = LedgerCheck::from_result(verified, count);
+    let entries = match (check.intact, entries) {
+        (true, Ok(e)) => e,
+        _ => {
+            // A broken ledger cannot vouch for any event: stop here.
+            return Ok(AuditReport {
+                ledger: check,
+                history: Vec::new(),
+                pauses: 0,
+                purges: 0,
+                exports: 0,
+                events_checked: 0,
+                synthetic_events: 0,
+                violations: Vec::new(),
+                ok: false,
+            });
+        }
+    };
+    let history = History::from_entries(&entries);
+    let mut summary = summarize(&history);
+    let mut violations: BTreeMap<(&'static str, String), Violation> = BTreeMap::new();
+    let mut flag = |rule: &'static str, kind: &str, id: i64, ts: i64| {
+        violations
+            .entry((rule, kind.to_owned()))
+            .and_modify(|v| v.events += 1)
+            .or_insert_with(|| Violation {
+                rule,
+                kind: kind.to_owned(),
+                events: 1,
+                first_event_id: id,
+                first_time: format_ns(ts),
+            });
+    };
+    let (mut checked, mut synthetic) = (0u64, 0u64);
+    let mut stmt = store.conn().prepare(
+        "SELECT e.id, e.kind, e.ts_ns, e.sealed IS NOT NULL, e.blob_id IS NOT NULL, s.synthetic \
+         FROM events e JOIN sessions s ON s.id = e.session_id ORDER BY e.id",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let (id, code, ts): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        let (has_sealed, has_blob, is_synthetic): (bool, bool, bool) =
+            (r.get(3)?, r.get(4)?, r.get(5)?);
+        checked += 1;
+        let Some(kind) = Kind::from_code(code) else {
+            flag("unknown-kind", &format!("code {code}"), id, ts);
+            continue;
+        };
+        if ts < now_ns.saturating_sub(i64::from(kind.decl().retention_days) * NS_PER_DAY) {
+            flag("past-retention", kind.name(), id, ts);
+        }
+        if is_synthetic {
+            // Generated, not captured from a person: reported, not held to
+            // a consent.
+            synthetic += 1;
+            continue;
+        }
+        let Some(wi) = history.windows.iter().rposition(|w| w.contains(ts)) else {
+            flag("outside-consent", kind.name(), id, ts);
+            continue;
+        };
+        let record = &history.windows[wi].record;
+        let (sealed_scopes, blob_scope) = kind.sealed_scopes();
+        let mut needed = vec![kind.scope()];
+        if has_sealed {
+            needed.extend(sealed_scopes);
+        }
+        if has_blob {
+            needed.extend(blob_scope);
+        }
+        if needed.iter().any(|s| !record.grants(*s)) {
+            flag("scope-not-granted", kind.name(), id, ts);
+        }
+        if history.paused_at(ts) {
+            flag("during-pause", kind.name(), id, ts);
+        }
+        *summary[wi].events_by_kind.entry(kind.name()).or_default() += 1;
+    }
+    let violations: Vec<Violation> = violations.into_values().collect();
+    Ok(AuditReport {
+        ok: violations.is_empty(),
+        ledger: check,
+        history: summary,
+        pauses: history.pauses.len(),
+        purges: history.purges.len(),
+        exports: history.exports.len(),
+        events_checked: checked,
+        synthetic_events: synthetic,
+        violations,
+    })
+}
+
+/// The verdict on an exported ledger file.
+#[derive(Debug, Serialize)]
+pub struct LedgerFileReport {
+    pub path: String,
+    pub ledger: LedgerCheck,
+    pub history: Vec<WindowSummary>,
+    pub ok: bool,
+}
+
+/// Verifies an exported ledger (`candor consent log --json`) without the
+/// store. With `expect_head`, also checks the file ends at that hash, which
+/// shows a truncated file.
+pub fn audit_ledger_file(
+    path: &Path,
+    expect_head: Option<&str>,
+) -> Result<LedgerFileReport, AuditError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| AuditError::Read {
+        path: name.clone(),
+        source,
+    })?;
+    let mut entries = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let e: Entry = serde_json::from_str(line).map_err(|e| AuditError::BadLine {
+            path: name.clone(),
+            line: i + 1,
+            why: format!("not a ledger entry: {e}"),
+        })?;
+        entries.push(e);
+    }
+    let mut check = LedgerCheck::from_result(
+        ledger::verify_chain(&entries).map(|(seq, head)| ledger::Verified {
+            entries: seq,
+            head,
+            anchor_checked: false,
+        }),
+        entries.len() as i64,
+    );
+    if let (true, Some(want)) = (check.intact, expect_head) {
+        if check.head.as_deref() != Some(want) {
+            check.intact = false;
+            check.problem = Some(format!(
+                "the file ends at {} but the ledger's head is {want}: entries are missing from the end",
+                check.head.clone().unwrap_or_default()
+            ));
+        }
+    }
+    let history = if check.intact {
+        summarize(&History::from_entries(&entries))
+    } else {
+        Vec::new()
+    };
+    Ok(LedgerFileReport {
+        path: name,
+        ok: check.intact,
+        ledger: check,
+        history,
+    })
+}
+
+fn write_ledger(f: &mut fmt::Formatter<'_>, l: &LedgerCheck) -> fmt::Result {
+    if l.intact {
+        writeln!(
+            f,
+            "ledger     {} entries, chain intact{}, head {}",
+            l.entries,
+            if l.anchor_checked {
+                ", anchor verified"
+            } else {
+                " (anchor not checked)"
+            },
+            l.head.as_deref().unwrap_or("-")
+        )
+    } else {
+        writeln!(
+            f,
+            "ledger     BROKEN: {}",
+            l.problem.as_deref().unwrap_or("unknown problem")
+        )
+    }
+}
+
+fn write_history(f: &mut fmt::Formatter<'_>, history: &[WindowSummary]) -> fmt::Result {
+    if history.is_empty() {
+        return writeln!(f, "consent    none recorded");
+    }
+    writeln!(f, "consent history")?;
+    for (i, w) in history.iter().enumerate() {
+        writeln!(
+            f,
+            "  {}. {} ({}) from {} until {} [{}]",
+            i + 1,
+            w.record_id,
+            w.method,
+            w.from,
+            w.until,
+            serde_json::to_value(&w.end)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        )?;
+        writeln!(f, "     scopes: {}", w.scopes.join(", "))?;
+        if !w.events_by_kind.is_empty() {
+            let captured: Vec<String> = w
+                .events_by_kind
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            writeln!(f, "     captured: {}", captured.join(", "))?;
+        }
+    }
+    Ok(())
+}
+
+impl fmt::Display for AuditReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_ledger(f, &self.ledger)?;
+        if !self.ledger.intact {
+            return writeln!(
+                f,
+                "verdict    FAIL: the ledger is broken, so no event can be vouched for"
+            );
+        }
+        write_history(f, &self.history)?;
+        writeln!(
+            f,
+            "also       {} pauses, {} purges, {} exports in the ledger",
+            self.pauses, self.purges, self.exports
+        )?;
+        writeln!(
+            f,
+            "events     {} checked; {} synthetic (generated, not held to consent)",
+            self.events_checked, self.synthetic_events
+        )?;
+        for v in &self.violations {
+            writeln!(
+                f,
+                "VIOLATION  {}: {} {} events (first: event {} at {})",
+                v.rule, v.events, v.kind, v.first_event_id, v.first_time
+            )?;
+        }
+        if self.ok {
+            writeln!(
+                f,
+                "verdict    PASS: every stored event is covered by consent"
+            )
+        } else {
+            writeln!(f, "verdict    FAIL")
+        }
+    }
+}
+
+impl fmt::Display for LedgerFileReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "file       {}", self.path)?;
+        write_ledger(f, &self.ledger)?;
+        write_history(f, &self.history)?;
+        writeln!(f, "verdict    {}", if self.ok { "PASS" } else { "FAIL" })
+    }
+}
