@@ -142,11 +142,7 @@ fn init_logging() {
 fn run(cli: Cli) -> Result<()> {
     let ctx = Context::load(cli.data_dir, cli.config)?;
     let Some(command) = cli.command else {
-        bail!(
-            "this build of Candor cannot record yet: the consent screen and the capture daemon are not \
-             part of it. It can show and erase a store: `candor stats`, `candor events`, `candor purge` \
-             (see `candor --help`)"
-        );
+        return consent_then_start(&ctx);
     };
     match command {
         Command::Consent { command } => consent_command(&ctx, command)?,
@@ -330,6 +326,23 @@ fn consent_command(ctx: &Context, command: Option<ConsentCommand>) -> Result<()>
         }
     }
     Ok(())
+}
+
+/// `candor` alone: the consent screen first when there is no consent in
+/// force, then capture.
+fn consent_then_start(ctx: &Context) -> Result<()> {
+    {
+        let mut store = ctx.open_store()?;
+        let status = consent::refresh(&mut store, wall_now_ns())?;
+        if !matches!(status, consent::state::Status::Active(_)) {
+            let outcome = consent::screen::run(&mut store, wall_now_ns())?;
+            println!("{outcome}");
+            if !matches!(outcome, consent::screen::Outcome::Granted(_)) {
+                return Ok(());
+            }
+        }
+    }
+    start(ctx)
 }
 
 fn start(ctx: &Context) -> Result<()> {
