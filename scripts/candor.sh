@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what Candor needs, builds it, and runs it. With no arguments this
-# is where the consent screen will open first; arguments go to `candor`.
+# Installs what Candor needs, builds it, and runs it. With no arguments the
+# consent screen comes first (when no consent is in force), then capture;
+# arguments go to `candor`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >&2

@@ -329,3 +329,61 @@ fn revoke_with_purge_erases_what_was_captured() {
     let stats: Value = serde_json::from_str(&t.candor_ok(&["stats", "--json"])).unwrap();
     assert_eq!(stats["events"], 0);
 }
+
+#[test]
+fn a_running_daemon_stops_when_consent_expires_or_moves_to_another_notice() {
+    let t = TestStore::new();
+    t.candor_ok(&[
+        "consent",
+        "grant",
+        "--scopes",
+        "mouse",
+        "--accept-notice",
+        &notice_sha256(),
+        "--expires-in",
+        "2s",
+    ]);
+    let mut daemon = start_daemon(&t);
+    let took = wait_exit(&mut daemon, Duration::from_secs(6));
+    let _ = daemon.kill();
+    assert!(took.is_some(), "the daemon outlived its consent");
+
+    // A newer build recorded consent to its own notice: this build stops,
+    // and leaves that consent as it is.
+    let t = TestStore::new();
+    grant(&t, "mouse");
+    let mut daemon = start_daemon(&t);
+    {
+        let mut store = t.open();
+        let key = store.sealer(true).unwrap().ledger_key();
+        let record = ConsentRecord::new(
+            "subj-new",
+            &"2".repeat(64),
+            &[Scope::Mouse],
+            Method::Screen,
+            now_ns(),
+            30 * DAY_NS,
+            None,
+        );
+        ledger::append(
+            store.conn(),
+            &key,
+            now_ns(),
+            Action::Amend,
+            serde_json::json!({ "record": record }),
+        )
+        .unwrap();
+    }
+    let took = wait_exit(&mut daemon, Duration::from_secs(5));
+    let _ = daemon.kill();
+    assert!(took.expect("the daemon kept capturing under another notice") < Duration::from_secs(1));
+    let actions: Vec<String> = log(&t)
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        actions,
+        vec!["grant", "amend"],
+        "the daemon wrote to the ledger"
+    );
+}

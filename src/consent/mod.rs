@@ -125,6 +125,13 @@ fn append(
     Ok(entry)
 }
 
+/// The current status, read-only: nothing is recorded. A running daemon
+/// watches with this, so that an older daemon seeing a consent to a newer
+/// notice stops without closing that consent in the ledger.
+pub fn current(store: &mut Store, now_ns: i64) -> Result<Status, ConsentError> {
+    Ok(history(store)?.status(&notice::notice_hash(), now_ns))
+}
+
 /// Records the state changes that time and a new binary bring: an expired
 /// consent, or a consent given for another notice. Idempotent. Returns the
 /// current status.

@@ -85,7 +85,7 @@ pub async fn run(
         tokio::select! {
             () = &mut stop => break Ended::Stopped,
             _ = tick.tick() => {
-                let status = consent::refresh(&mut watch, wall_now_ns())?;
+                let status = consent::current(&mut watch, wall_now_ns())?;
                 // An amendment keeps capture running (under the new scopes,
                 // once there are sources to rescope); anything else stops it.
                 if let Err(refusal) = Gate::check(&status) {
