@@ -46,6 +46,29 @@ pub enum KeyStoreChoice {
 pub struct Config {
     pub store: StoreConfig,
     pub writer: WriterConfig,
+    pub capture: CaptureConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    /// Mouse moves kept per second (the path is thinned to this rate).
+    pub mouse_rate_hz: u32,
+    /// Application classes during whose focus no input is recorded. Setting
+    /// this replaces the default list (password managers, PIN prompts).
+    pub exclude_apps: Vec<String>,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            mouse_rate_hz: 30,
+            exclude_apps: crate::capture::focus::DEFAULT_EXCLUDED
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -128,6 +151,7 @@ pub const ENV_VARS: &[&str] = &[
     "CANDOR_WRITER_BATCH_MAX",
     "CANDOR_WRITER_BATCH_INTERVAL",
     "CANDOR_WRITER_MAX_STORE_SIZE",
+    "CANDOR_CAPTURE_MOUSE_RATE_HZ",
 ];
 
 impl Config {
@@ -193,6 +217,9 @@ impl Config {
                     self.writer.batch_interval = humantime::parse_duration(&value)
                         .map_err(|e| bad(format!("{e} (write it with a unit, e.g. 100ms)")))?
                 }
+                "CANDOR_CAPTURE_MOUSE_RATE_HZ" => {
+                    self.capture.mouse_rate_hz = value.parse().map_err(|e| bad(format!("{e}")))?
+                }
                 "CANDOR_WRITER_MAX_STORE_SIZE" => {
                     self.writer.max_store_size = Some(parse_size(&value).map_err(bad)?)
                 }
@@ -219,6 +246,12 @@ impl Config {
         }
         if self.writer.batch_max == 0 {
             return Err(invalid("writer.batch_max", "must be at least 1"));
+        }
+        if !(1..=1000).contains(&self.capture.mouse_rate_hz) {
+            return Err(invalid(
+                "capture.mouse_rate_hz",
+                "must be between 1 and 1000",
+            ));
         }
         if self.writer.batch_interval.is_zero() {
             return Err(invalid("writer.batch_interval", "must be longer than zero"));

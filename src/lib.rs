@@ -18,6 +18,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod capture;
 pub mod config;
 pub mod consent;
 pub mod daemon;

@@ -12,7 +12,7 @@ use candor::consent::record::{ConsentRecord, Method};
 use candor::consent::{self, ledger};
 use candor::event::wall_now_ns;
 use candor::store::{purge, query, writer};
-use candor::{audit, daemon};
+use candor::{audit, capture, daemon};
 
 #[derive(Parser)]
 #[command(
@@ -357,14 +357,21 @@ fn start(ctx: &Context) -> Result<()> {
                 _ = term.recv() => {}
             }
         };
-        daemon::run(ctx, stop, |gate| {
+        daemon::run(ctx, stop, |gate, sources| {
             println!(
                 "candor: capturing under consent {} (scopes: {}) until {}",
                 gate.record().record_id,
                 gate.record().scopes.join(", "),
                 gate.record().expires_at
             );
-            println!("candor: no capture sources are part of this build yet; only the session is recorded");
+            for (name, state) in sources {
+                let state = match state {
+                    capture::SourceState::Running => "running".to_owned(),
+                    capture::SourceState::Unavailable(why) => format!("unavailable: {why}"),
+                    capture::SourceState::Off(why) => format!("off: {why}"),
+                };
+                println!("candor: source {name}: {state}");
+            }
         })
         .await
         .map_err(anyhow::Error::from)

@@ -2,12 +2,18 @@
 //! and keep watching the ledger so that a revocation, an expiry or a notice
 //! change stops capture within a second.
 //!
-//! Capture sources (keyboard, mouse, focus, editor) are not part of this
-//! build yet: the daemon says so when it starts, and records nothing but its
-//! session. The control socket (status, pause, resume, stop) is not built
-//! yet either; SIGINT and SIGTERM stop it cleanly.
+//! Sources start only after the gate passes, and only those whose scopes
+//! are granted: keyboard and mouse (rdev), and focus with exclusions (X11).
+//! Pauses (the hotkey) go into the ledger. The editor source and the
+//! control socket (status, pause, resume, stop) are not built yet; SIGINT
+//! and SIGTERM stop the daemon cleanly.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+use crate::capture::{self, Control, SourceState};
+use crate::event::SessionClock;
+use crate::registry::Scope;
 
 use crate::app::Context;
 use crate::consent::gate::{Gate, Refusal};
@@ -58,18 +64,62 @@ pub fn check_gate(store: &mut Store) -> Result<Gate, DaemonError> {
     Ok(Gate::check(&status)?)
 }
 
+/// Starts the sources the consent allows; returns their states.
+fn start_sources(
+    ctx: &Context,
+    ctl: &std::sync::Arc<Control>,
+    clock: SessionClock,
+) -> BTreeMap<&'static str, SourceState> {
+    let gate = ctl.gate();
+    let input = if gate.grants(Scope::KeysTiming) || gate.grants(Scope::Mouse) {
+        capture::input::spawn(ctl.clone(), clock, ctx.config.capture.mouse_rate_hz)
+    } else {
+        SourceState::Off("neither keys.timing nor mouse is granted".into())
+    };
+    let input_running = input == SourceState::Running;
+    ctl.set_state("input", input);
+    // Focus runs for window.apps, and also to enforce exclusions on input.
+    let focus = if gate.grants(Scope::WindowApps) || input_running {
+        capture::focus::spawn(ctl.clone(), clock, ctx.config.capture.exclude_apps.clone())
+    } else {
+        SourceState::Off("window.apps is not granted".into())
+    };
+    ctl.set_state("focus", focus);
+    ctl.set_state(
+        "editor",
+        SourceState::Unavailable("the editor source is not part of this build yet".into()),
+    );
+    ctl.states()
+}
+
+/// Writes pauses and resumes the sources asked for into the ledger.
+fn record_pauses(
+    store: &mut Store,
+    rx: &crossbeam_channel::Receiver<capture::PauseChange>,
+) -> Result<(), DaemonError> {
+    while let Ok(p) = rx.try_recv() {
+        consent::record_pause(store, p.paused, &p.reason, p.wall_ns)?;
+    }
+    Ok(())
+}
+
 /// Runs until `stop` resolves or consent ends. `started` is called once
-/// capture runs, with the gate it runs under.
+/// capture runs, with the gate it runs under and the sources' states.
 pub async fn run(
     ctx: &Context,
     stop: impl std::future::Future<Output = ()>,
-    started: impl FnOnce(&Gate),
+    started: impl FnOnce(&Gate, &BTreeMap<&'static str, SourceState>),
 ) -> Result<RunReport, DaemonError> {
     let open = || Store::open(&ctx.paths, ctx.config.store.key_store);
     let mut store = open()?;
     let gate = check_gate(&mut store)?;
     // A second connection watches the ledger; the writer owns the first.
     let mut watch = open()?;
+    // A pause left open by a crash does not outlive the daemon that made it.
+    if consent::history(&mut watch)?.paused_at(wall_now_ns()) {
+        consent::record_pause(&mut watch, false, "capture restarted", wall_now_ns())?;
+    }
+    let clock = SessionClock::start();
     let (sink, handle) = writer::start(
         store,
         &ctx.config.writer,
@@ -78,22 +128,36 @@ pub async fn run(
             synthetic: false,
         },
     )?;
-    started(&gate);
+    let (pause_tx, pause_rx) = crossbeam_channel::unbounded();
+    let ctl = Control::new(gate.clone(), sink.clone(), pause_tx);
+    let states = start_sources(ctx, &ctl, clock);
+    started(&gate, &states);
     tokio::pin!(stop);
     let mut tick = tokio::time::interval(CONSENT_POLL);
     let ended = loop {
         tokio::select! {
             () = &mut stop => break Ended::Stopped,
             _ = tick.tick() => {
+                record_pauses(&mut watch, &pause_rx)?;
                 let status = consent::current(&mut watch, wall_now_ns())?;
-                // An amendment keeps capture running (under the new scopes,
-                // once there are sources to rescope); anything else stops it.
-                if let Err(refusal) = Gate::check(&status) {
-                    break Ended::ConsentEnded(refusal);
+                match Gate::check(&status) {
+                    // An amendment: the sources go on under the new scopes.
+                    Ok(now) => {
+                        if now.record().record_id != ctl.gate().record().record_id {
+                            ctl.set_gate(now);
+                        }
+                    }
+                    Err(refusal) => break Ended::ConsentEnded(refusal),
                 }
             }
         }
     };
+    if ctl.is_paused() {
+        ctl.set_paused(false, clock.stamp(), "capture stopped");
+    }
+    ctl.stop();
+    ctl.close_spans(clock.stamp());
+    record_pauses(&mut watch, &pause_rx)?;
     drop(sink);
     let stats = handle.shutdown()?;
     Ok(RunReport { ended, stats })

@@ -1,0 +1,203 @@
+//! Capture sources: they turn what happens on the desktop into registry
+//! events and hand them, through the consent gate, to the store's sink.
+//!
+//! Every source shares one [`Control`]: the gate in force (swapped on an
+//! amendment), the pause state, and the focused excluded application if
+//! any. While paused or while an excluded application has focus, nothing is
+//! delivered; instead one `capture.gap` records the span and its reason.
+//! Events outside the consent are dropped by the gate (they were never
+//! consented to, so they are not losses).
+
+pub mod focus;
+pub mod input;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use crossbeam_channel::Sender;
+
+use crate::consent::gate::Gate;
+use crate::event::{Event, Stamp};
+use crate::registry::Kind;
+use crate::store::writer::EventSink;
+
+/// A pause or resume the daemon must write to the ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PauseChange {
+    pub paused: bool,
+    pub wall_ns: i64,
+    pub reason: String,
+}
+
+/// What a source is doing, for status.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", content = "why", rename_all = "lowercase")]
+pub enum SourceState {
+    Running,
+    /// Could not start (no X display, no RECORD extension...).
+    Unavailable(String),
+    /// Not started: its scopes were not granted.
+    Off(String),
+}
+
+/// State shared by the daemon and every source.
+pub struct Control {
+    gate: RwLock<Gate>,
+    sink: EventSink,
+    paused: Mutex<Option<Stamp>>,
+    excluded: Mutex<Option<(String, Stamp)>>,
+    stop: AtomicBool,
+    pauses: Sender<PauseChange>,
+    states: Mutex<BTreeMap<&'static str, SourceState>>,
+    workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn gap(reason: &str, since: Stamp, until: Stamp) -> Option<Event> {
+    Event::new(Kind::CaptureGap, since)
+        .with("reason", reason)
+        .and_then(|e| e.with("duration_ns", (until.mono_ns - since.mono_ns).max(0)))
+        .and_then(|e| e.with("count", 0))
+        .ok()
+}
+
+impl Control {
+    pub fn new(gate: Gate, sink: EventSink, pauses: Sender<PauseChange>) -> Arc<Control> {
+        Arc::new(Control {
+            gate: RwLock::new(gate),
+            sink,
+            paused: Mutex::new(None),
+            excluded: Mutex::new(None),
+            stop: AtomicBool::new(false),
+            pauses,
+            states: Mutex::new(BTreeMap::new()),
+            workers: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn gate(&self) -> Gate {
+        self.gate.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Puts a new consent (an amendment) in force for every source.
+    pub fn set_gate(&self, gate: Gate) {
+        *self.gate.write().unwrap_or_else(|p| p.into_inner()) = gate;
+    }
+
+    /// Asks every source to stop and waits for their threads (rdev's own
+    /// listener cannot be stopped; it is simply no longer read).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let workers = std::mem::take(&mut *lock(&self.workers));
+        for w in workers {
+            let _ = w.join();
+        }
+    }
+
+    fn adopt(&self, worker: std::thread::JoinHandle<()>) {
+        lock(&self.workers).push(worker);
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    pub fn is_paused(&self) -> bool {
+        lock(&self.paused).is_some()
+    }
+
+    pub fn set_state(&self, source: &'static str, state: SourceState) {
+        lock(&self.states).insert(source, state);
+    }
+
+    pub fn states(&self) -> BTreeMap<&'static str, SourceState> {
+        lock(&self.states).clone()
+    }
+
+    /// Pauses or resumes capture; a resume writes the paused span as a gap.
+    pub fn set_paused(&self, paused: bool, at: Stamp, reason: &str) {
+        let mut p = lock(&self.paused);
+        match (p.take(), paused) {
+            (None, true) => *p = Some(at),
+            (Some(since), false) => {
+                if let Some(g) = gap("paused", since, at) {
+                    let _ = self.sink.record(g);
+                }
+            }
+            (already, _) => {
+                *p = already;
+                return;
+            }
+        }
+        let _ = self.pauses.send(PauseChange {
+            paused,
+            wall_ns: at.wall_ns,
+            reason: reason.to_owned(),
+        });
+    }
+
+    pub fn toggle_pause(&self, at: Stamp, reason: &str) {
+        let paused = self.is_paused();
+        self.set_paused(!paused, at, reason);
+    }
+
+    /// Marks an excluded application as focused (`Some`) or gone (`None`);
+    /// the end of an exclusion writes its span as a gap.
+    pub fn set_excluded(&self, app: Option<String>, at: Stamp) {
+        let mut ex = lock(&self.excluded);
+        match (ex.take(), app) {
+            (None, Some(app)) => *ex = Some((app, at)),
+            (Some((_, since)), None) => {
+                if let Some(g) = gap("excluded", since, at) {
+                    let _ = self.sink.record(g);
+                }
+            }
+            (Some(current), Some(_)) => *ex = Some(current),
+            (None, None) => {}
+        }
+    }
+
+    pub fn is_excluded(&self) -> bool {
+        lock(&self.excluded).is_some()
+    }
+
+    /// Closes open pause and exclusion spans at shutdown, so they are on
+    /// record.
+    pub fn close_spans(&self, at: Stamp) {
+        if let Some(since) = lock(&self.paused).take() {
+            if let Some(g) = gap("paused", since, at) {
+                let _ = self.sink.record(g);
+            }
+        }
+        self.set_excluded(None, at);
+    }
+
+    /// Records a gap: gaps are part of every consent and are written even
+    /// while paused.
+    pub fn deliver_gap(&self, gap: Event) {
+        let _ = self.sink.record(gap);
+    }
+
+    /// Hands an event to the store if capture is running and the consent
+    /// covers it.
+    pub fn deliver(&self, mut event: Event) {
+        if self.is_paused() || self.is_excluded() {
+            return;
+        }
+        let admitted = self
+            .gate
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .admit(&mut event);
+        if !admitted {
+            return;
+        }
+        if let Err(e) = self.sink.record(event) {
+            tracing::error!("a source produced an invalid event: {e}");
+        }
+    }
+}
