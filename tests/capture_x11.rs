@@ -345,7 +345,7 @@ fn with_timing_only_no_key_identity_or_character_is_stored() {
 }
 
 #[test]
-fn the_pause_hotkey_pauses_and_resumes_and_is_never_stored() {
+fn pause_by_hotkey_and_by_the_cli_and_the_hotkey_is_never_stored() {
     let Some(x) = X::start(false) else { return };
     let t = TestStore::new();
     grant(&t, "keys.timing,keys.text");
@@ -356,16 +356,21 @@ fn the_pause_hotkey_pauses_and_resumes_and_is_never_stored() {
     x.xdotool(&["type", "--delay", "40", "secret"]);
     x.xdotool(&["key", "ctrl+alt+shift+p"]);
     x.xdotool(&["type", "--delay", "40", "b"]);
+    // And by the command line.
+    t.candor_ok(&["pause", "--reason", "private chat"]);
+    x.xdotool(&["type", "--delay", "40", "hidden"]);
+    t.candor_ok(&["resume"]);
+    x.xdotool(&["type", "--delay", "40", "c"]);
     stop(d);
     let ev = events(&t);
-    assert_eq!(typed(&ev), vec!["a", "b"], "{ev:#?}");
+    assert_eq!(typed(&ev), vec!["a", "b", "c"], "{ev:#?}");
     assert!(
         ev.iter().all(|e| e["fields"]["key"] != "KeyP"),
         "the hotkey was stored"
     );
     let gaps = of_kind(&ev, "capture.gap");
-    assert_eq!(gaps.len(), 1);
-    assert_eq!(gaps[0]["fields"]["reason"], "paused");
+    assert_eq!(gaps.len(), 2);
+    assert!(gaps.iter().all(|g| g["fields"]["reason"] == "paused"));
     assert!(gaps[0]["fields"]["duration_ns"].as_i64().unwrap() >= 200_000_000);
     let actions: Vec<String> = t
         .candor_ok(&["consent", "log", "--json"])
@@ -377,7 +382,7 @@ fn the_pause_hotkey_pauses_and_resumes_and_is_never_stored() {
                 .to_owned()
         })
         .collect();
-    assert_eq!(actions, vec!["grant", "pause", "resume"]);
+    assert_eq!(actions, vec!["grant", "pause", "resume", "pause", "resume"]);
     let out = t.candor(&["audit"]);
     assert!(
         out.status.success(),

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use candor::app::{self, Context};
 use candor::consent::record::{ConsentRecord, Method};
 use candor::consent::{self, ledger};
+use candor::daemon::control;
 use candor::event::wall_now_ns;
 use candor::store::{purge, query, writer};
 use candor::{audit, capture, daemon};
@@ -56,6 +57,24 @@ enum Command {
     },
     /// Starts capture in the foreground, under your current consent.
     Start,
+    /// Shows the running daemon: uptime, sources, counts, drops and gaps.
+    Status(JsonFlag),
+    /// Pauses capture (recorded in the consent ledger).
+    Pause {
+        /// Resume by itself after this long (e.g. 30m).
+        #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        for_: Option<std::time::Duration>,
+        /// Why, for the ledger.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Resumes capture after a pause.
+    Resume {
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Stops the running daemon; everything captured so far is flushed.
+    Stop,
     /// For privacy reviewers: verifies the consent ledger and checks every
     /// stored event against it. Exits non-zero on any finding.
     Audit {
@@ -147,6 +166,34 @@ fn run(cli: Cli) -> Result<()> {
     match command {
         Command::Consent { command } => consent_command(&ctx, command)?,
         Command::Start => start(&ctx)?,
+        Command::Status(JsonFlag { json }) => {
+            let reply = control::send(&ctx.paths.data_dir, &control::Request::Status)?;
+            let status = reply.status.unwrap_or_default();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", status_text(&status));
+            }
+        }
+        Command::Pause { for_, reason } => {
+            let for_ns = for_.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+            control::send(
+                &ctx.paths.data_dir,
+                &control::Request::Pause { for_ns, reason },
+            )?;
+            match for_ {
+                Some(d) => println!("capture paused for {}", humantime::format_duration(d)),
+                None => println!("capture paused until `candor resume`"),
+            }
+        }
+        Command::Resume { reason } => {
+            control::send(&ctx.paths.data_dir, &control::Request::Resume { reason })?;
+            println!("capture resumed");
+        }
+        Command::Stop => {
+            control::send(&ctx.paths.data_dir, &control::Request::Stop)?;
+            println!("candor is stopping; everything captured so far is being written");
+        }
         Command::Audit {
             ledger,
             expect_head,
@@ -239,6 +286,51 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn status_text(s: &serde_json::Value) -> String {
+    let mut out = format!(
+        "running    for {}\nconsent    {} ({})\n",
+        humantime::format_duration(std::time::Duration::from_secs(
+            s["uptime_s"].as_u64().unwrap_or(0)
+        )),
+        s["consent"]["record_id"].as_str().unwrap_or("?"),
+        s["consent"]["scopes"]
+            .as_array()
+            .map(|a| a
+                .iter()
+                .filter_map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join(", "))
+            .unwrap_or_default()
+    );
+    let paused = match (s["paused"].as_bool(), s["paused_until"].as_str()) {
+        (Some(true), Some(until)) => format!("paused until {until}"),
+        (Some(true), None) => "paused".to_owned(),
+        _ if s["excluded_app_focused"].as_bool() == Some(true) => {
+            "recording nothing: an excluded app has focus".to_owned()
+        }
+        _ => "recording".to_owned(),
+    };
+    out += &format!("capture    {paused}\n");
+    if let Some(sources) = s["sources"].as_object() {
+        for (name, st) in sources {
+            let state = st["state"].as_str().unwrap_or("?");
+            match st["why"].as_str() {
+                Some(why) => out += &format!("source     {name}: {state}: {why}\n"),
+                None => out += &format!("source     {name}: {state}\n"),
+            }
+        }
+    }
+    let w = &s["writer"];
+    out += &format!(
+        "events     {} received, {} written, {} mouse moves coalesced, {} dropped, {} gaps\n",
+        w["received"], w["written"], w["coalesced"], w["dropped"], w["gaps"]
+    );
+    if let Some(why) = w["stalled"].as_str() {
+        out += &format!("writer     STALLED: {why}\n");
+    }
+    out
 }
 
 fn print_report<R: serde::Serialize + std::fmt::Display>(report: &R, json: bool) -> Result<()> {

@@ -8,8 +8,10 @@
 //! control socket (status, pause, resume, stop) are not built yet; SIGINT
 //! and SIGTERM stop the daemon cleanly.
 
+pub mod control;
+
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::capture::{self, Control, SourceState};
 use crate::event::SessionClock;
@@ -33,6 +35,8 @@ pub enum DaemonError {
     Consent(#[from] ConsentError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Control(#[from] control::ControlError),
 }
 
 impl From<Refusal> for DaemonError {
@@ -92,6 +96,28 @@ fn start_sources(
     ctl.states()
 }
 
+fn status_json(
+    ctl: &Control,
+    sink: &writer::EventSink,
+    up_since: Instant,
+    paused_until: Option<i64>,
+) -> serde_json::Value {
+    let gate = ctl.gate();
+    serde_json::json!({
+        "uptime_s": up_since.elapsed().as_secs(),
+        "consent": {
+            "record_id": gate.record().record_id,
+            "scopes": gate.record().scopes,
+            "expires_at": gate.record().expires_at,
+        },
+        "paused": ctl.is_paused(),
+        "paused_until": paused_until.map(crate::store::query::format_ns),
+        "excluded_app_focused": ctl.is_excluded(),
+        "sources": ctl.states(),
+        "writer": sink.stats(),
+    })
+}
+
 /// Writes pauses and resumes the sources asked for into the ledger.
 fn record_pauses(
     store: &mut Store,
@@ -130,14 +156,63 @@ pub async fn run(
     )?;
     let (pause_tx, pause_rx) = crossbeam_channel::unbounded();
     let ctl = Control::new(gate.clone(), sink.clone(), pause_tx);
+    let listener = control::bind(&ctx.paths.data_dir)?;
     let states = start_sources(ctx, &ctl, clock);
     started(&gate, &states);
     tokio::pin!(stop);
     let mut tick = tokio::time::interval(CONSENT_POLL);
+    let up_since = Instant::now();
+    let mut resume_at: Option<(Instant, i64)> = None;
     let ended = loop {
         tokio::select! {
             () = &mut stop => break Ended::Stopped,
+            accepted = listener.accept() => {
+                let Ok((mut conn, _)) = accepted else { continue };
+                if !control::peer_is_us(&conn) {
+                    control::write_reply(&mut conn, &control::Reply::error("refused: not the same user")).await;
+                    continue;
+                }
+                let request = tokio::time::timeout(Duration::from_secs(2), control::read_request(&mut conn)).await;
+                let request = match request {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(why)) => {
+                        control::write_reply(&mut conn, &control::Reply::error(why)).await;
+                        continue;
+                    }
+                    Err(_) => continue,
+                };
+                let reply = match request {
+                    control::Request::Status => {
+                        let mut reply = control::Reply::ok();
+                        reply.status = Some(status_json(&ctl, &sink, up_since, resume_at.map(|r| r.1)));
+                        reply
+                    }
+                    control::Request::Pause { for_ns, reason } => {
+                        ctl.set_paused(true, clock.stamp(), reason.as_deref().unwrap_or("cli"));
+                        resume_at = for_ns.map(|ns| {
+                            let d = Duration::from_nanos(ns);
+                            (Instant::now() + d, wall_now_ns().saturating_add(i64::try_from(ns).unwrap_or(i64::MAX)))
+                        });
+                        control::Reply::ok()
+                    }
+                    control::Request::Resume { reason } => {
+                        ctl.set_paused(false, clock.stamp(), reason.as_deref().unwrap_or("cli"));
+                        resume_at = None;
+                        control::Reply::ok()
+                    }
+                    control::Request::Stop => {
+                        control::write_reply(&mut conn, &control::Reply::ok()).await;
+                        break Ended::Stopped;
+                    }
+                };
+                control::write_reply(&mut conn, &reply).await;
+                record_pauses(&mut watch, &pause_rx)?;
+            }
             _ = tick.tick() => {
+                if resume_at.is_some_and(|(at, _)| Instant::now() >= at) {
+                    resume_at = None;
+                    ctl.set_paused(false, clock.stamp(), "pause timer ended");
+                }
                 record_pauses(&mut watch, &pause_rx)?;
                 let status = consent::current(&mut watch, wall_now_ns())?;
                 match Gate::check(&status) {
@@ -158,6 +233,7 @@ pub async fn run(
     ctl.stop();
     ctl.close_spans(clock.stamp());
     record_pauses(&mut watch, &pause_rx)?;
+    let _ = std::fs::remove_file(control::socket_path(&ctx.paths.data_dir));
     drop(sink);
     let stats = handle.shutdown()?;
     Ok(RunReport { ended, stats })
