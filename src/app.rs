@@ -24,6 +24,8 @@ pub enum AppError {
 pub struct Context {
     pub paths: Paths,
     pub config: Config,
+    /// The config file in use (it may not exist yet).
+    pub config_file: PathBuf,
 }
 
 impl Context {
@@ -45,7 +47,11 @@ impl Context {
         let config = Config::load(&file, required, std::env::vars())?;
         let data_dir = data_dir.or_else(|| config.store.data_dir.clone());
         let paths = Paths::resolve(data_dir, config_dir)?;
-        Ok(Context { paths, config })
+        Ok(Context {
+            paths,
+            config,
+            config_file: file,
+        })
     }
 
     /// Opens the store for reading and writing, creating it if needed.

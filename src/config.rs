@@ -47,6 +47,53 @@ pub struct Config {
     pub store: StoreConfig,
     pub writer: WriterConfig,
     pub capture: CaptureConfig,
+    pub editor: EditorConfig,
+}
+
+/// Files that usually hold secrets: never read, never recorded.
+pub const DEFAULT_DENY: &[&str] = &[
+    ".env*",
+    "*.pem",
+    "*.key",
+    "id_*",
+    ".ssh/",
+    ".aws/",
+    ".netrc",
+    "*.kdbx",
+    "credentials*",
+    "secrets.*",
+];
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EditorConfig {
+    /// Workspace roots to watch (`candor watch add` appends here).
+    pub roots: Vec<PathBuf>,
+    /// File-name patterns never read nor recorded; a trailing `/` names a
+    /// directory. Setting this replaces the default list.
+    pub deny: Vec<String>,
+    /// Largest file snapshotted.
+    #[serde(deserialize_with = "de_size_required")]
+    pub snapshot_max_bytes: u64,
+    /// Quiet time after a change before it is recorded.
+    #[serde(with = "humantime_serde")]
+    pub debounce: Duration,
+}
+
+impl Default for EditorConfig {
+    fn default() -> Self {
+        EditorConfig {
+            roots: Vec::new(),
+            deny: DEFAULT_DENY.iter().map(|s| (*s).to_owned()).collect(),
+            snapshot_max_bytes: 1 << 20,
+            debounce: Duration::from_millis(300),
+        }
+    }
+}
+
+fn de_size_required<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_size(&text).map_err(serde::de::Error::custom)
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -258,6 +305,46 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Rewrites `[editor] roots` in the config file at `path`, keeping the rest
+/// of the file (comments included) as it is. Written through a temporary
+/// file and a rename, so a crash never leaves half a config.
+pub fn write_roots(path: &Path, roots: &[PathBuf]) -> Result<(), ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    };
+    // Refuse to rewrite a file that does not parse as a config today.
+    Config::parse(path, &text)?;
+    let mut doc: toml_edit::DocumentMut =
+        text.parse()
+            .map_err(|e: toml_edit::TomlError| ConfigError::Parse {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+    let mut array = toml_edit::Array::new();
+    for r in roots {
+        array.push(r.display().to_string());
+    }
+    if !doc.contains_table("editor") {
+        doc["editor"] = toml_edit::table();
+    }
+    doc["editor"]["roots"] = toml_edit::value(array);
+    let write_err = |e: crate::paths::PathError| ConfigError::Invalid {
+        key: "editor.roots",
+        message: format!("cannot write {}: {e}", path.display()),
+    };
+    if let Some(dir) = path.parent() {
+        crate::paths::ensure_private_dir(dir).map_err(write_err)?;
+    }
+    crate::paths::write_private_atomic(path, doc.to_string().as_bytes()).map_err(write_err)
 }
 
 #[cfg(test)]

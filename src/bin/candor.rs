@@ -75,6 +75,11 @@ enum Command {
     },
     /// Stops the running daemon; everything captured so far is flushed.
     Stop,
+    /// Workspace roots whose files are watched (editor.files).
+    Watch {
+        #[command(subcommand)]
+        command: WatchCommand,
+    },
     /// For privacy reviewers: verifies the consent ledger and checks every
     /// stored event against it. Exits non-zero on any finding.
     Audit {
@@ -88,6 +93,16 @@ enum Command {
         #[command(flatten)]
         json: JsonFlag,
     },
+}
+
+#[derive(Subcommand)]
+enum WatchCommand {
+    /// Watches a workspace root (takes effect at the next start).
+    Add { path: PathBuf },
+    /// Lists the watched roots.
+    List,
+    /// Stops watching a root (takes effect at the next start).
+    Remove { path: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -190,6 +205,7 @@ fn run(cli: Cli) -> Result<()> {
             control::send(&ctx.paths.data_dir, &control::Request::Resume { reason })?;
             println!("capture resumed");
         }
+        Command::Watch { command } => watch(&ctx, command)?,
         Command::Stop => {
             control::send(&ctx.paths.data_dir, &control::Request::Stop)?;
             println!("candor is stopping; everything captured so far is being written");
@@ -282,6 +298,51 @@ fn run(cli: Cli) -> Result<()> {
             println!(
                 "purged {} events, {} gaps and {} blobs; the store went from {} to {} bytes (ledger entry {})",
                 r.events, r.gaps, r.blobs, r.bytes_before, r.bytes_after, r.ledger_seq
+            );
+        }
+    }
+    Ok(())
+}
+
+fn watch(ctx: &Context, command: WatchCommand) -> Result<()> {
+    let file = ctx.config_file.clone();
+    let mut roots = ctx.config.editor.roots.clone();
+    match command {
+        WatchCommand::List => {
+            if roots.is_empty() {
+                println!("no workspace roots are watched; add one with `candor watch add PATH`");
+            }
+            for r in &roots {
+                let note = if r.is_dir() { "" } else { "  (missing)" };
+                println!("{}{note}", r.display());
+            }
+            return Ok(());
+        }
+        WatchCommand::Add { path } => {
+            let path = std::fs::canonicalize(&path)
+                .with_context(|| format!("cannot watch {}", path.display()))?;
+            if !path.is_dir() {
+                bail!("{} is not a directory", path.display());
+            }
+            if roots.contains(&path) {
+                println!("{} is already watched", path.display());
+                return Ok(());
+            }
+            roots.push(path.clone());
+            candor::config::write_roots(&file, &roots)?;
+            println!("watching {} (from the next `candor start`)", path.display());
+        }
+        WatchCommand::Remove { path } => {
+            let canon = std::fs::canonicalize(&path).unwrap_or(path.clone());
+            let before = roots.len();
+            roots.retain(|r| r != &canon && r != &path);
+            if roots.len() == before {
+                bail!("{} is not watched", path.display());
+            }
+            candor::config::write_roots(&file, &roots)?;
+            println!(
+                "no longer watching {} (from the next `candor start`)",
+                path.display()
             );
         }
     }

@@ -8,6 +8,7 @@
 //! Events outside the consent are dropped by the gate (they were never
 //! consented to, so they are not losses).
 
+pub mod editor;
 pub mod focus;
 pub mod input;
 
@@ -185,7 +186,15 @@ impl Control {
     /// Hands an event to the store if capture is running and the consent
     /// covers it.
     pub fn deliver(&self, mut event: Event) {
-        if self.is_paused() || self.is_excluded() {
+        if self.is_paused() {
+            return;
+        }
+        // An excluded app's focus hides input, not file saves.
+        let input = matches!(
+            event.kind.scope(),
+            crate::registry::Scope::KeysTiming | crate::registry::Scope::Mouse
+        );
+        if input && self.is_excluded() {
             return;
         }
         let admitted = self

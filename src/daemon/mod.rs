@@ -3,10 +3,10 @@
 //! change stops capture within a second.
 //!
 //! Sources start only after the gate passes, and only those whose scopes
-//! are granted: keyboard and mouse (rdev), and focus with exclusions (X11).
-//! Pauses (the hotkey) go into the ledger. The editor source and the
-//! control socket (status, pause, resume, stop) are not built yet; SIGINT
-//! and SIGTERM stop the daemon cleanly.
+//! are granted: keyboard and mouse (rdev), focus with exclusions (X11), and
+//! file events with snapshots and commits (notify). Pauses go into the
+//! ledger. The control socket serves status, pause, resume and stop;
+//! SIGINT and SIGTERM stop the daemon cleanly too.
 
 pub mod control;
 
@@ -89,10 +89,12 @@ fn start_sources(
         SourceState::Off("window.apps is not granted".into())
     };
     ctl.set_state("focus", focus);
-    ctl.set_state(
-        "editor",
-        SourceState::Unavailable("the editor source is not part of this build yet".into()),
-    );
+    let editor = if gate.grants(Scope::EditorFiles) {
+        capture::editor::spawn(ctl.clone(), clock, &ctx.config.editor)
+    } else {
+        SourceState::Off("editor.files is not granted".into())
+    };
+    ctl.set_state("editor", editor);
     ctl.states()
 }
 
