@@ -1,0 +1,227 @@
+//! A private X server for capture tests (Xvfb, with openbox when focus
+//! matters), xdotool input, small X clients of our own, and `candor start`
+//! running on it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use x11rb::connection::Connection;
+use x11rb::protocol::xproto::{AtomEnum, ConnectionExt, CreateWindowAux, PropMode, WindowClass};
+use x11rb::wrapper::ConnectionExt as _;
+
+use super::{bin_path, skip_or_fail, TestStore};
+
+pub fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// One X test at a time: on two cores, parallel X servers and input
+/// tools make timing flaky, and timing is what these tests check.
+pub static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A private X server, with a window manager when asked.
+pub struct X {
+    pub display: String,
+    pub children: Vec<Child>,
+    pub _serial: Option<std::sync::MutexGuard<'static, ()>>,
+}
+
+impl X {
+    pub fn start(wm: bool) -> Option<X> {
+        let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        for tool in ["Xvfb", "xdotool"]
+            .iter()
+            .chain(if wm { &["openbox"][..] } else { &[][..] })
+        {
+            if !have(tool) {
+                skip_or_fail(&format!(
+                    "{tool} is not installed (scripts/setup.sh installs it)"
+                ));
+                return None;
+            }
+        }
+        let base = 200 + (std::process::id() % 300) as usize * 3;
+        let n = (base..base + 300)
+            .find(|n| {
+                !std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+                    && !std::path::Path::new(&format!("/tmp/.X{n}-lock")).exists()
+            })
+            .expect("a free display number");
+        let display = format!(":{n}");
+        let xvfb = Command::new("Xvfb")
+            .args([
+                display.as_str(),
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start Xvfb");
+        let mut x = X {
+            display,
+            children: vec![xvfb],
+            _serial: Some(serial),
+        };
+        let started = Instant::now();
+        while !std::path::Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "Xvfb did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if wm {
+            let openbox = Command::new("openbox")
+                .env("DISPLAY", &x.display)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start openbox");
+            x.children.push(openbox);
+            // Wait until the window manager has announced itself.
+            let started = Instant::now();
+            loop {
+                let out = Command::new("xprop")
+                    .args(["-root", "_NET_SUPPORTING_WM_CHECK"])
+                    .env("DISPLAY", &x.display)
+                    .output();
+                if out
+                    .map(|o| String::from_utf8_lossy(&o.stdout).contains("window id"))
+                    .unwrap_or(false)
+                {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "openbox did not start"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Some(x)
+    }
+
+    pub fn xdotool(&self, args: &[&str]) {
+        let ok = Command::new("xdotool")
+            .args(args)
+            .env("DISPLAY", &self.display)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "xdotool {args:?} failed");
+    }
+
+    /// A mapped top-level window with the given WM_CLASS and title; it
+    /// lives as long as the returned connection.
+    pub fn window(&self, class: &str, title: &str) -> x11rb::rust_connection::RustConnection {
+        let (conn, screen) = x11rb::connect(Some(&self.display)).expect("connect to Xvfb");
+        let root = conn.setup().roots[screen].root;
+        let win = conn.generate_id().unwrap();
+        conn.create_window(
+            0,
+            win,
+            root,
+            50,
+            50,
+            400,
+            300,
+            0,
+            WindowClass::INPUT_OUTPUT,
+            0,
+            &CreateWindowAux::new(),
+        )
+        .unwrap();
+        let wm_class = format!("{}\0{class}\0", class.to_lowercase());
+        conn.change_property8(
+            PropMode::REPLACE,
+            win,
+            AtomEnum::WM_CLASS,
+            AtomEnum::STRING,
+            wm_class.as_bytes(),
+        )
+        .unwrap();
+        conn.change_property8(
+            PropMode::REPLACE,
+            win,
+            AtomEnum::WM_NAME,
+            AtomEnum::STRING,
+            title.as_bytes(),
+        )
+        .unwrap();
+        conn.map_window(win).unwrap();
+        conn.flush().unwrap();
+        // Let the window manager map and focus it, and the daemon see it.
+        std::thread::sleep(Duration::from_millis(600));
+        conn
+    }
+}
+
+impl Drop for X {
+    fn drop(&mut self) {
+        for c in self.children.iter_mut().rev() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `candor start` on `x`, returned once its sources report.
+pub fn daemon(t: &TestStore, x: &X) -> (Child, Vec<String>) {
+    daemon_with(t, x, &[])
+}
+
+/// `daemon`, with extra environment variables.
+pub fn daemon_with(t: &TestStore, x: &X, env: &[(&str, &str)]) -> (Child, Vec<String>) {
+    let mut child = Command::new(bin_path("candor"))
+        .arg("--data-dir")
+        .arg(&t.paths.data_dir)
+        .arg("start")
+        .env("CANDOR_CONFIG_DIR", &t.paths.config_dir)
+        .env("CANDOR_KEY_STORE", "file")
+        .env("DISPLAY", &x.display)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let last = line.starts_with("candor: source input");
+        seen.push(line);
+        if last {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    // The first events can race the listener's start; give it a moment.
+    std::thread::sleep(Duration::from_millis(300));
+    (child, seen)
+}
+
+pub fn stop(mut child: Child) {
+    std::thread::sleep(Duration::from_millis(400));
+    Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the daemon did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(child.wait().unwrap().success(), "the daemon failed");
+}
