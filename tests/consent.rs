@@ -108,7 +108,7 @@ fn grant_checks_the_notice_hash_and_the_scope_names() {
 fn the_gate_refuses_without_consent() {
     let t = TestStore::new();
     let out = t.candor(&["start"]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(3), "a gate refusal exits 3");
     let err = stderr(&out);
     assert!(err.contains("capture refused: no consent"), "{err}");
     assert_eq!(

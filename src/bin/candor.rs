@@ -159,7 +159,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("candor: error: {e:#}");
-            ExitCode::FAILURE
+            // A refusal by the consent gate has its own status, so that a
+            // service manager does not retry what only consent can fix.
+            if matches!(e.downcast_ref::<daemon::DaemonError>(), Some(daemon::DaemonError::Refused(_))) {
+                ExitCode::from(3)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -1,8 +1,7 @@
 //! Keyboard and mouse, from rdev on X11.
 //!
-//! rdev's listener blocks its own thread and hands raw events over a bounded
-//! channel (a full channel is counted, never waited on: X must not stall).
-//! A second thread turns raw events into registry events:
+//! rdev's listener blocks its own thread; its callback turns raw events
+//! into registry events and hands them to the sink, which never blocks:
 //!
 //! - modifiers are tracked here, because rdev reports Ctrl+C as "c": a key
 //!   typed with Ctrl, Alt or Meta held carries a chord such as `ctrl+c`;
@@ -286,47 +285,54 @@ impl Translator {
     }
 }
 
-/// Raw events the listener may queue before the translator falls behind.
-const RAW_CAPACITY: usize = 8_192;
+/// Starts the keyboard and mouse source. Raw events are translated right
+/// in rdev's callback, on its own thread: handing each one to another
+/// thread would cost a wake-up per mouse move, several times what the
+/// translation costs. A small timer thread writes out held-back mouse moves
+/// when the pointer comes to rest. Returns once the listener is known to be
+/// running or to have failed.
+pub fn spawn(ctl: std::sync::Arc<super::Control>, clock: SessionClock, mouse_rate_hz: u32) -> super::SourceState {
+    use std::sync::{Arc, Mutex};
 
-/// Starts the keyboard and mouse source: rdev's listener on its own thread,
-/// and a translator thread feeding `ctl`. Returns once the listener is known
-/// to be running or to have failed.
-pub fn spawn(
-    ctl: std::sync::Arc<super::Control>,
-    clock: SessionClock,
-    mouse_rate_hz: u32,
-) -> super::SourceState {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Arc;
-
-    let (tx, rx) = crossbeam_channel::bounded::<(Instant, rdev::Event)>(RAW_CAPACITY);
+    let translator = Arc::new(Mutex::new((Translator::new(clock, mouse_rate_hz), Vec::<Output>::new())));
+    let deliver = |ctl: &super::Control, out: &mut Vec<Output>| {
+        for o in out.drain(..) {
+            match o {
+                Output::Event(e) => ctl.deliver(e),
+                Output::TogglePause(at) => ctl.toggle_pause(at, "hotkey"),
+            }
+        }
+    };
     let (err_tx, err_rx) = crossbeam_channel::bounded::<String>(1);
-    let lost = Arc::new(AtomicU64::new(0));
-    let lost_in_listener = lost.clone();
-    let listener = std::thread::Builder::new()
-        .name("candor-rdev".into())
-        .spawn(move || {
-            // rdev::listen blocks for the life of the process; it cannot be
-            // stopped, so the translator simply stops reading.
-            let result = rdev::listen(move |ev| {
-                if tx.try_send((Instant::now(), ev)).is_err() {
-                    lost_in_listener.fetch_add(1, Ordering::Relaxed);
-                }
-            });
-            let why = match result {
-                Ok(()) => "the X input listener stopped".to_owned(),
-                Err(rdev::ListenError::MissingDisplayError)
-                | Err(rdev::ListenError::KeyboardError) => {
-                    "cannot open the X display (is DISPLAY set and an X server running?)".to_owned()
-                }
-                Err(rdev::ListenError::XRecordExtensionError) => {
-                    "the X server has no RECORD extension, which input capture needs".to_owned()
-                }
-                Err(e) => format!("the X input listener failed: {e:?}"),
-            };
-            let _ = err_tx.send(why);
+    let in_callback = translator.clone();
+    let ctl_cb = ctl.clone();
+    let listener = std::thread::Builder::new().name("candor-rdev".into()).spawn(move || {
+        // rdev::listen blocks for the life of the process and cannot be
+        // stopped; after a stop its callback returns at once.
+        let result = rdev::listen(move |ev| {
+            if ctl_cb.stopping() {
+                return;
+            }
+            let at = Instant::now();
+            let mut guard = in_callback.lock().unwrap_or_else(|p| p.into_inner());
+            let (tr, out) = &mut *guard;
+            if let Err(e) = tr.translate(&ev, at, out) {
+                tracing::error!("input event not translated: {e}");
+            }
+            deliver(&ctl_cb, out);
         });
+        let why = match result {
+            Ok(()) => "the X input listener stopped".to_owned(),
+            Err(rdev::ListenError::MissingDisplayError) | Err(rdev::ListenError::KeyboardError) => {
+                "cannot open the X display (is DISPLAY set and an X server running?)".to_owned()
+            }
+            Err(rdev::ListenError::XRecordExtensionError) => {
+                "the X server has no RECORD extension, which input capture needs".to_owned()
+            }
+            Err(e) => format!("the X input listener failed: {e:?}"),
+        };
+        let _ = err_tx.send(why);
+    });
     if let Err(e) = listener {
         return super::SourceState::Unavailable(format!("cannot start the input thread: {e}"));
     }
@@ -336,68 +342,26 @@ pub fn spawn(
         return super::SourceState::Unavailable(why);
     }
     let ctl_for_join = ctl.clone();
-    let worker = std::thread::Builder::new()
-        .name("candor-input".into())
-        .spawn(move || {
-            let mut tr = Translator::new(clock, mouse_rate_hz);
-            let mut out = Vec::new();
-            let mut reported_lost = 0;
-            let mut lost_since: Option<Stamp> = None;
-            while !ctl.stopping() {
-                match rx.recv_timeout(tr.tick_every()) {
-                    Ok((at, ev)) => {
-                        if let Err(e) = tr.translate(&ev, at, &mut out) {
-                            tracing::error!("input event not translated: {e}");
-                        }
-                    }
-                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                        tr.tick(Instant::now(), &mut out)
-                    }
-                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                        ctl.set_state(
-                            "input",
-                            super::SourceState::Unavailable(
-                                err_rx
-                                    .try_recv()
-                                    .unwrap_or_else(|_| "the X input listener stopped".into()),
-                            ),
-                        );
-                        break;
-                    }
-                }
-                for o in out.drain(..) {
-                    match o {
-                        Output::Event(e) => ctl.deliver(e),
-                        Output::TogglePause(at) => ctl.toggle_pause(at, "hotkey"),
-                    }
-                }
-                // Raw events lost before translation become one dropped gap.
-                let now_lost = lost.load(Ordering::Relaxed);
-                if now_lost > reported_lost {
-                    let since = *lost_since.get_or_insert_with(|| clock.stamp());
-                    let g = Event::new(Kind::CaptureGap, since)
-                        .with("reason", "dropped")
-                        .and_then(|e| {
-                            e.with(
-                                "duration_ns",
-                                (clock.stamp().mono_ns - since.mono_ns).max(0),
-                            )
-                        })
-                        .and_then(|e| {
-                            e.with(
-                                "count",
-                                i64::try_from(now_lost - reported_lost).unwrap_or(i64::MAX),
-                            )
-                        })
-                        .and_then(|e| e.with("lost_kind", "raw input"));
-                    if let Ok(g) = g {
-                        ctl.deliver_gap(g);
-                    }
-                    reported_lost = now_lost;
-                    lost_since = None;
-                }
+    let worker = std::thread::Builder::new().name("candor-input".into()).spawn(move || {
+        // Only a resting pointer needs this: while it moves, the callback
+        // writes moves itself. A tenth of a second late is soon enough.
+        let every = translator
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .tick_every()
+            .max(Duration::from_millis(100));
+        while !ctl.stopping() {
+            if let Ok(why) = err_rx.recv_timeout(every) {
+                ctl.set_state("input", super::SourceState::Unavailable(why));
+                break;
             }
-        });
+            let mut guard = translator.lock().unwrap_or_else(|p| p.into_inner());
+            let (tr, out) = &mut *guard;
+            tr.tick(Instant::now(), out);
+            deliver(&ctl, out);
+        }
+    });
     match worker {
         Ok(w) => {
             ctl_for_join.adopt(w);

@@ -12,7 +12,9 @@ pub const NOTICE: &str = include_str!("../../CONSENT.md");
 
 /// SHA-256 hex of [`NOTICE`]: the notice version.
 pub fn notice_hash() -> String {
-    hex::encode(Sha256::digest(NOTICE.as_bytes()))
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hex::encode(Sha256::digest(NOTICE.as_bytes())))
+        .clone()
 }
 
 /// The scope sections of the notice: (heading, body) for every `### `

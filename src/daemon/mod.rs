@@ -164,6 +164,7 @@ pub async fn run(
     tokio::pin!(stop);
     let mut tick = tokio::time::interval(CONSENT_POLL);
     let up_since = Instant::now();
+    let mut watched = (-1i64, consent::state::History::default());
     let mut resume_at: Option<(Instant, i64)> = None;
     let ended = loop {
         tokio::select! {
@@ -216,7 +217,13 @@ pub async fn run(
                     ctl.set_paused(false, clock.stamp(), "pause timer ended");
                 }
                 record_pauses(&mut watch, &pause_rx)?;
-                let status = consent::current(&mut watch, wall_now_ns())?;
+                // Re-read and re-verify the ledger only when it grew; time
+                // alone (expiry) is checked against the cached history.
+                let head = consent::ledger::head(watch.conn()).map_err(ConsentError::from)?.0;
+                if head != watched.0 {
+                    watched = (head, consent::history(&mut watch)?);
+                }
+                let status = watched.1.status(&consent::notice::notice_hash(), wall_now_ns());
                 match Gate::check(&status) {
                     // An amendment: the sources go on under the new scopes.
                     Ok(now) => {

@@ -37,6 +37,8 @@ const IDLE_TICK: Duration = Duration::from_millis(250);
 const RETENTION_EVERY: Duration = Duration::from_secs(24 * 3600);
 /// How long a shutdown keeps retrying a commit that cannot pass.
 const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(10);
+/// How often the session row's counters are brought up to date.
+const SESSION_SAVE_EVERY: Duration = Duration::from_secs(2);
 /// zstd level for blobs: fast, and text compresses well at any level.
 const ZSTD_LEVEL: i32 = 3;
 
@@ -354,6 +356,9 @@ pub fn start(
         next_retention: Instant::now() + RETENTION_EVERY,
         public: Vec::with_capacity(64),
         secret: Vec::with_capacity(64),
+        unsaved_events: 0,
+        unsaved_last_ns: None,
+        session_saved_at: Instant::now(),
     };
     let thread = std::thread::Builder::new()
         .name("candor-writer".into())
@@ -379,7 +384,18 @@ fn close_crashed_sessions(store: &Store, now: i64) -> Result<(), StoreError> {
         .prepare("SELECT id, coalesce(last_ns, started_ns) FROM sessions WHERE ended_ns IS NULL")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    for (id, last) in open {
+    for (id, saved_last) in open {
+        // The session row is saved every few seconds; its newest event says
+        // more exactly when it died. Scanning back from the end is quick
+        // when, as usual, the dead session was the latest.
+        let newest: Option<i64> = conn
+            .query_row(
+                "SELECT ts_ns FROM events WHERE session_id = ?1 ORDER BY id DESC LIMIT 1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let last = newest.map_or(saved_last, |n| n.max(saved_last));
         // We hold the writer lock, so no live writer owns this session.
         tracing::warn!(
             session = id,
@@ -410,6 +426,9 @@ struct Worker {
     next_retention: Instant,
     public: Vec<u8>,
     secret: Vec<u8>,
+    unsaved_events: i64,
+    unsaved_last_ns: Option<i64>,
+    session_saved_at: Instant,
 }
 
 /// What one commit carries besides the batch, taken from the shared state
@@ -670,14 +689,32 @@ impl Worker {
                 gaps += 1;
             }
         }
-        let coalesced = self.shared.coalesced.load(Ordering::Relaxed) as i64;
-        let dropped = self.shared.dropped.load(Ordering::Relaxed) as i64;
-        tx.execute(
-            "UPDATE sessions SET events = events + ?2, coalesced = ?3, dropped = ?4, \
-             last_ns = max(coalesce(last_ns, 0), coalesce(?5, 0)) WHERE id = ?1",
-            params![session_id, written as i64, coalesced, dropped, last_ns],
-        )?;
+        // The session row is rewritten every few seconds, not every batch:
+        // it would cost a page per commit. A crash is dated from the events.
+        let unsaved = self.unsaved_events + written as i64;
+        let last_ns = match (self.unsaved_last_ns, last_ns) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let save = gaps > 0 || self.session_saved_at.elapsed() >= SESSION_SAVE_EVERY;
+        if save {
+            let coalesced = self.shared.coalesced.load(Ordering::Relaxed) as i64;
+            let dropped = self.shared.dropped.load(Ordering::Relaxed) as i64;
+            tx.execute(
+                "UPDATE sessions SET events = events + ?2, coalesced = ?3, dropped = ?4, \
+                 last_ns = max(coalesce(last_ns, 0), coalesce(?5, 0)) WHERE id = ?1",
+                params![session_id, unsaved, coalesced, dropped, last_ns],
+            )?;
+        }
         tx.commit()?;
+        if save {
+            self.unsaved_events = 0;
+            self.unsaved_last_ns = None;
+            self.session_saved_at = Instant::now();
+        } else {
+            self.unsaved_events = unsaved;
+            self.unsaved_last_ns = last_ns;
+        }
         Ok((written, gaps))
     }
 
@@ -686,8 +723,16 @@ impl Worker {
         let coalesced = self.shared.coalesced.load(Ordering::Relaxed) as i64;
         let dropped = self.shared.dropped.load(Ordering::Relaxed) as i64;
         self.store.conn().execute(
-            "UPDATE sessions SET ended_ns = ?2, clean_exit = 1, coalesced = ?3, dropped = ?4 WHERE id = ?1",
-            params![self.session_id, now, coalesced, dropped],
+            "UPDATE sessions SET ended_ns = ?2, clean_exit = 1, coalesced = ?3, dropped = ?4, \
+             events = events + ?5, last_ns = max(coalesce(last_ns, 0), coalesce(?6, 0)) WHERE id = ?1",
+            params![
+                self.session_id,
+                now,
+                coalesced,
+                dropped,
+                self.unsaved_events,
+                self.unsaved_last_ns
+            ],
         )?;
         if let Err(e) = self.store.checkpoint() {
             tracing::warn!("final checkpoint failed (the WAL stays consistent): {e}");
