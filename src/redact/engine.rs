@@ -21,6 +21,12 @@ use super::{pii, Category, Finding, RedactError, Redacted};
 /// enough that a 10 MB minified line does not make the scan quadratic.
 const LINE_REACH: usize = 768;
 
+/// The longest value a rule may report. Rule regexes use unbounded
+/// repetitions (a bounded `{10,512}` compiles to hundreds of states and
+/// slows every search); the bound is enforced here instead. Key blocks are
+/// exempt: they are long by nature.
+const MAX_VALUE: usize = 4096;
+
 struct Compiled {
     rule: &'static Rule,
     re: Regex,
@@ -352,7 +358,10 @@ fn provider_word(name: &str) -> bool {
 /// Whether a regex match really is a secret, by the rule's checks and the
 /// keep-list.
 fn accept(rule: &Rule, v: &str, ctx: &Context) -> bool {
-    if v.is_empty() || rule.allow.iter().any(|a| v.contains(a)) {
+    if v.is_empty()
+        || (v.len() > MAX_VALUE && rule.id != "private-key")
+        || rule.allow.iter().any(|a| v.contains(a))
+    {
         return false;
     }
     if rule.entropy.is_some_and(|e| keep::entropy(v) < e) {
