@@ -7,8 +7,8 @@
 //! Running regexes only near keywords is what makes the engine fast: most
 //! text contains no keyword of most rules, so most regexes never run.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use regex::Regex;
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use regex::{Regex, RegexBuilder};
 
 use super::identity::{Identity, IdentityKind};
 use super::keep;
@@ -59,10 +59,60 @@ impl std::fmt::Debug for Redactor {
     }
 }
 
-/// `\b` in the rule table means an ASCII word boundary: a Unicode one would
-/// force the slower regex engines on any non-ASCII text.
-fn ascii_boundaries(pattern: &str) -> String {
-    pattern.replace(r"\b", r"(?-u:\b)")
+/// The rule table's `\b`, `\w`, `\s` and `\d` mean their ASCII versions.
+/// Unicode classes are huge (`\w` alone is hundreds of ranges) and make the
+/// lazy DFA give up and fall back to the much slower PikeVM; secrets are
+/// ASCII anyway.
+fn ascii_classes(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() * 2);
+    let mut in_class = false;
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let Some(n) = chars.next() else {
+                    out.push(c);
+                    break;
+                };
+                let ascii = match n {
+                    'w' => Some("0-9A-Za-z_"),
+                    's' => Some("\\t\\n\\x0B\\x0C\\r "),
+                    'd' => Some("0-9"),
+                    _ => None,
+                };
+                match (n, ascii, in_class) {
+                    ('b', _, false) => out.push_str("(?-u:\\b)"),
+                    (_, Some(a), true) => out.push_str(a),
+                    (_, Some(a), false) => {
+                        out.push('[');
+                        out.push_str(a);
+                        out.push(']');
+                    }
+                    _ => {
+                        out.push(c);
+                        out.push(n);
+                    }
+                }
+            }
+            '[' if !in_class => {
+                in_class = true;
+                out.push(c);
+                // A `]` or `^]` right after the opening bracket is literal.
+                if chars.peek() == Some(&'^') {
+                    out.push(chars.next().unwrap_or('^'));
+                }
+                if chars.peek() == Some(&']') {
+                    out.push(chars.next().unwrap_or(']'));
+                }
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 impl Redactor {
@@ -82,7 +132,11 @@ impl Redactor {
         let mut targets: Vec<Target> = Vec::new();
         let mut whole_text = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
-            let re = Regex::new(&ascii_boundaries(rule.regex))
+            // A roomy lazy-DFA cache: with the default, the assignment rules'
+            // automata are rebuilt over and over on keyword-dense code.
+            let re = RegexBuilder::new(&ascii_classes(rule.regex))
+                .dfa_size_limit(16 << 20)
+                .build()
                 .map_err(|e| RedactError::BadRule(format!("{}: {e}", rule.id)))?;
             if rule.keywords.is_empty() {
                 whole_text.push(i);
@@ -109,6 +163,10 @@ impl Redactor {
         let ac = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
+            // A full DFA: a few hundred patterns of a few bytes make a small
+            // one, and it is several times faster than the NFA for the
+            // overlapping search every byte goes through.
+            .kind(Some(AhoCorasickKind::DFA))
             .build(&patterns)
             .map_err(|e| RedactError::BadRule(format!("keyword automaton: {e}")))?;
         Ok(Redactor {
@@ -530,6 +588,12 @@ mod tests {
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn classes_become_ascii() {
+        assert_eq!(ascii_classes(r"\b[\w.-]\s+\d"), r"(?-u:\b)[0-9A-Za-z_.-][\t\n\x0B\x0C\r ]+[0-9]");
+        assert_eq!(ascii_classes(r"[^\s'](?P<s>x)\."), r"[^\t\n\x0B\x0C\r '](?P<s>x)\.");
     }
 
     #[test]
