@@ -177,8 +177,16 @@ fn config(rng: &mut Rng, out: &mut String) {
 
 fn shell(rng: &mut Rng, out: &mut String) {
     let cmds = [
-        format!("git commit -m \"Fix {} in {}\"", rng.pick(WORDS), rng.pick(WORDS)),
-        format!("git checkout -b feature/{}-{}", rng.pick(WORDS), rng.below(999)),
+        format!(
+            "git commit -m \"Fix {} in {}\"",
+            rng.pick(WORDS),
+            rng.pick(WORDS)
+        ),
+        format!(
+            "git checkout -b feature/{}-{}",
+            rng.pick(WORDS),
+            rng.below(999)
+        ),
         format!("cargo test --release {}", rng.pick(WORDS)),
         format!("cd ~/src/{}", rng.pick(WORDS)),
         "ls -la".to_owned(),
@@ -186,7 +194,10 @@ fn shell(rng: &mut Rng, out: &mut String) {
         format!("docker run --rm -p 8080:80 {}:latest", rng.pick(WORDS)),
         format!("kubectl -n {} get pods -o wide", rng.pick(WORDS)),
         format!("ssh deploy@10.0.{}.{}", rng.below(255), rng.below(255)),
-        format!("curl -s http://localhost:{}/health | jq .", 3000 + rng.below(100)),
+        format!(
+            "curl -s http://localhost:{}/health | jq .",
+            3000 + rng.below(100)
+        ),
         format!("git log --oneline {}..HEAD", rng.chars(HEX, 7)),
     ];
     for _ in 0..6 {
@@ -217,17 +228,47 @@ fn prose(rng: &mut Rng, out: &mut String) {
 fn secret(rng: &mut Rng) -> String {
     match rng.below(12) {
         0 => format!("export GITHUB_TOKEN=ghp_{}\n", rng.chars(ALNUM, 36)),
-        1 => format!("AWS_ACCESS_KEY_ID=AKIA{}\n", rng.chars(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)),
+        1 => format!(
+            "AWS_ACCESS_KEY_ID=AKIA{}\n",
+            rng.chars(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+        ),
         2 => format!("    api_key = \"{}\"\n", rng.chars(ALNUM, 32)),
-        3 => format!("SLACK_BOT_TOKEN=xoxb-{}-{}-{}\n", rng.chars(b"0123456789", 12), rng.chars(b"0123456789", 13), rng.chars(ALNUM, 24)),
+        3 => format!(
+            "SLACK_BOT_TOKEN=xoxb-{}-{}-{}\n",
+            rng.chars(b"0123456789", 12),
+            rng.chars(b"0123456789", 13),
+            rng.chars(ALNUM, 24)
+        ),
         4 => format!("stripe.api_key = 'sk_live_{}'\n", rng.chars(ALNUM, 24)),
-        5 => format!("DATABASE_URL=postgres://app:{}@db.internal:5432/app\n", rng.chars(ALNUM, 16)),
-        6 => format!("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJ{}.{}\n", rng.chars(ALNUM, 40), rng.chars(ALNUM, 43)),
-        7 => format!("OPENAI_API_KEY=sk-proj-{}T3BlbkFJ{}\n", rng.chars(ALNUM, 40), rng.chars(ALNUM, 40)),
-        8 => format!("# contact: {}.{}@corp-mail.io\n", rng.pick(WORDS), rng.pick(WORDS)),
+        5 => format!(
+            "DATABASE_URL=postgres://app:{}@db.internal:5432/app\n",
+            rng.chars(ALNUM, 16)
+        ),
+        6 => format!(
+            "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJ{}.{}\n",
+            rng.chars(ALNUM, 40),
+            rng.chars(ALNUM, 43)
+        ),
+        7 => format!(
+            "OPENAI_API_KEY=sk-proj-{}T3BlbkFJ{}\n",
+            rng.chars(ALNUM, 40),
+            rng.chars(ALNUM, 40)
+        ),
+        8 => format!(
+            "# contact: {}.{}@corp-mail.io\n",
+            rng.pick(WORDS),
+            rng.pick(WORDS)
+        ),
         9 => format!("password: \"{}\"\n", rng.chars(ALNUM, 14)),
-        10 => format!("HF_TOKEN=hf_{}\n", rng.chars(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 34)),
-        _ => format!("-----BEGIN OPENSSH PRIVATE KEY-----\n{}\n{}\n-----END OPENSSH PRIVATE KEY-----\n", rng.chars(B64, 70), rng.chars(B64, 70)),
+        10 => format!(
+            "HF_TOKEN=hf_{}\n",
+            rng.chars(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 34)
+        ),
+        _ => format!(
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n{}\n{}\n-----END OPENSSH PRIVATE KEY-----\n",
+            rng.chars(B64, 70),
+            rng.chars(B64, 70)
+        ),
     }
 }
 
@@ -302,7 +343,12 @@ fn main() {
         }
         let secs = t.elapsed().as_secs_f64();
         let rate = bytes as f64 / 1e6 / secs;
-        println!("round {}: {:.3}s {:.1} MB/s, {findings} findings", round + 1, secs, rate);
+        println!(
+            "round {}: {:.3}s {:.1} MB/s, {findings} findings",
+            round + 1,
+            secs,
+            rate
+        );
         rates.push(rate);
     }
     let mut scan_rates = Vec::new();

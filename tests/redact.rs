@@ -3,12 +3,12 @@
 //!
 //! All secrets here are fake strings in the providers' formats.
 
-use candor::redact::{
-    Category, Identity, KeyStroke, Placeholders, RedactError, Redactor,
-};
+use candor::redact::{Category, Identity, KeyStroke, Placeholders, RedactError, Redactor};
 
-fn redactor() -> Redactor {
-    Redactor::new(&Identity::none()).expect("rule table compiles")
+/// One redactor for the whole file: building one compiles every rule.
+fn redactor() -> &'static Redactor {
+    static R: std::sync::OnceLock<Redactor> = std::sync::OnceLock::new();
+    R.get_or_init(|| Redactor::new(&Identity::none()).expect("rule table compiles"))
 }
 
 fn redact(text: &str) -> String {
@@ -57,7 +57,10 @@ const SECRETS: &[(&str, &str)] = &[
 fn every_secret_family_is_found_by_its_rule_and_removed() {
     for (rule, text) in SECRETS {
         let found = rules(text);
-        assert!(found.contains(rule), "{rule} not found in {text:?}: {found:?}");
+        assert!(
+            found.contains(rule),
+            "{rule} not found in {text:?}: {found:?}"
+        );
         let out = redact(text);
         assert!(out.contains("<SECRET:"), "{text:?} -> {out:?}");
     }
@@ -94,7 +97,9 @@ fn personal_data_families() {
     for (rule, text, placeholder) in cases {
         let out = r.redact(text, &mut Placeholders::new());
         assert!(
-            out.findings.iter().any(|f| f.rule == *rule && f.category == Category::Pii),
+            out.findings
+                .iter()
+                .any(|f| f.rule == *rule && f.category == Category::Pii),
             "{rule} not in {text:?}: {:?}",
             out.findings
         );
@@ -153,7 +158,8 @@ fn placeholders_are_consistent_within_a_book_and_hide_the_value() {
     let c = r.redact(t, &mut book);
     assert_eq!(c.text, "A=<SECRET:github-pat#1> B=<SECRET:github-pat#1>");
     assert_eq!(
-        r.redact("x bob.fake@corp-mail.io", &mut Placeholders::new()).text,
+        r.redact("x bob.fake@corp-mail.io", &mut Placeholders::new())
+            .text,
         "x <EMAIL#1>"
     );
     assert!(!format!("{book:?}").contains("corp-mail"));
@@ -170,7 +176,14 @@ fn identity_is_replaced_everywhere() {
     let text = "jqfake@jq-thinkpad:~$ cat /home/jqfake/.bashrc # by Jane Fakename (JQFAKE)\n\
                 Signed-off-by: jane.fakename; host jq-thinkpad.corp.example";
     let out = r.redact(text, &mut Placeholders::new());
-    for gone in ["jqfake", "JQFAKE", "Jane Fakename", "jane.fakename", "jq-thinkpad", "/home/jqfake"] {
+    for gone in [
+        "jqfake",
+        "JQFAKE",
+        "Jane Fakename",
+        "jane.fakename",
+        "jq-thinkpad",
+        "/home/jqfake",
+    ] {
         assert!(!out.text.contains(gone), "{gone} left in {}", out.text);
     }
     assert!(out.text.contains("<HOME#1>/.bashrc"), "{}", out.text);
@@ -183,7 +196,8 @@ fn identity_is_replaced_everywhere() {
     };
     let r2 = Redactor::new(&id2).unwrap();
     assert_eq!(
-        r2.redact("annotation by ann", &mut Placeholders::new()).text,
+        r2.redact("annotation by ann", &mut Placeholders::new())
+            .text,
         "annotation by <USER#1>"
     );
 }
@@ -228,7 +242,10 @@ fn typed_token_with_a_corrected_typo_is_masked_including_the_typo() {
         &KeyStroke::type_str("6789abcdefABCDEFfake01\n"),
     ]);
     let out = r.redact_keys(&ks, None, &mut Placeholders::new()).unwrap();
-    assert_eq!(out.text, "export GH=ghp_FAKEfake0123456789abcdefABCDEFfake01\n");
+    assert_eq!(
+        out.text,
+        "export GH=ghp_FAKEfake0123456789abcdefABCDEFfake01\n"
+    );
     assert_eq!(out.redacted, "export GH=<SECRET:github-pat#1>\n");
     let left = masked_text(&ks, &out.masked);
     assert_eq!(left, "export GH=\n", "the typo '7' must be masked too");
@@ -239,7 +256,9 @@ fn token_pasted_in_the_middle_of_typing_is_masked() {
     let r = redactor();
     let ks = keys(&[
         &KeyStroke::type_str("curl -H 'Authorization: Bearer "),
-        &[KeyStroke::paste("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJmYWtlLXVzZXIiLCJmYWtlIjp0cnVlfQ")],
+        &[KeyStroke::paste(
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJmYWtlLXVzZXIiLCJmYWtlIjp0cnVlfQ",
+        )],
         &KeyStroke::type_str(".FAKEfakeSIGNATUREfake0123' https://api.fake.test"),
     ]);
     let out = r.redact_keys(&ks, None, &mut Placeholders::new()).unwrap();
@@ -247,7 +266,10 @@ fn token_pasted_in_the_middle_of_typing_is_masked() {
     let paste = ks.iter().position(|k| k.key == "Paste").unwrap();
     assert!(out.masked[paste]);
     let left = masked_text(&ks, &out.masked);
-    assert!(!left.contains("SIGNATURE") && !left.contains("eyJ"), "{left}");
+    assert!(
+        !left.contains("SIGNATURE") && !left.contains("eyJ"),
+        "{left}"
+    );
 }
 
 #[test]
@@ -270,7 +292,11 @@ fn password_typed_after_a_prompt_is_masked() {
     // A prompt known from the focused window: the first line is the password.
     let ks2 = KeyStroke::type_str("Tr0ub4dor-fake\n");
     let out2 = r
-        .redact_keys(&ks2, Some("Unlock keyring: enter password"), &mut Placeholders::new())
+        .redact_keys(
+            &ks2,
+            Some("Unlock keyring: enter password"),
+            &mut Placeholders::new(),
+        )
         .unwrap();
     assert!(out2.masked[..14].iter().all(|m| *m));
     // With sudo's cached credentials the next line is a command, not a password.
@@ -294,8 +320,14 @@ fn arrow_keys_edit_the_middle_of_a_token() {
         &KeyStroke::type_str("export "),
     ]);
     let out = r.redact_keys(&ks, None, &mut Placeholders::new()).unwrap();
-    assert_eq!(out.text, "export HF_TOKEN=hf_FAKEfakeFAKEfakeFAKEfakeFAKEfakeQZ\n");
-    assert_eq!(out.redacted, "export HF_TOKEN=<SECRET:huggingface-token#1>\n");
+    assert_eq!(
+        out.text,
+        "export HF_TOKEN=hf_FAKEfakeFAKEfakeFAKEfakeFAKEfakeQZ\n"
+    );
+    assert_eq!(
+        out.redacted,
+        "export HF_TOKEN=<SECRET:huggingface-token#1>\n"
+    );
     let left = masked_text(&ks, &out.masked);
     assert_eq!(left, "HF_TOKEN=\nexport ");
 }
@@ -305,7 +337,9 @@ fn erased_and_retyped_token_masks_the_first_attempt() {
     let r = redactor();
     let mut ks = KeyStroke::type_str("T=ghp_FAKEfa");
     ks.extend(std::iter::repeat_n(KeyStroke::named("Backspace"), 10));
-    ks.extend(KeyStroke::type_str("ghp_FAKEfake0123456789abcdefABCDEFfake01"));
+    ks.extend(KeyStroke::type_str(
+        "ghp_FAKEfake0123456789abcdefABCDEFfake01",
+    ));
     let out = r.redact_keys(&ks, None, &mut Placeholders::new()).unwrap();
     assert_eq!(out.redacted, "T=<SECRET:github-pat#1>");
     assert_eq!(masked_text(&ks, &out.masked), "T=");
