@@ -193,6 +193,15 @@ impl Redactor {
             match &self.targets[m.pattern().as_usize()] {
                 Target::Rules(list) => {
                     for &r in list {
+                        // Assignment rules only run where the keyword's name
+                        // is followed by an operator and a value: most
+                        // `key`s in code are `key_map.get(key)`.
+                        if self.rules[r].rule.check != Check::Format
+                            && self.rules[r].re.capture_names().any(|n| n == Some("name"))
+                            && !assignment_follows(b, m.end(), self.rules[r].rule.check)
+                        {
+                            continue;
+                        }
                         hits.push((r, m.start(), m.end()));
                     }
                 }
@@ -306,6 +315,84 @@ impl Redactor {
         })?;
         Ok(self.redact(text, book))
     }
+}
+
+/// A cheap necessary condition for the assignment rules' regexes at a
+/// keyword ending at `at`: the rest of the name, an optional quote, type and
+/// spaces, an operator, and then a literal value long enough for the rule.
+/// It mirrors the regexes' shape, looser, so it never rejects what they
+/// would accept.
+fn assignment_follows(b: &[u8], at: usize, check: Check) -> bool {
+    let is_name = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-');
+    let mut i = at;
+    let limit = (at + 24).min(b.len());
+    while i < limit && is_name(b[i]) {
+        i += 1;
+    }
+    if i < b.len() && matches!(b[i], b'"' | b'\'' | b'`') {
+        i += 1;
+    }
+    // Spaces, and a type annotation (`: &str`, ` string`) before `=`.
+    let limit = (i + 40).min(b.len());
+    while i < limit && (matches!(b[i], b' ' | b'\t' | b'&' | b'\'') || b[i].is_ascii_alphabetic()) {
+        i += 1;
+    }
+    let sep_start = i;
+    while i < b.len()
+        && i - sep_start < 4
+        && matches!(b[i], b'=' | b':' | b'>' | b',' | b'?' | b'.' | b'|')
+    {
+        i += 1;
+    }
+    if i == sep_start {
+        return false;
+    }
+    while i < b.len() && i - sep_start < 12 && b[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    // `NAME: &str = "..."`: the operator came after a type.
+    for ty in ["&'static str", "&str", "String", "string", "str"] {
+        if b[i..].starts_with(ty.as_bytes()) {
+            let mut j = i + ty.len();
+            while j < b.len() && matches!(b[j], b' ' | b'\t') {
+                j += 1;
+            }
+            if b.get(j) == Some(&b'=') {
+                i = j + 1;
+                while i < b.len() && i - j < 12 && b[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+            }
+            break;
+        }
+    }
+    // The value: quoted, or a bare run that ends the expression. References
+    // (`${X}`, `{{ x }}`) and calls or indexing (`os.environ[...]`, `f(x)`)
+    // are not literals; the keep-list would drop them after the regex.
+    let min = if check == Check::Password { 4 } else { 10 };
+    let Some(&first) = b.get(i) else {
+        return false;
+    };
+    if matches!(first, b'"' | b'\'' | b'`') {
+        let body = &b[i + 1..];
+        let len = body
+            .iter()
+            .take(min + 1)
+            .take_while(|&&c| {
+                c != first && c != b'\n' && (check == Check::Password || !c.is_ascii_whitespace())
+            })
+            .count();
+        return len >= min && !matches!(body.first(), Some(b'$' | b'{'));
+    }
+    if matches!(first, b'$' | b'{') {
+        return false;
+    }
+    let bare = |c: u8| match check {
+        Check::Password => !c.is_ascii_whitespace() && !b"\"'`,;<>(){}[]".contains(&c),
+        _ => c.is_ascii_alphanumeric() || b"_+/=~.!@#$%^&*|-".contains(&c),
+    };
+    let len = b[i..].iter().take_while(|&&c| bare(c)).count();
+    len >= min && !matches!(b.get(i + len), Some(b'(' | b'['))
 }
 
 /// Replaces each finding's range with its placeholder.
