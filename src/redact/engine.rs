@@ -472,7 +472,6 @@ const STRONG_WORDS: &[&str] = &[
     "private",
     "session",
     "cookie",
-    "signature",
     "login",
     "pass",
     "pwd",
@@ -532,6 +531,7 @@ fn accept(rule: &Rule, v: &str, ctx: &Context) -> bool {
                 || keep::is_reference(v)
                 || keep::is_non_value(v)
                 || v.contains(['<', '>'])
+                || v.starts_with(['{', '['])
                 || (!ctx.name.is_empty() && keep::name_is_descriptive(ctx.name))
                 || (!ctx.quoted
                     && !ctx.name.is_empty()

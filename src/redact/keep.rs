@@ -122,10 +122,12 @@ pub fn is_placeholder(v: &str, words: bool) -> bool {
         || slot('[', ']')
         || lower.contains("xxxx")
         || t.contains("****")
+        || t.contains("####")
         || t.contains("•••")
-        || alphabet_run(t) >= 8
         || (words
-            && (PLACEHOLDER_WORDS.iter().any(|w| lower.contains(w)) || lower.ends_with("here")))
+            && (alphabet_run(t) >= 8
+                || PLACEHOLDER_WORDS.iter().any(|w| lower.contains(w))
+                || lower.ends_with("here")))
     {
         return true;
     }
@@ -200,9 +202,15 @@ pub fn is_digest(v: &str) -> bool {
     .any(|p| lower.starts_with(p))
 }
 
-/// A run of hex digits of a hash's length (git SHAs, MD5, SHA-256).
+/// A run of hex digits of a hash's length (git SHAs, MD5, SHA-256), in one
+/// case, as tools print them (`6d2FabeB...` is a token, not a digest).
 pub fn is_hex_hash(v: &str) -> bool {
-    matches!(v.len(), 7..=12 | 32 | 40 | 64 | 128) && v.bytes().all(|b| b.is_ascii_hexdigit())
+    matches!(v.len(), 7..=12 | 32 | 40 | 64 | 128)
+        && (v
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            || v.bytes()
+                .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b)))
 }
 
 /// 8-4-4-4-12 hex.

@@ -68,7 +68,6 @@ pub const CREDENTIAL_WORDS: &[&str] = &[
     "private",
     "session",
     "cookie",
-    "signature",
     "login",
     "cloudflare",
     "sourcegraph",
@@ -635,7 +634,10 @@ pub static RULES: &[Rule] = &[
             "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ndata:\n  password: RkFLRXBhc3N3b3Jk\n",
             "data:\n  .dockercfg: |\n    eyJGQUtFIjoiZmFrZS1yZWdpc3RyeS1hdXRoIn0=\n",
         ],
-        fp: &["apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ntype: Opaque\n---\nkind: ReplicationController\n"],
+        fp: &[
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ntype: Opaque\n---\nkind: ReplicationController\n",
+            "kind: SecretStore\nspec:\n  data:\n    - key: secret/mysecret\n      property: MySecretManagerKey\n",
+        ],
     },
     Rule {
         id: "sidekiq-credentials",
@@ -702,7 +704,7 @@ pub static RULES: &[Rule] = &[
         id: "generic-secret",
         description: "Secrets, tokens and API keys assigned a literal, random-looking value (api_key=, token:, secret =>...)",
         keywords: CREDENTIAL_WORDS,
-        regex: r#"(?i)(?P<lt><)?(?P<name>[\w.-]{0,40}(?:key|token|secret|auth|credential|creds|bearer|apikey|api_key|access|private|session|cookie|signature|login|cloudflare|sourcegraph|meraki|heroku|snyk|sonar|hubspot|messagebird|mailchimp|sumo|okta|databricks|facebook|scalingo|clickhouse|maxmind|twilio|sendgrid|datadog|algolia|mapbox)[\w.-]{0,20})["'`]?(?:[ \t]+string|[ \t]*:[ \t]*&?(?:'static[ \t]+)?(?:str|string|String))?[ \t]{0,16}(?P<sep>=|:=|::=|:::=|:|=>|\?=|\.=|\|\|=|,|>)\s{0,5}(?:(?P<q>["'`])(?P<s>[^"'`\s]{10,})["'`]|(?P<u>[A-Za-z0-9_+/=~.!@#$%^&*|-]{10,})(?:[\s,;)\]}<'"`]|\\[nrt]|$))"#,
+        regex: r#"(?i)(?P<lt><)?(?P<name>[\w.-]{0,40}(?:key|token|secret|auth|credential|creds|bearer|apikey|api_key|access|private|session|cookie|login|cloudflare|sourcegraph|meraki|heroku|snyk|sonar|hubspot|messagebird|mailchimp|sumo|okta|databricks|facebook|scalingo|clickhouse|maxmind|twilio|sendgrid|datadog|algolia|mapbox)[\w.-]{0,20})["'`]?(?:[ \t]+string|[ \t]*:[ \t]*&?(?:'static[ \t]+)?(?:str|string|String))?[ \t]{0,16}(?P<sep>=|:=|::=|:::=|:|=>|\?=|\.=|\|\|=|,|>)\s{0,5}(?:(?P<q>["'`])(?P<s>[^"'`\s]{10,})["'`]|(?P<u>[A-Za-z0-9_+/=~.!@#$%^&*|-]{10,})(?:[\s,;)\]}<'"`]|\\[nrt]|$))"#,
         entropy: Some(3.0),
         reach: 16,
         check: Check::Assigned,
