@@ -521,7 +521,7 @@ fn accept(rule: &Rule, v: &str, ctx: &Context) -> bool {
                 || keep::is_identifier_like(v)
                 || !keep::looks_random(v)
                 || (ctx.sep == ">" && !ctx.tag)
-                || v.trim_end_matches('=').contains("==")
+                || keep::is_comparison(v)
                 || (!ctx.name.is_empty()
                     && (keep::name_is_descriptive(ctx.name)
                         || (!strong && (!provider_word(ctx.name) || keep::is_hex_hash(v))))))

@@ -224,11 +224,16 @@ pub fn is_uuid(v: &str) -> bool {
 }
 
 /// Numbers, versions and dates: `42`, `3.14`, `v1.2.3-rc.1`, `2024-06-01`.
+/// A run of 20 or more bare digits is not a number anyone writes in code:
+/// it is an id or a secret, and is left to the rules.
 pub fn is_version_or_number(v: &str) -> bool {
     let t = v
         .strip_prefix('v')
         .or_else(|| v.strip_prefix('V'))
         .unwrap_or(v);
+    if t.len() >= 20 && t.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
     let Some(first) = t.bytes().next() else {
         return false;
     };
@@ -248,6 +253,23 @@ pub fn is_version_or_number(v: &str) -> bool {
             && rest
                 .split(['.', '-', '+', '_'])
                 .all(|w| w.len() <= 8 && w.bytes().all(|b| b.is_ascii_alphanumeric())))
+}
+
+/// A comparison, not a value: `default_rc==0`.
+pub fn is_comparison(v: &str) -> bool {
+    v.find("==").is_some_and(|i| {
+        let lhs = &v[..i];
+        let rhs = &v[i..].trim_start_matches('=');
+        !rhs.is_empty()
+            && lhs
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && lhs
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.'))
+            && is_compound_word(lhs)
+    })
 }
 
 /// Code, not a value: `self.api_key`, `config::TOKEN`, `a->b`, a hostname or
@@ -550,6 +572,10 @@ mod tests {
             "hE1hlYILrSqpqh.atlasv1.ARjZuyzl33F71WR55s6ln"
         ));
         assert!(!is_identifier_like("s.ZC9Ecf4M5g9o34Q6RkzGsj0z"));
+        assert!(is_comparison("default_rc==0"));
+        assert!(!is_comparison("t1.9euFAKE==.FAKEfake0123"));
+        assert!(is_version_or_number("6089714274206600"));
+        assert!(!is_version_or_number("25130226450292771022773629319832"));
         assert!(name_is_descriptive("token_type"));
         assert!(name_is_descriptive("clientSecretName"));
         assert!(!name_is_descriptive("api_key"));
