@@ -495,7 +495,7 @@ pub fn name_is_descriptive(name: &str) -> bool {
 
 /// Whether a value assigned to a credential-like name is random enough to
 /// be a generated secret: at least two character classes (lower, upper,
-/// digit, symbol), or a long single-case run.
+/// digit, symbol), a long mixed-case run, or 20 digits or more.
 pub fn looks_random(v: &str) -> bool {
     let (mut lower, mut upper, mut digit, mut symbol) = (false, false, false, false);
     for b in v.bytes() {
@@ -507,7 +507,8 @@ pub fn looks_random(v: &str) -> bool {
         }
     }
     let letters = lower || upper;
-    (letters && digit)
+    (digit && !letters && !symbol && v.len() >= 20)
+        || (letters && digit)
         || (lower && upper && (symbol || v.len() >= 20))
         || (letters && symbol && v.len() >= 24)
 }
