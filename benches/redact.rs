@@ -224,60 +224,93 @@ fn prose(rng: &mut Rng, out: &mut String) {
     ));
 }
 
-/// A fake secret or piece of personal data in context.
-fn secret(rng: &mut Rng) -> String {
-    match rng.below(12) {
-        0 => format!("export GITHUB_TOKEN=ghp_{}\n", rng.chars(ALNUM, 36)),
-        1 => format!(
-            "AWS_ACCESS_KEY_ID=AKIA{}\n",
-            rng.chars(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
-        ),
-        2 => format!("    api_key = \"{}\"\n", rng.chars(ALNUM, 32)),
-        3 => format!(
-            "SLACK_BOT_TOKEN=xoxb-{}-{}-{}\n",
-            rng.chars(b"0123456789", 12),
-            rng.chars(b"0123456789", 13),
-            rng.chars(ALNUM, 24)
-        ),
-        4 => format!("stripe.api_key = 'sk_live_{}'\n", rng.chars(ALNUM, 24)),
-        5 => format!(
-            "DATABASE_URL=postgres://app:{}@db.internal:5432/app\n",
-            rng.chars(ALNUM, 16)
-        ),
-        6 => format!(
-            "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJ{}.{}\n",
-            rng.chars(ALNUM, 40),
-            rng.chars(ALNUM, 43)
-        ),
-        7 => format!(
-            "OPENAI_API_KEY=sk-proj-{}T3BlbkFJ{}\n",
-            rng.chars(ALNUM, 40),
-            rng.chars(ALNUM, 40)
-        ),
-        8 => format!(
-            "# contact: {}.{}@corp-mail.io\n",
-            rng.pick(WORDS),
-            rng.pick(WORDS)
-        ),
-        9 => format!("password: \"{}\"\n", rng.chars(ALNUM, 14)),
-        10 => format!(
-            "HF_TOKEN=hf_{}\n",
-            rng.chars(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", 34)
-        ),
-        _ => format!(
-            "-----BEGIN OPENSSH PRIVATE KEY-----\n{}\n{}\n-----END OPENSSH PRIVATE KEY-----\n",
-            rng.chars(B64, 70),
-            rng.chars(B64, 70)
-        ),
-    }
+/// A fake secret or piece of personal data in context, and the value that
+/// must not survive redaction.
+fn secret(rng: &mut Rng) -> (String, String) {
+    let upper32 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let letters = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let digits = b"0123456789";
+    let (v, line) = match rng.below(12) {
+        0 => {
+            let v = format!("ghp_{}", rng.chars(ALNUM, 36));
+            (v.clone(), format!("export GITHUB_TOKEN={v}\n"))
+        }
+        1 => {
+            let v = format!("AKIA{}", rng.chars(upper32, 16));
+            (v.clone(), format!("AWS_ACCESS_KEY_ID={v}\n"))
+        }
+        2 => {
+            let v = rng.chars(ALNUM, 32);
+            (v.clone(), format!("    api_key = \"{v}\"\n"))
+        }
+        3 => {
+            let v = format!(
+                "xoxb-{}-{}-{}",
+                rng.chars(digits, 12),
+                rng.chars(digits, 13),
+                rng.chars(ALNUM, 24)
+            );
+            (v.clone(), format!("SLACK_BOT_TOKEN={v}\n"))
+        }
+        4 => {
+            let v = format!("sk_live_{}", rng.chars(ALNUM, 24));
+            (v.clone(), format!("stripe.api_key = '{v}'\n"))
+        }
+        5 => {
+            let v = rng.chars(ALNUM, 16);
+            (
+                v.clone(),
+                format!("DATABASE_URL=postgres://app:{v}@db.internal:5432/app\n"),
+            )
+        }
+        6 => {
+            let v = format!(
+                "eyJhbGciOiJIUzI1NiJ9.eyJ{}.{}",
+                rng.chars(ALNUM, 40),
+                rng.chars(ALNUM, 43)
+            );
+            (v.clone(), format!("Authorization: Bearer {v}\n"))
+        }
+        7 => {
+            let v = format!(
+                "sk-proj-{}T3BlbkFJ{}",
+                rng.chars(ALNUM, 40),
+                rng.chars(ALNUM, 40)
+            );
+            (v.clone(), format!("OPENAI_API_KEY={v}\n"))
+        }
+        8 => {
+            let v = format!("{}.{}@corp-mail.io", rng.pick(WORDS), rng.pick(WORDS));
+            (v.clone(), format!("# contact: {v}\n"))
+        }
+        9 => {
+            let v = rng.chars(ALNUM, 14);
+            (v.clone(), format!("password: \"{v}\"\n"))
+        }
+        10 => {
+            let v = format!("hf_{}", rng.chars(letters, 34));
+            (v.clone(), format!("HF_TOKEN={v}\n"))
+        }
+        _ => {
+            let body = rng.chars(B64, 70);
+            (
+                body.clone(),
+                format!(
+                    "-----BEGIN OPENSSH PRIVATE KEY-----\n{body}\n{}\n-----END OPENSSH PRIVATE KEY-----\n",
+                    rng.chars(B64, 70)
+                ),
+            )
+        }
+    };
+    (line, v)
 }
 
-/// The corpus as documents, and how many secrets were planted.
-fn corpus() -> (Vec<String>, usize) {
+/// The corpus as documents, and the values planted (document index, value).
+fn corpus() -> (Vec<String>, Vec<(usize, String)>) {
     let mut rng = Rng(0x00c4_d0a5_eed5);
     let mut docs = Vec::new();
     let mut total = 0;
-    let mut planted = 0;
+    let mut planted = Vec::new();
     let mut since_secret = 0;
     while total < TARGET_BYTES {
         let size = 2048 + rng.below(62 * 1024);
@@ -301,8 +334,9 @@ fn corpus() -> (Vec<String>, usize) {
             since_secret += doc.len() - before;
             if since_secret >= SECRET_EVERY {
                 since_secret = 0;
-                doc.push_str(&secret(&mut rng));
-                planted += 1;
+                let (line, value) = secret(&mut rng);
+                doc.push_str(&line);
+                planted.push((docs.len(), value));
             }
         }
         total += doc.len();
@@ -321,14 +355,33 @@ fn main() {
     let (docs, planted) = corpus();
     let bytes: usize = docs.iter().map(String::len).sum();
     println!(
-        "corpus: {:.1} MB in {} documents, {planted} planted secrets/PII (generated in {:.2?})",
+        "corpus: {:.1} MB in {} documents, {} planted secrets/PII (generated in {:.2?})",
         bytes as f64 / 1e6,
         docs.len(),
+        planted.len(),
         t.elapsed()
     );
     let t = Instant::now();
     let redactor = Redactor::new(&Identity::none()).expect("rule table compiles");
     println!("redactor built in {:.2?}", t.elapsed());
+
+    // Correctness first: no planted value may survive.
+    let mut book = Placeholders::new();
+    let redacted: Vec<String> = docs
+        .iter()
+        .map(|d| redactor.redact(d, &mut book).text)
+        .collect();
+    let leaked: Vec<&(usize, String)> = planted
+        .iter()
+        .filter(|(i, v)| !v.is_empty() && redacted[*i].contains(v.as_str()))
+        .collect();
+    println!("planted values left after redaction: {}", leaked.len());
+    assert!(
+        leaked.is_empty(),
+        "leaked: {:?}",
+        &leaked[..leaked.len().min(5)]
+    );
+    drop(redacted);
 
     let mut rates = Vec::new();
     let mut findings = 0;
@@ -360,7 +413,8 @@ fn main() {
         scan_rates.push(bytes as f64 / 1e6 / t.elapsed().as_secs_f64());
     }
     println!(
-        "findings per round: {findings} (planted {planted}); scan only: median {:.1} MB/s",
+        "findings per round: {findings} (planted {}); scan only: median {:.1} MB/s",
+        planted.len(),
         median(scan_rates)
     );
     let m = median(rates);

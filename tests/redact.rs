@@ -362,3 +362,71 @@ fn chords_do_not_type_and_ctrl_backspace_deletes_a_word() {
     let out = r.redact_keys(&ks, None, &mut Placeholders::new()).unwrap();
     assert_eq!(out.text, "hello ");
 }
+
+#[test]
+fn key_events_are_replayed_per_focus_segment() {
+    use candor::event::{Event, Stamp};
+    use candor::registry::Kind;
+    let stamp = Stamp {
+        wall_ns: 1,
+        mono_ns: 0,
+    };
+    let key = |k: &KeyStroke| {
+        let mut e = Event::new(Kind::KeyDown, stamp)
+            .with("class", candor::keymap::class_of(&k.key))
+            .unwrap()
+            .with("mods", 0)
+            .unwrap()
+            .with("key", k.key.as_str())
+            .unwrap();
+        if let Some(t) = &k.text {
+            e.set("text", t.as_str()).unwrap();
+        }
+        e
+    };
+    let focus = |title: &str| {
+        Event::new(Kind::WindowFocus, stamp)
+            .with("app", "gnome-terminal")
+            .unwrap()
+            .with("title", title)
+            .unwrap()
+    };
+    let mut events = vec![focus("vim notes.md")];
+    events.extend(
+        KeyStroke::type_str("hello ghp_FAKEfake0123456789abcdefABCDEFfake01")
+            .iter()
+            .map(key),
+    );
+    events.push(focus("Authentication required: enter password"));
+    events.extend(KeyStroke::type_str("Tr0ub4dor-fake\n").iter().map(key));
+    // A key event with timing only: no key name, nothing to replay.
+    events.push(
+        Event::new(Kind::KeyDown, stamp)
+            .with("class", "letter")
+            .unwrap()
+            .with("mods", 0)
+            .unwrap(),
+    );
+
+    let r = redactor();
+    let segs = r
+        .redact_key_events(&events, &mut Placeholders::new())
+        .unwrap();
+    assert_eq!(segs.len(), 2);
+    assert_eq!(segs[0].keys.redacted, "hello <SECRET:github-pat#1>");
+    assert_eq!(segs[0].segment.title.as_deref(), Some("vim notes.md"));
+    assert_eq!(segs[0].key_events.len(), 46);
+    assert_eq!(segs[0].keys.masked.iter().filter(|m| **m).count(), 40);
+    assert_eq!(segs[1].keys.redacted, "<SECRET:typed-password#1>\n");
+    assert_eq!(
+        segs[1].key_events.len(),
+        15,
+        "the timing-only key is left out"
+    );
+    for (i, &ev) in segs[1].key_events.iter().enumerate() {
+        let masked = segs[1].keys.masked[i];
+        let is_return =
+            matches!(events[ev].get("key"), Some(candor::event::Value::Str(k)) if k == "Return");
+        assert_eq!(masked, !is_return, "event {ev}");
+    }
+}

@@ -94,23 +94,51 @@ impl KeyStroke {
     }
 }
 
-/// Splits a run of events into focus segments: index ranges of the events
-/// between two `window.focus` events.
-pub fn focus_segments(events: &[Event]) -> Vec<std::ops::Range<usize>> {
+/// The events between two `window.focus` events, and the title of the
+/// window that had focus (when `window.titles` was granted).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FocusSegment {
+    pub events: std::ops::Range<usize>,
+    pub title: Option<String>,
+}
+
+/// Splits a run of events into focus segments.
+pub fn focus_segments(events: &[Event]) -> Vec<FocusSegment> {
     let mut out = Vec::new();
     let mut start = 0;
+    let mut title = None;
     for (i, e) in events.iter().enumerate() {
         if e.kind == Kind::WindowFocus {
             if i > start {
-                out.push(start..i);
+                out.push(FocusSegment {
+                    events: start..i,
+                    title: title.take(),
+                });
             }
             start = i + 1;
+            title = match e.get("title") {
+                Some(Value::Str(t)) => Some(t.to_string()),
+                _ => None,
+            };
         }
     }
     if start < events.len() {
-        out.push(start..events.len());
+        out.push(FocusSegment {
+            events: start..events.len(),
+            title,
+        });
     }
     out
+}
+
+/// One focus segment's keys, replayed and redacted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentRedaction {
+    pub segment: FocusSegment,
+    /// Indices (into the events given) of the key events replayed;
+    /// `keys.masked[i]` is about `events[key_events[i]]`.
+    pub key_events: Vec<usize>,
+    pub keys: KeyRedaction,
 }
 
 /// What the replay of one segment gives.
@@ -246,6 +274,39 @@ impl Buffer {
                 }
             }
         }
+    }
+}
+
+impl Redactor {
+    /// Replays and redacts every focus segment of a run of events. Key
+    /// events without a key name (only `keys.timing` granted) carry no text
+    /// and are left out. The focused window's title serves as the prompt.
+    pub fn redact_key_events(
+        &self,
+        events: &[Event],
+        book: &mut Placeholders,
+    ) -> Result<Vec<SegmentRedaction>, RedactError> {
+        let mut out = Vec::new();
+        for segment in focus_segments(events) {
+            let mut key_events = Vec::new();
+            let mut keys = Vec::new();
+            for i in segment.events.clone() {
+                if let Some(k) = KeyStroke::from_event(&events[i]) {
+                    key_events.push(i);
+                    keys.push(k);
+                }
+            }
+            if keys.is_empty() {
+                continue;
+            }
+            let keys = self.redact_keys(&keys, segment.title.as_deref(), book)?;
+            out.push(SegmentRedaction {
+                segment,
+                key_events,
+                keys,
+            });
+        }
+        Ok(out)
     }
 }
 

@@ -25,7 +25,7 @@ pub mod rules;
 
 pub use engine::Redactor;
 pub use identity::{Identity, IdentityKind};
-pub use keystrokes::{KeyRedaction, KeyStroke};
+pub use keystrokes::{focus_segments, FocusSegment, KeyRedaction, KeyStroke, SegmentRedaction};
 pub use placeholders::Placeholders;
 
 /// The family a finding belongs to.
