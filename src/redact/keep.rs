@@ -507,7 +507,8 @@ pub fn looks_random(v: &str) -> bool {
         }
     }
     let letters = lower || upper;
-    (digit && !letters && !symbol && v.len() >= 20)
+    let only_digits = digit && !letters && !symbol;
+    (only_digits && v.len() >= 20)
         || (letters && digit)
         || (lower && upper && (symbol || v.len() >= 20))
         || (letters && symbol && v.len() >= 24)
