@@ -558,13 +558,15 @@ fn format_ok(id: &str, v: &str, ctx: &Context) -> bool {
             let inline = v.contains("\\n") && v.len() > 80;
             body >= 32 || inline
         }
-        // Base64 data, not a manifest's words (`Opaque`, `ReplicationController`).
+        // Base64 data, not a manifest's words (`Opaque`, `secret/name`).
         "kubernetes-secret-data" => {
+            let digit = v.bytes().any(|b| b.is_ascii_digit());
+            let upper = v.bytes().any(|b| b.is_ascii_uppercase());
+            let lower = v.bytes().any(|b| b.is_ascii_lowercase());
             v.len() >= 12
                 && (v.ends_with('=')
-                    || v.contains(['+', '/'])
-                    || (v.bytes().any(|b| b.is_ascii_digit())
-                        && v.bytes().any(|b| b.is_ascii_alphabetic())))
+                    || (digit && (upper || lower))
+                    || (upper && lower && v.contains(['+', '/'])))
         }
         // A vendor prefix inside a file name (`video_box.ico-7a38...png`) is
         // not a token, and a token is never digits alone after its prefix.

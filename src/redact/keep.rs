@@ -94,6 +94,7 @@ const NON_VALUES: &[&str] = &[
     "basic",
     "prompt",
     "stdin",
+    "test",
 ];
 
 /// A word that stands where a value would (`null`, `required`, `password`).

@@ -640,7 +640,7 @@ pub static RULES: &[Rule] = &[
         ],
         fp: &[
             "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ntype: Opaque\n---\nkind: ReplicationController\n",
-            "kind: SecretStore\nspec:\n  data:\n    - key: secret/mysecret\n      property: MySecretManagerKey\n",
+            "kind: SecretStore\nspec:\n  data:\n    key: secret/mysecret\n    property: MySecretManagerKey\n",
         ],
     },
     Rule {
