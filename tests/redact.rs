@@ -430,3 +430,18 @@ fn key_events_are_replayed_per_focus_segment() {
         assert_eq!(masked, !is_return, "event {ev}");
     }
 }
+
+#[test]
+fn home_path_is_a_prefix_but_not_of_another_users_home() {
+    let mut id = Identity::none();
+    id.add_home("/home/jqfake");
+    let r = Redactor::new(&id).unwrap();
+    assert_eq!(
+        r.redact(
+            "cd /home/jqfake/src; ls /home/jqfake2",
+            &mut Placeholders::new()
+        )
+        .text,
+        "cd <HOME#1>/src; ls /home/jqfake2"
+    );
+}

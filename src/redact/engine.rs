@@ -129,7 +129,7 @@ impl Redactor {
     ) -> Result<Redactor, RedactError> {
         let mut compiled = Vec::with_capacity(rules.len());
         let mut patterns: Vec<String> = Vec::new();
-        let mut targets: Vec<Target> = Vec::new();
+        let mut keyword_rules: Vec<Vec<usize>> = Vec::new();
         let mut whole_text = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
             // A roomy lazy-DFA cache: with the default, the assignment rules'
@@ -144,18 +144,16 @@ impl Redactor {
             for kw in rule.keywords {
                 let kw = kw.to_ascii_lowercase();
                 match patterns.iter().position(|p| *p == kw) {
-                    Some(p) => match &mut targets[p] {
-                        Target::Rules(list) => list.push(i),
-                        Target::Identity(_) => unreachable!("identity terms are added last"),
-                    },
+                    Some(p) => keyword_rules[p].push(i),
                     None => {
                         patterns.push(kw);
-                        targets.push(Target::Rules(vec![i]));
+                        keyword_rules.push(vec![i]);
                     }
                 }
             }
             compiled.push(Compiled { rule, re });
         }
+        let mut targets: Vec<Target> = keyword_rules.into_iter().map(Target::Rules).collect();
         for (kind, term) in identity.terms() {
             patterns.push(term.clone());
             targets.push(Target::Identity(*kind));
@@ -208,8 +206,9 @@ impl Redactor {
                 Target::Identity(kind) => {
                     let glued_before = m.start() > 0 && b[m.start() - 1].is_ascii_alphanumeric();
                     let glued_after = m.end() < b.len() && b[m.end()].is_ascii_alphanumeric();
-                    // A home path is a prefix: `/home/jdoe/src` is still the home.
-                    if *kind == IdentityKind::Home || (!glued_before && !glued_after) {
+                    // A home path starts with `/`, so only its end can be
+                    // glued (`/home/jdoe2` is someone else's).
+                    if !glued_after && (*kind == IdentityKind::Home || !glued_before) {
                         raw.push(Finding {
                             rule: kind.rule(),
                             category: Category::Identity,

@@ -746,3 +746,43 @@ pub static RULES: &[Rule] = &[
         ],
     },
 ];
+
+/// A fingerprint of the rule table (SHA-256, hex) for export manifests: it
+/// changes whenever a rule's id, keywords, regex, entropy floor, reach,
+/// check or allowlist changes, so a dataset says which rules redacted it.
+/// Identity terms are deliberately not part of it.
+pub fn ruleset_fingerprint() -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"candor-redact-rules-v1\0");
+    for r in RULES {
+        h.update(r.id.as_bytes());
+        h.update([0]);
+        for k in r.keywords {
+            h.update(k.as_bytes());
+            h.update([1]);
+        }
+        h.update(r.regex.as_bytes());
+        h.update([0]);
+        h.update(format!("{:?}/{}/{:?}", r.entropy, r.reach, r.check).as_bytes());
+        for a in r.allow {
+            h.update(a.as_bytes());
+            h.update([2]);
+        }
+        h.update([3]);
+    }
+    hex::encode(h.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_is_stable_hex() {
+        let f = ruleset_fingerprint();
+        assert_eq!(f.len(), 64);
+        assert!(f.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(f, ruleset_fingerprint());
+    }
+}
