@@ -28,7 +28,7 @@ const SECRETS: &[(&str, &str)] = &[
     ("github-oauth", "gho_FAKEfake0123456789abcdefABCDEFfake02"),
     ("github-fine-grained-pat", "github_pat_11FAKEFAKE0fakefakefake_FAKEfake0123456789abcdefABCDEFfakeFAKEfake0123456789abcdef"),
     ("gitlab-pat", "glpat-FAKEfake0123abcdEFGH"),
-    ("slack-token", "xoxb-123456789012-1234567890123-FAKEfakeFAKEfake01234567"),
+    ("slack-token", "xoxb-123456789012-1234567890123-Fk3q9ZtR0wXy7LmN2bVc8HdJ"),
     ("slack-webhook-url", "https://hooks.slack.com/services/TFAKE0001/BFAKE0002/FAKEfakeFAKEfake01234567"),
     ("stripe-key", "Stripe.api_key = 'rk_live_FAKEfake0123456789abcdEFGH'"),
     ("gcp-api-key", "key=AIzaSyFAKEfake0123456789abcdefFAKEfake1"),
@@ -74,7 +74,7 @@ fn redacted_text_scans_clean() {
         let once = r.redact(text, &mut Placeholders::new()).text;
         assert_eq!(r.scan(&once), [], "{text:?} -> {once:?}");
     }
-    let pii = "mail jane.fake@corp-mail.io, call +44 20 7946 0958, ip 8.8.4.4";
+    let pii = "mail jane.fake@corp-mail.io, call +44 20 7946 0958, ip 93.184.216.34";
     let once = r.redact(pii, &mut Placeholders::new()).text;
     assert_eq!(r.scan(&once), [], "{once}");
 }
@@ -86,7 +86,7 @@ fn personal_data_families() {
         ("phone", "call +1 415 555 2671 today", "<PHONE#1>"),
         ("phone", "tel: 030 1234 5678", "<PHONE#1>"),
         ("phone", "(415) 555-2671", "<PHONE#1>"),
-        ("ipv4", "ssh 8.8.4.4", "<IP#1>"),
+        ("ipv4", "ssh 93.184.216.34", "<IP#1>"),
         ("ipv6", "AAAA 2606:4700:4700::1111", "<IP#1>"),
         ("payment-card", "card: 5555-5555-5555-4444", "<CARD#1>"),
         ("payment-card", "amex 378282246310005", "<CARD#1>"),

@@ -388,7 +388,7 @@ fn assignment_follows(b: &[u8], at: usize, check: Check) -> bool {
     }
     let bare = |c: u8| match check {
         Check::Password => !c.is_ascii_whitespace() && !b"\"'`,;<>(){}[]".contains(&c),
-        _ => c.is_ascii_alphanumeric() || b"_+/=~.!@#$%^&*|-".contains(&c),
+        _ => c.is_ascii_alphanumeric() || b"_+/=~.!@#$%^*|-".contains(&c),
     };
     let len = b[i..].iter().take_while(|&&c| bare(c)).count();
     len >= min && !matches!(b.get(i + len), Some(b'(' | b'['))
@@ -520,6 +520,7 @@ fn accept(rule: &Rule, v: &str, ctx: &Context) -> bool {
                 || keep::is_identifier_like(v)
                 || !keep::looks_random(v)
                 || (ctx.sep == ">" && !ctx.tag)
+                || (!ctx.quoted && v.starts_with(['&', '*']))
                 || keep::is_comparison(v)
                 || (!ctx.name.is_empty()
                     && (keep::name_is_descriptive(ctx.name)
@@ -531,6 +532,8 @@ fn accept(rule: &Rule, v: &str, ctx: &Context) -> bool {
                 || keep::is_non_value(v)
                 || v.contains(['<', '>'])
                 || v.starts_with(['{', '['])
+                || (!ctx.quoted && v.starts_with(['&', '*']))
+                || (!ctx.name.is_empty() && !keep::names_a_password(ctx.name))
                 || (!ctx.name.is_empty() && keep::name_is_descriptive(ctx.name))
                 || (!ctx.quoted
                     && !ctx.name.is_empty()
@@ -573,10 +576,11 @@ fn format_ok(id: &str, v: &str, ctx: &Context) -> bool {
             let tail = v.split_once(['_', '-', '.', '~']).map_or(v, |(_, t)| t);
             ctx.before != Some(b'.') && !tail.bytes().all(|b| b.is_ascii_digit() || b == b'_')
         }
-        // The last part of a Slack token is random, not digits or words.
+        // The last part of a Slack token is random: not digits alone, not a
+        // placeholder (`...AccessTokenHere`).
         "slack-token" => {
             let last = v.rsplit('-').next().unwrap_or("");
-            last.bytes().any(|b| b.is_ascii_alphabetic()) && !keep::is_identifier_like(last)
+            last.bytes().any(|b| b.is_ascii_alphabetic()) && !keep::is_placeholder(last, true)
         }
         _ => true,
     }

@@ -235,6 +235,30 @@ pub fn is_version_or_number(v: &str) -> bool {
     if t.len() >= 20 && t.bytes().all(|b| b.is_ascii_digit()) {
         return false;
     }
+    let t = t.strip_prefix(['-', '+']).unwrap_or(t);
+    if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        if !hex.is_empty()
+            && hex.len() <= 32
+            && hex.bytes().all(|b| b.is_ascii_hexdigit() || b == b'_')
+        {
+            return true;
+        }
+    }
+    // Literals with a type suffix: `-2147483648i32`, `1048576u32`, `1.5f64`.
+    let digits = t
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b'.' || *b == b'_')
+        .count();
+    if digits > 0 && t.as_bytes()[0].is_ascii_digit() {
+        let suffix = t[digits..].to_ascii_lowercase();
+        const SUFFIXES: &[&str] = &[
+            "i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32", "u64", "u128", "usize",
+            "f32", "f64", "u", "l", "ul", "ull", "ll", "f", "d", "n", "m",
+        ];
+        if SUFFIXES.contains(&suffix.as_str()) {
+            return true;
+        }
+    }
     let Some(first) = t.bytes().next() else {
         return false;
     };
@@ -312,8 +336,16 @@ pub fn is_identifier_like(v: &str) -> bool {
     {
         return true;
     }
+    // Constants: `D3DKMT_PRESENTHISTORYTOKEN`, `TRANSACTIONMANAGER_INFO`.
+    let screaming = t.contains('_')
+        && t.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_uppercase() || b == b'_')
+        && t.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && t.split('_').all(|seg| seg.len() <= 24);
     // Words: snake_case, kebab-case, camelCase, Title Case, `DOC_Vector_5_32`.
-    is_compound_word(t)
+    screaming || is_compound_word(t)
 }
 
 /// Words joined by `_ - . : = space` or camel case, where digits only end a
@@ -326,22 +358,53 @@ pub fn is_compound_word(t: &str) -> bool {
         .all(|w| {
             let alpha = w.bytes().take_while(u8::is_ascii_alphabetic).count();
             letters += alpha;
+            let parts: Vec<&str> = camel_parts(&w[..alpha]).collect();
+            // Random strings split into many one- or two-letter parts
+            // (`yq`, `D`, `Vtkq`, `PE`...); names mostly into words.
+            let tiny = parts.iter().filter(|p| p.len() <= 2).count();
             w.bytes().skip(alpha).all(|b| b.is_ascii_digit())
-                && camel_parts(&w[..alpha]).all(|p| p.len() <= 16 && !mixed_caps(p))
+                && parts.iter().all(|p| word_like(p))
+                && (parts.len() <= 2 || tiny * 2 <= parts.len())
         });
-    ok && letters >= 2
+    ok && letters >= 1
 }
 
-/// `aBcD` inside one camel part: random, not a word.
-fn mixed_caps(p: &str) -> bool {
-    p.bytes().skip(1).any(|b| b.is_ascii_uppercase()) && p.bytes().any(|b| b.is_ascii_lowercase())
+/// Common abbreviations without a vowel.
+const ABBREVIATIONS: &[&str] = &[
+    "ptr", "btn", "cnt", "msg", "mgr", "ctx", "src", "dst", "tmp", "str", "fmt", "cmd", "cfg",
+    "pkg", "lst", "wnd", "hwnd", "dflt", "vtbl", "pwd", "pswd", "sql", "xml", "rgb", "px", "std",
+    "nth", "bg", "fg", "rx", "tx", "ws", "db", "fs", "sync", "rst", "clk", "hdr", "lck", "mtx",
+];
+
+/// One camel-case part that could be a word, an abbreviation or an acronym:
+/// `Generate`, `Ssl`, `Dflt`, `PCWSTR`. Random strings give parts like
+/// `Qzvkxt` (five letters or more, no vowel) or `aBcD` (mixed case). Short
+/// parts cannot tell: letters-only random values can pass for names, which
+/// is why format rules never ask this question, and assignment rules also
+/// count one- and two-letter parts (see [`is_compound_word`]).
+fn word_like(p: &str) -> bool {
+    let upper = p.bytes().all(|b| b.is_ascii_uppercase());
+    let vowel = p.bytes().any(|b| b"aeiouyAEIOUY".contains(&b));
+    let mixed = p.bytes().skip(1).any(|b| b.is_ascii_uppercase())
+        && p.bytes().any(|b| b.is_ascii_lowercase());
+    p.len() <= 24
+        && !mixed
+        && (p.len() < 5
+            || vowel
+            || (upper && p.len() <= 8)
+            || ABBREVIATIONS.iter().any(|a| a.eq_ignore_ascii_case(p)))
 }
 
+/// Camel-case parts: `BCryptKeyPairFn` → `B`, `Crypt`, `Key`, `Pair`, `Fn`.
 fn camel_parts(w: &str) -> impl Iterator<Item = &str> {
     let b = w.as_bytes();
     let mut cuts = vec![0];
     for i in 1..b.len() {
-        if b[i].is_ascii_uppercase() && b[i - 1].is_ascii_lowercase() {
+        let lower_to_upper = b[i].is_ascii_uppercase() && b[i - 1].is_ascii_lowercase();
+        let acronym_end = b[i].is_ascii_uppercase()
+            && b[i - 1].is_ascii_uppercase()
+            && b.get(i + 1).is_some_and(u8::is_ascii_lowercase);
+        if lower_to_upper || acronym_end {
             cuts.push(i);
         }
     }
@@ -477,6 +540,11 @@ const NON_SECRET_NAME_WORDS: &[&str] = &[
     "keypress",
     "passport",
     "bypass",
+    "passed",
+    "passes",
+    "passing",
+    "passthrough",
+    "pass_through",
     "compass",
     "passenger",
     "author",
@@ -484,6 +552,17 @@ const NON_SECRET_NAME_WORDS: &[&str] = &[
     "accessib",
     "sessionstorage",
 ];
+
+/// Whether a name is about a password: `password`, `passwd`, `pwd`,
+/// `passphrase`, or `pass` as its last word (`DB_PASS`, `mysqlpass`), but
+/// not `RenderPassColorAttachment` or `passed_by_value`.
+pub fn names_a_password(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    ["passw", "pwd", "pswd", "passphrase"]
+        .iter()
+        .any(|w| lower.contains(w))
+        || last_word(name).ends_with("pass")
+}
 
 /// Whether an assignment's name says its value is not a secret.
 pub fn name_is_descriptive(name: &str) -> bool {
@@ -580,6 +659,20 @@ mod tests {
         assert!(is_version_or_number("6089714274206600"));
         assert!(!is_version_or_number("25130226450292771022773629319832"));
         assert!(name_is_descriptive("token_type"));
+        assert!(names_a_password("DB_PASS") && names_a_password("ppwszPassword"));
+        assert!(!names_a_password("GpuRenderPassColorAttachment"));
+        for code in [
+            "BCryptGenerateKeyPairFn",
+            "CFStringTokenizerRef",
+            "DISPID_SDKCreateKey",
+        ] {
+            assert!(is_identifier_like(code), "{code}");
+        }
+        for random in ["yqDVtkqPECriaLRi", "HXe8DGg1iJd2AopzyxkFB7F2"] {
+            assert!(!is_identifier_like(random), "{random}");
+        }
+        assert!(is_version_or_number("-2147483648i32") && is_version_or_number("1048576u32"));
+        assert!(is_version_or_number("0x28acf509"));
         assert!(name_is_descriptive("clientSecretName"));
         assert!(!name_is_descriptive("api_key"));
         assert!(looks_random("Zq8FAKEsecret0123"));

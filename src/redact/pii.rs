@@ -300,7 +300,10 @@ fn ipv4_at(b: &[u8], s: usize) -> Option<usize> {
             || (matches!(b[i], b'.' | b'-')
                 && i + 1 < b.len()
                 && b[i + 1].is_ascii_alphanumeric()));
-    (!glued && ipv4_public(o)).then_some(i)
+    // Two single-digit leading parts (`2.5.4.3`, `1.5.4.7`) are X.500 OIDs
+    // and versions far more often than anyone's address.
+    let oid_like = o[0] < 10 && o[1] < 10 && b[s + 1] == b'.' && b[s + 3] == b'.';
+    (!glued && !oid_like && ipv4_public(o)).then_some(i)
 }
 
 /// A global unicast IPv6 address (2000::/3, not the documentation prefix)
@@ -351,20 +354,24 @@ fn ssn_at(b: &[u8], s: usize) -> Option<usize> {
 }
 
 /// Digits of a number written with single spaces, dashes, dots or brackets
-/// between groups, starting at `s`. Returns (digits, end, groups, seps).
-fn grouped_digits(b: &[u8], s: usize, max_digits: usize) -> (Vec<u8>, usize, usize, u8) {
+/// between groups, starting at `s`. Returns (digits, end, group sizes,
+/// separator kinds as bits).
+fn grouped_digits(b: &[u8], s: usize, max_digits: usize) -> (Vec<u8>, usize, Vec<u8>, u8) {
     let mut digits = Vec::with_capacity(20);
     let mut i = s;
     let mut end = s;
-    let mut groups = 0;
+    let mut groups: Vec<u8> = Vec::with_capacity(6);
     let mut sep_kinds = 0u8;
     let mut in_group = false;
     while i < b.len() && digits.len() <= max_digits {
         let c = b[i];
         if c.is_ascii_digit() {
             if !in_group {
-                groups += 1;
+                groups.push(0);
                 in_group = true;
+            }
+            if let Some(g) = groups.last_mut() {
+                *g = g.saturating_add(1);
             }
             digits.push(c - b'0');
             i += 1;
@@ -472,8 +479,10 @@ fn numbers(text: &str, out: &mut Vec<Finding>) {
         }
         // National: a trunk `0` or a NANP area code, grouped (never a bare
         // run of digits, which is an id or a timestamp far more often).
-        let grouped = groups >= 2 && seps != 0;
-        let nanp = n == 10 && digits[0] >= 2 && digits[3] >= 2 && (groups == 3 || open);
+        // Groups of one digit (`0 1 2 3`) or a decimal point after one digit
+        // (`(4.294967294`) are lists and numbers, not phones.
+        let grouped = groups.len() >= 2 && seps != 0 && groups.iter().all(|&g| g >= 2);
+        let nanp = groups == [3, 3, 4] && digits[0] >= 2 && digits[3] >= 2;
         let trunk =
             digits[0] == 0 && digits.get(1).is_some_and(|&d| d != 0) && (10..=11).contains(&n);
         if grouped && (nanp || trunk) {
@@ -520,7 +529,7 @@ mod tests {
             [("iban", "GB82 WEST 1234 5698 7654 32")]
         );
         assert_eq!(rules("ssn 123-45-6789"), [("ssn", "123-45-6789")]);
-        assert_eq!(rules("from 8.8.4.4:53"), [("ipv4", "8.8.4.4")]);
+        assert_eq!(rules("from 93.184.216.34:53"), [("ipv4", "93.184.216.34")]);
         assert_eq!(
             rules("peer 2a00:1450:4007:80e::200e up"),
             [("ipv6", "2a00:1450:4007:80e::200e")]
@@ -537,12 +546,13 @@ mod tests {
     fn keeps_what_is_not_personal() {
         for t in [
             "127.0.0.1 10.1.2.3 192.168.1.1 172.16.0.9 ::1 fe80::1 2001:db8::1",
-            "version 1.2.3.4.5 and v8.8.8.8",
+            "version 1.2.3.4.5 and v8.8.8.8, since 1.5.4.7, oid \"2.5.4.3\"",
             "ts = 1700000000000; id = 4111111111111112",
             "git@github.com:owner/repo.git icon@2x.png user@example.com",
             "date 2024-06-01 12:30:45, 3.14159, 0x7fffffff",
             "uuid 29f63271-dc2f-4734-8221-5b31b5169bac",
             "let x = a+1234567890;",
+            "10 => (0 1 2 3 4 5 6 7 8 9), check!(4.294967294); check!(536870912.0);",
         ] {
             assert_eq!(rules(t), [], "{t}");
         }

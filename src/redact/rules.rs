@@ -245,7 +245,11 @@ pub static RULES: &[Rule] = &[
         reach: 0,
         check: Check::Format,
         allow: &[],
-        tp: &["SLACK_BOT_TOKEN=xoxb-123456789012-1234567890123-FAKEfakeFAKEfake01234567"],
+        tp: &[
+            "SLACK_BOT_TOKEN=xoxb-123456789012-1234567890123-Fk3q9ZtR0wXy7LmN2bVc8HdJ",
+            // Letters only, and it splits into word-like parts: still a token.
+            "xoxb-123456789012-1234567890123-qWeRtYuIoPaSdFgHjKlZxCvB",
+        ],
         fp: &[
             "xoxb-12345-abcd234",
             "https://github.com/xoxa-nyc/xoxa-nyc.github.io",
@@ -711,7 +715,7 @@ pub static RULES: &[Rule] = &[
         id: "generic-secret",
         description: "Secrets, tokens and API keys assigned a literal, random-looking value (api_key=, token:, secret =>...)",
         keywords: CREDENTIAL_WORDS,
-        regex: r#"(?i)(?P<lt><)?(?P<name>[\w.-]{0,40}(?:key|token|secret|auth|credential|creds|bearer|apikey|api_key|access|private|session|cookie|login|cloudflare|sourcegraph|meraki|heroku|snyk|sonar|hubspot|messagebird|mailchimp|sumo|okta|databricks|facebook|scalingo|clickhouse|maxmind|twilio|sendgrid|datadog|algolia|mapbox)[\w.-]{0,20})["'`]?(?:[ \t]+string|[ \t]*:[ \t]*&?(?:'static[ \t]+)?(?:str|string|String))?[ \t]{0,16}(?P<sep>=|:=|::=|:::=|:|=>|\?=|\.=|\|\|=|,|>)\s{0,5}(?:(?P<q>["'`])(?P<s>[^"'`\s]{10,})["'`]|(?P<u>[A-Za-z0-9_+/=~.!@#$%^&*|-]{10,})(?:[\s,;)\]}<'"`]|\\[nrt]|$))"#,
+        regex: r#"(?i)(?P<lt><)?(?P<name>[\w.-]{0,40}(?:key|token|secret|auth|credential|creds|bearer|apikey|api_key|access|private|session|cookie|login|cloudflare|sourcegraph|meraki|heroku|snyk|sonar|hubspot|messagebird|mailchimp|sumo|okta|databricks|facebook|scalingo|clickhouse|maxmind|twilio|sendgrid|datadog|algolia|mapbox)[\w.-]{0,20})["'`]?(?:[ \t]+string|[ \t]*:[ \t]*&?(?:'static[ \t]+)?(?:str|string|String))?[ \t]{0,16}(?P<sep>=|:=|::=|:::=|:|=>|\?=|\.=|\|\|=|,|>)\s{0,5}(?:(?P<q>["'`])(?P<s>[^"'`\s]{10,})["'`]|(?P<u>[A-Za-z0-9_+/=~.!@#$%^*|-]{10,})(?:[\s,;)\]}<'"`]|\\[nrt]|$))"#,
         entropy: Some(3.0),
         reach: 16,
         check: Check::Assigned,
