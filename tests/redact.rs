@@ -445,3 +445,38 @@ fn home_path_is_a_prefix_but_not_of_another_users_home() {
         "cd <HOME#1>/src; ls /home/jqfake2"
     );
 }
+
+#[test]
+fn jsonl_library_mode_accepts_crlf_and_a_missing_final_newline() {
+    use candor::redact::jsonl::redact_jsonl;
+    let input = b"{\"text\":\"mail jane.fake@corp-mail.io\"}\r\n{\"text\":\"plain\"}";
+    let out = redact_jsonl(redactor(), input, &mut Placeholders::new()).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0].contains("<EMAIL#1>") && !lines[0].contains("corp-mail"));
+    let err = redact_jsonl(redactor(), b"{\"text\":1}", &mut Placeholders::new()).unwrap_err();
+    assert!(
+        matches!(err, RedactError::TextNotString { line: 1 }),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_redactor_is_shared_across_threads() {
+    fn shareable<T: Send + Sync>(_: &T) {}
+    shareable(redactor());
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(|| {
+                let mut book = Placeholders::new();
+                redactor()
+                    .redact("x=ghp_FAKEfake0123456789abcdefABCDEFfake01", &mut book)
+                    .text
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), "x=<SECRET:github-pat#1>");
+    }
+}
