@@ -30,6 +30,9 @@ const MAX_VALUE: usize = 4096;
 struct Compiled {
     rule: &'static Rule,
     re: Regex,
+    /// An assignment rule (a `name` group and a non-format check): its
+    /// keyword hits must pass [`assignment_follows`] first.
+    assignment: bool,
 }
 
 /// What an Aho-Corasick pattern stands for.
@@ -151,7 +154,13 @@ impl Redactor {
                     }
                 }
             }
-            compiled.push(Compiled { rule, re });
+            let assignment =
+                rule.check != Check::Format && re.capture_names().any(|n| n == Some("name"));
+            compiled.push(Compiled {
+                rule,
+                re,
+                assignment,
+            });
         }
         let mut targets: Vec<Target> = keyword_rules.into_iter().map(Target::Rules).collect();
         for (kind, term) in identity.terms() {
@@ -194,8 +203,7 @@ impl Redactor {
                         // Assignment rules only run where the keyword's name
                         // is followed by an operator and a value: most
                         // `key`s in code are `key_map.get(key)`.
-                        if self.rules[r].rule.check != Check::Format
-                            && self.rules[r].re.capture_names().any(|n| n == Some("name"))
+                        if self.rules[r].assignment
                             && !assignment_follows(b, m.end(), self.rules[r].rule.check)
                         {
                             continue;

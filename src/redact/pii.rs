@@ -353,36 +353,63 @@ fn ssn_at(b: &[u8], s: usize) -> Option<usize> {
     ok.then_some(e)
 }
 
-/// Digits of a number written with single spaces, dashes, dots or brackets
-/// between groups, starting at `s`. Returns (digits, end, group sizes,
-/// separator kinds as bits).
-fn grouped_digits(b: &[u8], s: usize, max_digits: usize) -> (Vec<u8>, usize, Vec<u8>, u8) {
-    let mut digits = Vec::with_capacity(20);
+/// A number written with single spaces, dashes, dots or brackets between
+/// groups of digits. Fixed arrays, not vectors: this runs on every number
+/// in the text, and most are rejected at once.
+struct Grouped {
+    digits: [u8; 21],
+    n: usize,
+    groups: [u8; 8],
+    n_groups: usize,
+    end: usize,
+    /// Separator kinds seen, as bits: 1 space, 2 dash, 4 dot, 8 bracket.
+    seps: u8,
+}
+
+impl Grouped {
+    fn digits(&self) -> &[u8] {
+        &self.digits[..self.n]
+    }
+
+    fn groups(&self) -> &[u8] {
+        &self.groups[..self.n_groups]
+    }
+}
+
+/// Reads a grouped number starting at `s`, up to 20 digits.
+fn grouped_digits(b: &[u8], s: usize) -> Grouped {
+    let mut g = Grouped {
+        digits: [0; 21],
+        n: 0,
+        groups: [0; 8],
+        n_groups: 0,
+        end: s,
+        seps: 0,
+    };
     let mut i = s;
-    let mut end = s;
-    let mut groups: Vec<u8> = Vec::with_capacity(6);
-    let mut sep_kinds = 0u8;
     let mut in_group = false;
-    while i < b.len() && digits.len() <= max_digits {
+    while i < b.len() && g.n < 20 {
         let c = b[i];
         if c.is_ascii_digit() {
             if !in_group {
-                groups.push(0);
+                if g.n_groups == g.groups.len() {
+                    break;
+                }
+                g.n_groups += 1;
                 in_group = true;
             }
-            if let Some(g) = groups.last_mut() {
-                *g = g.saturating_add(1);
-            }
-            digits.push(c - b'0');
+            g.groups[g.n_groups - 1] += 1;
+            g.digits[g.n] = c - b'0';
+            g.n += 1;
             i += 1;
-            end = i;
+            g.end = i;
         } else if matches!(c, b' ' | b'-' | b'.' | b'(' | b')')
             && in_group
             && i + 1 < b.len()
             && (b[i + 1].is_ascii_digit()
                 || (c == b')' && b[i + 1] == b' ' && i + 2 < b.len() && b[i + 2].is_ascii_digit()))
         {
-            sep_kinds |= match c {
+            g.seps |= match c {
                 b' ' => 1,
                 b'-' => 2,
                 b'.' => 4,
@@ -394,7 +421,7 @@ fn grouped_digits(b: &[u8], s: usize, max_digits: usize) -> (Vec<u8>, usize, Vec
             break;
         }
     }
-    (digits, end, groups, sep_kinds)
+    g
 }
 
 fn glued_after(b: &[u8], e: usize) -> bool {
@@ -457,14 +484,15 @@ fn numbers(text: &str, out: &mut Vec<Finding>) {
             i = e;
             continue;
         }
-        let (digits, end, groups, seps) = grouped_digits(b, i, 19);
+        let g = grouped_digits(b, i);
+        let (digits, end, groups, seps) = (g.digits(), g.end, g.groups(), g.seps);
         let n = digits.len();
         if n < 8 || glued_after(b, end) {
             i = end.max(i + 1);
             continue;
         }
         // Cards: 13-19 digits, plain or grouped with spaces or dashes only.
-        if (13..=19).contains(&n) && seps & !3 == 0 && card_prefix_ok(&digits) && luhn(&digits) {
+        if (13..=19).contains(&n) && seps & !3 == 0 && card_prefix_ok(digits) && luhn(digits) {
             out.push(finding("payment-card", i, end));
             i = end;
             continue;
