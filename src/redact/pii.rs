@@ -428,15 +428,43 @@ fn glued_after(b: &[u8], e: usize) -> bool {
     e < b.len() && (b[e].is_ascii_alphanumeric() || b[e] == b'_')
 }
 
+/// The index of the next ASCII digit at or after `i` (or `b.len()`),
+/// eight bytes at a time: most text has no digit in most words, and this
+/// loop sees every byte.
+fn next_digit(b: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while i + 8 <= b.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&b[i..i + 8]);
+        let x = u64::from_le_bytes(word);
+        // "hasbetween(x, '/', ':')" from Bit Twiddling Hacks: the high bit
+        // of each byte strictly between 0x2F and 0x3A, exact per byte.
+        let low = x & (ONES * 127);
+        let t = (ONES * (127 + 0x3A)).wrapping_sub(low)
+            & !x
+            & low.wrapping_add(ONES * (127 - 0x2F))
+            & HIGH;
+        if t != 0 {
+            return i + (t.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && !b[i].is_ascii_digit() {
+        i += 1;
+    }
+    i
+}
+
 fn numbers(text: &str, out: &mut Vec<Finding>) {
     let b = text.as_bytes();
     let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if !c.is_ascii_digit() {
-            i += 1;
-            continue;
+    loop {
+        i = next_digit(b, i);
+        if i >= b.len() {
+            break;
         }
+        let c = b[i];
         let prev = if i > 0 { b[i - 1] } else { b' ' };
         if prev.is_ascii_digit() {
             i += 1;
@@ -533,6 +561,31 @@ mod tests {
         out.iter()
             .map(|f| (f.rule, &text[f.start..f.end]))
             .collect()
+    }
+
+    #[test]
+    fn next_digit_matches_a_plain_scan() {
+        let samples: [&[u8]; 4] = [
+            b"no digits here at all, just words and punctuation!",
+            b"abcdefgh/:9xyz",
+            b"\xc3\xa9\xc3\xa9\xc3\xa9\xff\xfe7 \x80",
+            b"0123456789",
+        ];
+        for s in samples {
+            for start in 0..=s.len() {
+                let plain = (start..s.len())
+                    .find(|&i| s[i].is_ascii_digit())
+                    .unwrap_or(s.len());
+                assert_eq!(next_digit(s, start), plain, "{s:?} from {start}");
+            }
+        }
+        let all: Vec<u8> = (0..=255).collect();
+        for start in 0..all.len() {
+            let plain = (start..all.len())
+                .find(|&i| all[i].is_ascii_digit())
+                .unwrap_or(all.len());
+            assert_eq!(next_digit(&all, start), plain);
+        }
     }
 
     #[test]
