@@ -480,3 +480,20 @@ fn a_redactor_is_shared_across_threads() {
         assert_eq!(h.join().unwrap(), "x=<SECRET:github-pat#1>");
     }
 }
+
+#[test]
+fn non_ascii_names_are_replaced_once_per_person_on_char_boundaries() {
+    let mut id = Identity::none();
+    id.add_full_name("Zoë Fakenamé");
+    let r = Redactor::new(&id).unwrap();
+    let text =
+        "— reviewed by Zoë Fakenamé (zoë.fakenamé), ghp_FAKEfake0123456789abcdefABCDEFfake01 ✓";
+    let out = r.redact(text, &mut Placeholders::new());
+    assert_eq!(
+        out.text,
+        "— reviewed by <NAME#1> (<NAME#1>), <SECRET:github-pat#1> ✓"
+    );
+    for f in &out.findings {
+        assert!(text.is_char_boundary(f.start) && text.is_char_boundary(f.end));
+    }
+}

@@ -66,7 +66,20 @@ impl Placeholders {
             Hmac::<Sha256>::new_from_slice(self.key.as_ref()).expect("HMAC takes any key length");
         mac.update(class.as_bytes());
         mac.update(&[0]);
-        mac.update(value.as_bytes());
+        // One person, one placeholder: `Jane Doe` and `jane.doe` are the
+        // same name, `JDoe@Corp.io` and `jdoe@corp.io` the same address.
+        match (finding.category, finding.rule) {
+            (Category::Identity, _) => {
+                let canon: String = value
+                    .chars()
+                    .filter(|c| c.is_alphanumeric())
+                    .flat_map(char::to_lowercase)
+                    .collect();
+                mac.update(canon.as_bytes());
+            }
+            (_, "email") => mac.update(value.to_lowercase().as_bytes()),
+            _ => mac.update(value.as_bytes()),
+        }
         let tag: [u8; 32] = mac.finalize().into_bytes().into();
         if let Some(p) = self.by_value.get(&tag) {
             return p.clone();
