@@ -433,10 +433,21 @@ fn typed_passwords(text: &str, prompt: Option<&str>) -> Vec<Finding> {
     }
     let asks = |p: &str| {
         let l = p.to_ascii_lowercase();
-        l.contains("password")
-            || l.contains("passphrase")
-            || l.contains("passcode")
-            || l.contains(" pin")
+        // Login and unlock dialogs too: the first line there is usually a
+        // user name, a Tab and a password, and masking both errs safely.
+        [
+            "password",
+            "passphrase",
+            "passcode",
+            " pin",
+            "unlock",
+            "sign in",
+            "log in",
+            "login",
+            "authenticat",
+        ]
+        .iter()
+        .any(|w| l.contains(w))
     };
     let mut push = |start: usize, line: &str| {
         let t = line.trim_end_matches('\r');
