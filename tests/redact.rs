@@ -497,3 +497,18 @@ fn non_ascii_names_are_replaced_once_per_person_on_char_boundaries() {
         assert!(text.is_char_boundary(f.start) && text.is_char_boundary(f.end));
     }
 }
+
+#[test]
+fn an_editor_on_a_password_file_is_not_a_prompt() {
+    let r = redactor();
+    let ks = KeyStroke::type_str("def reset(user):\n");
+    let out = r
+        .redact_keys(
+            &ks,
+            Some("password_reset.py - Visual Studio Code"),
+            &mut Placeholders::new(),
+        )
+        .unwrap();
+    assert!(out.findings.is_empty(), "{:?}", out.findings);
+    assert!(out.masked.iter().all(|m| !m));
+}

@@ -433,21 +433,26 @@ fn typed_passwords(text: &str, prompt: Option<&str>) -> Vec<Finding> {
     }
     let asks = |p: &str| {
         let l = p.to_ascii_lowercase();
-        // Login and unlock dialogs too: the first line there is usually a
-        // user name, a Tab and a password, and masking both errs safely.
-        [
-            "password",
-            "passphrase",
-            "passcode",
-            " pin",
-            "unlock",
-            "sign in",
-            "log in",
-            "login",
-            "authenticat",
-        ]
-        .iter()
-        .any(|w| l.contains(w))
+        // An editor's title names a file (`password_reset.py - Code`): the
+        // text typed there is code, not an answer to a prompt.
+        let names_a_file = l.split_whitespace().any(|w| {
+            w.rsplit_once('.').is_some_and(|(stem, ext)| {
+                !stem.is_empty()
+                    && (1..=5).contains(&ext.len())
+                    && ext.bytes().all(|b| b.is_ascii_alphanumeric())
+            })
+        });
+        !names_a_file
+            && [
+                "password",
+                "passphrase",
+                "passcode",
+                " pin",
+                "unlock",
+                "authenticat",
+            ]
+            .iter()
+            .any(|w| l.contains(w))
     };
     let mut push = |start: usize, line: &str| {
         let t = line.trim_end_matches('\r');
