@@ -14,6 +14,8 @@
 //! - [`config`], [`paths`]: settings, and where files live with what rights.
 //! - [`store`]: the single-writer SQLite store with sealed fields and blobs.
 //! - [`consent`]: the ledger (and, later, records, screen and gate).
+//! - [`redact`]: the redaction engine: secrets, personal data and identity,
+//!   in text and typed key streams, with consistent placeholders.
 //! - [`synthetic`]: realistic synthetic sessions for demos, tests and benchmarks.
 
 pub mod app;
@@ -25,6 +27,7 @@ pub mod daemon;
 pub mod event;
 pub mod keymap;
 pub mod paths;
+pub mod redact;
 pub mod registry;
 pub mod store;
 pub mod synthetic;

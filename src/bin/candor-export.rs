@@ -1,14 +1,17 @@
 //! `candor-export`: the data team's command. It opens the store read-only.
-//! For now it can only check that a store is readable; redaction, episodes
-//! and datasets are not built yet, and it says so instead of pretending.
+//! It can check that a store is readable and redact text from stdin
+//! (`redact`, plain or `--jsonl`); episodes and datasets are not built yet,
+//! and it says so instead of pretending.
 
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 
 use candor::app::Context;
+use candor::redact::{jsonl, Identity, Placeholders, Redactor};
 use candor::store::query;
 
 #[derive(Parser)]
@@ -32,6 +35,29 @@ struct Cli {
 enum Command {
     /// Opens the store read-only and reports its schema and event count.
     Check,
+    /// Redacts stdin to stdout: secrets, personal data and your identity
+    /// (username, full name, hostname, home path) become placeholders.
+    Redact(RedactArgs),
+}
+
+#[derive(clap::Args)]
+struct RedactArgs {
+    /// Each input line is a JSON object with a "text" field; each output line
+    /// is that object with "text" redacted and "findings" added.
+    #[arg(long)]
+    jsonl: bool,
+    /// Also replace this full name (repeatable).
+    #[arg(long = "name", value_name = "FULL NAME")]
+    names: Vec<String>,
+    /// Also replace this username (repeatable).
+    #[arg(long = "user", value_name = "USER")]
+    users: Vec<String>,
+    /// Also replace this hostname (repeatable).
+    #[arg(long = "host", value_name = "HOST")]
+    hosts: Vec<String>,
+    /// Do not take the username, full name, hostname and home from the OS.
+    #[arg(long)]
+    no_os_identity: bool,
 }
 
 fn main() -> ExitCode {
@@ -46,9 +72,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let ctx = Context::load(cli.data_dir, cli.config)?;
     match cli.command {
+        // Redaction reads stdin only: it needs neither the store nor the config.
+        Command::Redact(args) => redact(args),
         Command::Check => {
+            let ctx = Context::load(cli.data_dir, cli.config)?;
             let store = ctx.open_store_read_only()?;
             let stats = query::stats(&store)?;
             println!(
@@ -58,7 +86,42 @@ fn run(cli: Cli) -> Result<()> {
                 stats.events,
                 stats.gaps.iter().map(|g| g.spans).sum::<u64>()
             );
+            Ok(())
         }
     }
+}
+
+/// Reads all of stdin, redacts it in memory, and writes only when every line
+/// is good, so a bad line never leaves half an output behind.
+fn redact(args: RedactArgs) -> Result<()> {
+    let mut identity = if args.no_os_identity {
+        Identity::none()
+    } else {
+        Identity::from_os()
+    };
+    for n in &args.names {
+        identity.add_full_name(n);
+    }
+    for u in &args.users {
+        identity.add_user(u);
+    }
+    for h in &args.hosts {
+        identity.add_host(h);
+    }
+    let redactor = Redactor::new(&identity)?;
+    let mut input = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut input)
+        .context("reading stdin")?;
+    let mut book = Placeholders::new();
+    let output = if args.jsonl {
+        jsonl::redact_jsonl(&redactor, &input, &mut book)?
+    } else {
+        redactor.redact_bytes(&input, &mut book)?.text.into_bytes()
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(&output).context("writing stdout")?;
+    out.flush().context("writing stdout")?;
     Ok(())
 }

@@ -1,0 +1,514 @@
+//! Typed keystrokes: a secret typed by hand is split over many key events and
+//! corrected with backspaces on the way, so no single event shows it.
+//!
+//! For one focus segment, this module replays the keys into a text buffer
+//! (characters, Return, Tab, Backspace, Delete, arrows, Home/End, pastes),
+//! runs the detectors on the resulting text, and maps each finding back to
+//! the key events whose characters must be masked. Characters typed and then
+//! deleted travel with the character that took their place, so a typo inside
+//! a token, or a first attempt erased and retyped, is masked with the token.
+//!
+//! A password typed at a terminal prompt is invisible to the text detectors
+//! (the prompt is printed, not typed); a line typed right after a command
+//! that prompts for one (`sudo`, `ssh`, `mysql -p`...) is treated as a
+//! password, as is the first line typed when the caller knows the focused
+//! window asks for one.
+
+use super::engine::{apply, resolve, Redactor};
+use super::placeholders::Placeholders;
+use super::{Category, Finding, RedactError};
+use crate::event::{Event, Value};
+use crate::registry::Kind;
+
+const CTRL: i64 = 2;
+const ALT: i64 = 4;
+const META: i64 = 8;
+
+/// One key press: its rdev name, the text it produced (a character, or a
+/// pasted string), and the held modifiers (1 shift, 2 ctrl, 4 alt, 8 meta).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyStroke {
+    pub key: String,
+    pub text: Option<String>,
+    pub mods: i64,
+}
+
+impl KeyStroke {
+    /// A key that typed `text`.
+    pub fn typed(key: &str, text: &str) -> KeyStroke {
+        KeyStroke {
+            key: key.to_owned(),
+            text: Some(text.to_owned()),
+            mods: 0,
+        }
+    }
+
+    /// A key that typed nothing (Backspace, arrows...).
+    pub fn named(key: &str) -> KeyStroke {
+        KeyStroke {
+            key: key.to_owned(),
+            text: None,
+            mods: 0,
+        }
+    }
+
+    /// The key strokes that type `s` on a US layout (tests, synthetic data).
+    pub fn type_str(s: &str) -> Vec<KeyStroke> {
+        s.chars()
+            .map(|c| {
+                let key = crate::keymap::us_key_for_char(c)
+                    .map_or_else(|| "Unknown".to_owned(), |(k, _)| k);
+                KeyStroke::typed(&key, &c.to_string())
+            })
+            .collect()
+    }
+
+    /// Text inserted at once: a paste, or an editor's completion.
+    pub fn paste(s: &str) -> KeyStroke {
+        KeyStroke {
+            key: "Paste".to_owned(),
+            text: Some(s.to_owned()),
+            mods: 0,
+        }
+    }
+
+    /// A `key.down` event's key, text and mods; `None` for other kinds, or
+    /// when `keys.text` was not granted (no key name: nothing to replay).
+    pub fn from_event(e: &Event) -> Option<KeyStroke> {
+        if e.kind != Kind::KeyDown {
+            return None;
+        }
+        let key = match e.get("key")? {
+            Value::Str(s) => s.to_string(),
+            _ => return None,
+        };
+        let text = match e.get("text") {
+            Some(Value::Str(s)) => Some(s.to_string()),
+            _ => None,
+        };
+        let mods = match e.get("mods") {
+            Some(Value::Int(m)) => *m,
+            _ => 0,
+        };
+        Some(KeyStroke { key, text, mods })
+    }
+}
+
+/// The events between two `window.focus` events, and the title of the
+/// window that had focus (when `window.titles` was granted).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FocusSegment {
+    pub events: std::ops::Range<usize>,
+    pub title: Option<String>,
+}
+
+/// Splits a run of events into focus segments.
+pub fn focus_segments(events: &[Event]) -> Vec<FocusSegment> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut title = None;
+    for (i, e) in events.iter().enumerate() {
+        if e.kind == Kind::WindowFocus {
+            if i > start {
+                out.push(FocusSegment {
+                    events: start..i,
+                    title: title.take(),
+                });
+            }
+            start = i + 1;
+            title = match e.get("title") {
+                Some(Value::Str(t)) => Some(t.to_string()),
+                _ => None,
+            };
+        }
+    }
+    if start < events.len() {
+        out.push(FocusSegment {
+            events: start..events.len(),
+            title,
+        });
+    }
+    out
+}
+
+/// One focus segment's keys, replayed and redacted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentRedaction {
+    pub segment: FocusSegment,
+    /// Indices (into the events given) of the key events replayed;
+    /// `keys.masked[i]` is about `events[key_events[i]]`.
+    pub key_events: Vec<usize>,
+    pub keys: KeyRedaction,
+}
+
+/// What the replay of one segment gives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyRedaction {
+    /// The reconstructed text. It holds the secrets: never export it.
+    pub text: String,
+    /// The reconstructed text with placeholders.
+    pub redacted: String,
+    /// Findings, as byte ranges in `text`.
+    pub findings: Vec<Finding>,
+    /// One flag per input key: whether its character must be masked.
+    pub masked: Vec<bool>,
+}
+
+/// A character in the buffer, the key that produced it, and the keys whose
+/// characters were deleted in its place.
+struct Cell {
+    ch: char,
+    key: usize,
+    ghosts: Vec<usize>,
+}
+
+#[derive(Default)]
+struct Buffer {
+    cells: Vec<Cell>,
+    cursor: usize,
+    /// Deleted keys with no right-hand neighbour yet: they join the next
+    /// character typed (usually the correction).
+    pending: Vec<usize>,
+}
+
+impl Buffer {
+    fn insert(&mut self, ch: char, key: usize) {
+        let ghosts = std::mem::take(&mut self.pending);
+        self.cells.insert(self.cursor, Cell { ch, key, ghosts });
+        self.cursor += 1;
+    }
+
+    fn delete_at(&mut self, p: usize) {
+        let gone = self.cells.remove(p);
+        let mut ghosts = gone.ghosts;
+        ghosts.push(gone.key);
+        match self.cells.get_mut(p) {
+            Some(right) if right.ch != '\n' => right.ghosts.extend(ghosts),
+            _ => self.pending.extend(ghosts),
+        }
+    }
+
+    fn line_start(&self, p: usize) -> usize {
+        self.cells[..p]
+            .iter()
+            .rposition(|c| c.ch == '\n')
+            .map_or(0, |i| i + 1)
+    }
+
+    fn line_end(&self, p: usize) -> usize {
+        self.cells[p..]
+            .iter()
+            .position(|c| c.ch == '\n')
+            .map_or(self.cells.len(), |i| p + i)
+    }
+
+    fn vertical(&mut self, up: bool) {
+        let start = self.line_start(self.cursor);
+        let col = self.cursor - start;
+        let target_start = if up {
+            if start == 0 {
+                return;
+            }
+            self.line_start(start - 1)
+        } else {
+            let end = self.line_end(self.cursor);
+            if end >= self.cells.len() {
+                return;
+            }
+            end + 1
+        };
+        let target_end = self.line_end(target_start);
+        self.cursor = (target_start + col).min(target_end);
+    }
+
+    fn word_left(&self) -> usize {
+        let mut p = self.cursor;
+        while p > 0 && !self.cells[p - 1].ch.is_alphanumeric() {
+            p -= 1;
+        }
+        while p > 0 && self.cells[p - 1].ch.is_alphanumeric() {
+            p -= 1;
+        }
+        p
+    }
+
+    fn apply(&mut self, i: usize, k: &KeyStroke) {
+        let chord = k.mods & (CTRL | ALT | META) != 0;
+        match k.key.as_str() {
+            "Return" | "KpReturn" if !chord => self.insert('\n', i),
+            "Tab" if !chord => self.insert('\t', i),
+            "Backspace" if chord => {
+                let to = self.word_left();
+                while self.cursor > to {
+                    self.cursor -= 1;
+                    self.delete_at(self.cursor);
+                }
+            }
+            "Backspace" => {
+                if self.cursor > 0 {
+                    self.cursor -= 1;
+                    self.delete_at(self.cursor);
+                }
+            }
+            "Delete" => {
+                if self.cursor < self.cells.len() {
+                    self.delete_at(self.cursor);
+                }
+            }
+            "LeftArrow" if chord => self.cursor = self.word_left(),
+            "LeftArrow" => self.cursor = self.cursor.saturating_sub(1),
+            "RightArrow" => self.cursor = (self.cursor + 1).min(self.cells.len()),
+            "UpArrow" => self.vertical(true),
+            "DownArrow" => self.vertical(false),
+            "Home" => self.cursor = self.line_start(self.cursor),
+            "End" => self.cursor = self.line_end(self.cursor),
+            _ if chord => {}
+            _ => {
+                if let Some(t) = &k.text {
+                    for ch in t
+                        .chars()
+                        .filter(|c| *c == '\n' || *c == '\t' || !c.is_control())
+                    {
+                        self.insert(ch, i);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Redactor {
+    /// Replays and redacts every focus segment of a run of events. Key
+    /// events without a key name (only `keys.timing` granted) carry no text
+    /// and are left out. The focused window's title serves as the prompt.
+    pub fn redact_key_events(
+        &self,
+        events: &[Event],
+        book: &mut Placeholders,
+    ) -> Result<Vec<SegmentRedaction>, RedactError> {
+        let mut out = Vec::new();
+        for segment in focus_segments(events) {
+            let mut key_events = Vec::new();
+            let mut keys = Vec::new();
+            for i in segment.events.clone() {
+                if let Some(k) = KeyStroke::from_event(&events[i]) {
+                    key_events.push(i);
+                    keys.push(k);
+                }
+            }
+            if keys.is_empty() {
+                continue;
+            }
+            let keys = self.redact_keys(&keys, segment.title.as_deref(), book)?;
+            out.push(SegmentRedaction {
+                segment,
+                key_events,
+                keys,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Commands that prompt for a password on the terminal.
+fn prompts_for_password(line: &str) -> bool {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let Some(&first) = words.first() else {
+        return false;
+    };
+    let has = |w: &str| words.contains(&w);
+    match first {
+        "sudo" | "su" | "passwd" | "ssh" | "scp" | "sftp" | "kinit" | "sshpass" | "ssh-add"
+        | "ssh-keygen" | "htpasswd" | "keytool" | "ansible-vault" | "gpg" | "ftp" | "smbclient"
+        | "openconnect" => true,
+        "mysql" | "mariadb" | "mysqldump" => words.iter().any(|w| *w == "-p" || *w == "--password"),
+        "psql" | "pg_dump" => has("-W") || has("--password"),
+        "docker" | "podman" | "helm" | "npm" | "vault" | "az" | "oc" => has("login"),
+        "read" => words
+            .iter()
+            .any(|w| w.starts_with("-s") || *w == "-rs" || *w == "-sp"),
+        "zip" => has("-e") || has("-P"),
+        "openssl" => words.iter().any(|w| w.starts_with("-pass")),
+        "git" => has("push") || has("pull") || has("clone") || has("fetch"),
+        _ => false,
+    }
+}
+
+/// Whether a line is a shell command rather than a password answer (sudo
+/// remembers a password for a while, so the next line is often a command).
+fn looks_like_command(line: &str, previous: &str) -> bool {
+    let first = line.split_whitespace().next().unwrap_or("");
+    let prev_first = previous.split_whitespace().next().unwrap_or("");
+    line.contains(' ')
+        && (first == prev_first
+            || matches!(
+                first,
+                "sudo"
+                    | "cd"
+                    | "ls"
+                    | "git"
+                    | "cat"
+                    | "vim"
+                    | "nvim"
+                    | "less"
+                    | "make"
+                    | "cargo"
+                    | "npm"
+                    | "apt"
+                    | "docker"
+            ))
+}
+
+impl Redactor {
+    /// Replays one focus segment's keys, redacts the typed text, and marks
+    /// the keys to mask. `prompt` is the focused window's title or the last
+    /// prompt shown, when known: if it asks for a password or passphrase,
+    /// the first line typed is one.
+    pub fn redact_keys(
+        &self,
+        keys: &[KeyStroke],
+        prompt: Option<&str>,
+        book: &mut Placeholders,
+    ) -> Result<KeyRedaction, RedactError> {
+        let mut buf = Buffer::default();
+        for (i, k) in keys.iter().enumerate() {
+            if k.key.is_empty() {
+                return Err(RedactError::BadKey {
+                    index: i,
+                    reason: "empty key name".into(),
+                });
+            }
+            buf.apply(i, k);
+        }
+        let text: String = buf.cells.iter().map(|c| c.ch).collect();
+        // Byte offset of each cell, to map findings back.
+        let mut offsets = Vec::with_capacity(buf.cells.len() + 1);
+        let mut o = 0;
+        for c in &buf.cells {
+            offsets.push(o);
+            o += c.ch.len_utf8();
+        }
+        offsets.push(o);
+
+        let mut findings = self.scan(&text);
+        findings.extend(typed_passwords(&text, prompt));
+        let merged = resolve(findings);
+
+        let mut masked = vec![false; keys.len()];
+        for f in &merged {
+            let first = offsets.partition_point(|&x| x < f.start);
+            let last = offsets.partition_point(|&x| x < f.end);
+            for cell in &buf.cells[first..last] {
+                masked[cell.key] = true;
+                for &g in &cell.ghosts {
+                    masked[g] = true;
+                }
+            }
+        }
+        // Deleted keys still waiting for a neighbour: the segment ended on
+        // them. Mask them when they sit right after a finding.
+        if merged.last().is_some_and(|f| f.end == text.len()) {
+            for &g in &buf.pending {
+                masked[g] = true;
+            }
+        }
+        let redacted = apply(&text, &merged, book);
+        Ok(KeyRedaction {
+            text,
+            redacted,
+            findings: merged,
+            masked,
+        })
+    }
+}
+
+/// Lines typed in answer to a password prompt.
+fn typed_passwords(text: &str, prompt: Option<&str>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut lines = Vec::new();
+    let mut at = 0;
+    for line in text.split('\n') {
+        lines.push((at, line));
+        at += line.len() + 1;
+    }
+    let asks = |p: &str| {
+        let l = p.to_ascii_lowercase();
+        // An editor's title names a file (`password_reset.py - Code`): the
+        // text typed there is code, not an answer to a prompt.
+        let names_a_file = l.split_whitespace().any(|w| {
+            w.rsplit_once('.').is_some_and(|(stem, ext)| {
+                !stem.is_empty()
+                    && (1..=5).contains(&ext.len())
+                    && ext.bytes().all(|b| b.is_ascii_alphanumeric())
+            })
+        });
+        !names_a_file
+            && [
+                "password",
+                "passphrase",
+                "passcode",
+                " pin",
+                "unlock",
+                "authenticat",
+            ]
+            .iter()
+            .any(|w| l.contains(w))
+    };
+    let mut push = |start: usize, line: &str| {
+        let t = line.trim_end_matches('\r');
+        if !t.is_empty() {
+            out.push(Finding {
+                rule: "typed-password",
+                category: Category::Secret,
+                start,
+                end: start + t.len(),
+            });
+        }
+    };
+    if prompt.is_some_and(asks) {
+        if let Some(&(s, l)) = lines.first() {
+            push(s, l);
+        }
+    }
+    for w in lines.windows(2) {
+        let (_, cmd) = w[0];
+        let (s, answer) = w[1];
+        if prompts_for_password(cmd) && !looks_like_command(answer, cmd) {
+            push(s, answer);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffer_applies_edits_and_moves() {
+        let mut keys = KeyStroke::type_str("helo");
+        keys.push(KeyStroke::named("LeftArrow"));
+        keys.extend(KeyStroke::type_str("l"));
+        keys.push(KeyStroke::named("End"));
+        keys.extend(KeyStroke::type_str("x"));
+        keys.push(KeyStroke::named("Backspace"));
+        keys.extend(KeyStroke::type_str("!\nab"));
+        keys.push(KeyStroke::named("UpArrow"));
+        keys.push(KeyStroke::named("Delete"));
+        let mut buf = Buffer::default();
+        for (i, k) in keys.iter().enumerate() {
+            buf.apply(i, k);
+        }
+        let text: String = buf.cells.iter().map(|c| c.ch).collect();
+        assert_eq!(text, "helo!\nab");
+    }
+
+    #[test]
+    fn prompting_commands() {
+        assert!(prompts_for_password("sudo apt install x"));
+        assert!(prompts_for_password("mysql -u root -p"));
+        assert!(!prompts_for_password("mysql -u root"));
+        assert!(!prompts_for_password("ls -la"));
+        assert!(looks_like_command("sudo apt upgrade", "sudo apt update"));
+    }
+}
