@@ -59,7 +59,11 @@ impl Drop for Killer {
 /// Returns (moves sent, keys sent).
 fn drive(display: &str, secs: u64) -> (u64, u64) {
     let keys = (secs * 20) as usize;
-    let text: String = "the quick brown fox jumps over the lazy dog ".chars().cycle().take(keys).collect();
+    let text: String = "the quick brown fox jumps over the lazy dog "
+        .chars()
+        .cycle()
+        .take(keys)
+        .collect();
     let typist = Command::new("xdotool")
         .args(["type", "--delay", "100", &text])
         .env("DISPLAY", display)
@@ -74,12 +78,20 @@ fn drive(display: &str, secs: u64) -> (u64, u64) {
                 let step = (s * 1000 + g * 50 + i) as f64;
                 let x = 640.0 + 400.0 * (step / 300.0).sin();
                 let y = 400.0 + 300.0 * (step / 170.0).cos();
-                args.extend(["mousemove".into(), format!("{}", x as i64), format!("{}", y as i64)]);
+                args.extend([
+                    "mousemove".into(),
+                    format!("{}", x as i64),
+                    format!("{}", y as i64),
+                ]);
             }
             args.extend(["sleep".into(), "0.04".into()]);
             moves += 50;
         }
-        let ok = Command::new("xdotool").args(&args).env("DISPLAY", display).status().expect("xdotool");
+        let ok = Command::new("xdotool")
+            .args(&args)
+            .env("DISPLAY", display)
+            .status()
+            .expect("xdotool");
         assert!(ok.success());
         // Keep to one second per batch of 1,000 moves.
         let target = Duration::from_secs(s + 1);
@@ -117,7 +129,12 @@ fn main() {
     }
     let secs = arg("--seconds", 30);
     for tool in ["Xvfb", "xdotool"] {
-        if Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().map(|o| !o.status.success()).unwrap_or(true) {
+        if Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map(|o| !o.status.success())
+            .unwrap_or(true)
+        {
             eprintln!("SKIPPED: {tool} is not installed (scripts/setup.sh installs it)");
             if std::env::var("CI").is_ok_and(|v| v == "true") {
                 std::process::exit(1);
@@ -128,7 +145,14 @@ fn main() {
     let n = 700 + std::process::id() % 200;
     let display = format!(":{n}");
     let mut procs = Killer(vec![Command::new("Xvfb")
-        .args([display.as_str(), "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+        .args([
+            display.as_str(),
+            "-screen",
+            "0",
+            "1280x800x24",
+            "-nolisten",
+            "tcp",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -162,7 +186,9 @@ fn main() {
     let candor = env!("CARGO_BIN_EXE_candor");
     let notice = {
         use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(candor::consent::notice::NOTICE.as_bytes()))
+        hex::encode(sha2::Sha256::digest(
+            candor::consent::notice::NOTICE.as_bytes(),
+        ))
     };
     let run = |args: &[&str]| {
         let out = Command::new(candor)
@@ -173,10 +199,21 @@ fn main() {
             .env("CANDOR_KEY_STORE", "file")
             .output()
             .unwrap();
-        assert!(out.status.success(), "candor {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "candor {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
-    run(&["consent", "grant", "--scopes", "keys.timing,keys.text,mouse", "--accept-notice", &notice]);
+    run(&[
+        "consent",
+        "grant",
+        "--scopes",
+        "keys.timing,keys.text,mouse",
+        "--accept-notice",
+        &notice,
+    ]);
     let mut daemon = Command::new(candor)
         .arg("--data-dir")
         .arg(&data)
@@ -214,7 +251,10 @@ fn main() {
             _ => {}
         }
     }
-    println!("daemon: {cpu:.2}% of one core ({:.2}x the bare listener), peak RSS {rss:.1} MB", cpu / bare_cpu.max(0.01));
+    println!(
+        "daemon: {cpu:.2}% of one core ({:.2}x the bare listener), peak RSS {rss:.1} MB",
+        cpu / bare_cpu.max(0.01)
+    );
     println!("keys: {keys_sent} sent, {keys_stored} stored; mouse moves: {moves_sent} sent, {moves_stored} stored (thinned to 30 Hz)");
     println!(
         "capture_cpu_pct={cpu:.2} bare_cpu_pct={bare_cpu:.2} peak_rss_mb={rss:.1} keys_sent={keys_sent} keys_stored={keys_stored} moves_sent={moves_sent} moves_stored={moves_stored}"

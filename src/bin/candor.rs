@@ -161,7 +161,10 @@ fn main() -> ExitCode {
             eprintln!("candor: error: {e:#}");
             // A refusal by the consent gate has its own status, so that a
             // service manager does not retry what only consent can fix.
-            if matches!(e.downcast_ref::<daemon::DaemonError>(), Some(daemon::DaemonError::Refused(_))) {
+            if matches!(
+                e.downcast_ref::<daemon::DaemonError>(),
+                Some(daemon::DaemonError::Refused(_))
+            ) {
                 ExitCode::from(3)
             } else {
                 ExitCode::FAILURE

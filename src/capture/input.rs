@@ -291,10 +291,17 @@ impl Translator {
 /// translation costs. A small timer thread writes out held-back mouse moves
 /// when the pointer comes to rest. Returns once the listener is known to be
 /// running or to have failed.
-pub fn spawn(ctl: std::sync::Arc<super::Control>, clock: SessionClock, mouse_rate_hz: u32) -> super::SourceState {
+pub fn spawn(
+    ctl: std::sync::Arc<super::Control>,
+    clock: SessionClock,
+    mouse_rate_hz: u32,
+) -> super::SourceState {
     use std::sync::{Arc, Mutex};
 
-    let translator = Arc::new(Mutex::new((Translator::new(clock, mouse_rate_hz), Vec::<Output>::new())));
+    let translator = Arc::new(Mutex::new((
+        Translator::new(clock, mouse_rate_hz),
+        Vec::<Output>::new(),
+    )));
     let deliver = |ctl: &super::Control, out: &mut Vec<Output>| {
         for o in out.drain(..) {
             match o {
@@ -306,33 +313,36 @@ pub fn spawn(ctl: std::sync::Arc<super::Control>, clock: SessionClock, mouse_rat
     let (err_tx, err_rx) = crossbeam_channel::bounded::<String>(1);
     let in_callback = translator.clone();
     let ctl_cb = ctl.clone();
-    let listener = std::thread::Builder::new().name("candor-rdev".into()).spawn(move || {
-        // rdev::listen blocks for the life of the process and cannot be
-        // stopped; after a stop its callback returns at once.
-        let result = rdev::listen(move |ev| {
-            if ctl_cb.stopping() {
-                return;
-            }
-            let at = Instant::now();
-            let mut guard = in_callback.lock().unwrap_or_else(|p| p.into_inner());
-            let (tr, out) = &mut *guard;
-            if let Err(e) = tr.translate(&ev, at, out) {
-                tracing::error!("input event not translated: {e}");
-            }
-            deliver(&ctl_cb, out);
+    let listener = std::thread::Builder::new()
+        .name("candor-rdev".into())
+        .spawn(move || {
+            // rdev::listen blocks for the life of the process and cannot be
+            // stopped; after a stop its callback returns at once.
+            let result = rdev::listen(move |ev| {
+                if ctl_cb.stopping() {
+                    return;
+                }
+                let at = Instant::now();
+                let mut guard = in_callback.lock().unwrap_or_else(|p| p.into_inner());
+                let (tr, out) = &mut *guard;
+                if let Err(e) = tr.translate(&ev, at, out) {
+                    tracing::error!("input event not translated: {e}");
+                }
+                deliver(&ctl_cb, out);
+            });
+            let why = match result {
+                Ok(()) => "the X input listener stopped".to_owned(),
+                Err(rdev::ListenError::MissingDisplayError)
+                | Err(rdev::ListenError::KeyboardError) => {
+                    "cannot open the X display (is DISPLAY set and an X server running?)".to_owned()
+                }
+                Err(rdev::ListenError::XRecordExtensionError) => {
+                    "the X server has no RECORD extension, which input capture needs".to_owned()
+                }
+                Err(e) => format!("the X input listener failed: {e:?}"),
+            };
+            let _ = err_tx.send(why);
         });
-        let why = match result {
-            Ok(()) => "the X input listener stopped".to_owned(),
-            Err(rdev::ListenError::MissingDisplayError) | Err(rdev::ListenError::KeyboardError) => {
-                "cannot open the X display (is DISPLAY set and an X server running?)".to_owned()
-            }
-            Err(rdev::ListenError::XRecordExtensionError) => {
-                "the X server has no RECORD extension, which input capture needs".to_owned()
-            }
-            Err(e) => format!("the X input listener failed: {e:?}"),
-        };
-        let _ = err_tx.send(why);
-    });
     if let Err(e) = listener {
         return super::SourceState::Unavailable(format!("cannot start the input thread: {e}"));
     }
@@ -342,26 +352,28 @@ pub fn spawn(ctl: std::sync::Arc<super::Control>, clock: SessionClock, mouse_rat
         return super::SourceState::Unavailable(why);
     }
     let ctl_for_join = ctl.clone();
-    let worker = std::thread::Builder::new().name("candor-input".into()).spawn(move || {
-        // Only a resting pointer needs this: while it moves, the callback
-        // writes moves itself. A tenth of a second late is soon enough.
-        let every = translator
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .0
-            .tick_every()
-            .max(Duration::from_millis(100));
-        while !ctl.stopping() {
-            if let Ok(why) = err_rx.recv_timeout(every) {
-                ctl.set_state("input", super::SourceState::Unavailable(why));
-                break;
+    let worker = std::thread::Builder::new()
+        .name("candor-input".into())
+        .spawn(move || {
+            // Only a resting pointer needs this: while it moves, the callback
+            // writes moves itself. A tenth of a second late is soon enough.
+            let every = translator
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .0
+                .tick_every()
+                .max(Duration::from_millis(100));
+            while !ctl.stopping() {
+                if let Ok(why) = err_rx.recv_timeout(every) {
+                    ctl.set_state("input", super::SourceState::Unavailable(why));
+                    break;
+                }
+                let mut guard = translator.lock().unwrap_or_else(|p| p.into_inner());
+                let (tr, out) = &mut *guard;
+                tr.tick(Instant::now(), out);
+                deliver(&ctl, out);
             }
-            let mut guard = translator.lock().unwrap_or_else(|p| p.into_inner());
-            let (tr, out) = &mut *guard;
-            tr.tick(Instant::now(), out);
-            deliver(&ctl, out);
-        }
-    });
+        });
     match worker {
         Ok(w) => {
             ctl_for_join.adopt(w);
