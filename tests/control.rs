@@ -98,7 +98,14 @@ fn status_pause_resume_and_stop() {
             .contains("X display"),
         "{s}"
     );
-    assert_eq!(s["sources"]["editor"]["state"], "unavailable");
+    assert_eq!(s["sources"]["editor"]["state"], "off");
+    assert!(
+        s["sources"]["editor"]["why"]
+            .as_str()
+            .unwrap()
+            .contains("editor.files"),
+        "{s}"
+    );
     assert_eq!(
         s["consent"]["scopes"],
         serde_json::json!(["capture.meta", "keys.timing", "mouse"])

@@ -159,11 +159,20 @@ pub fn send(data_dir: &Path, request: &Request) -> Result<Reply, ControlError> {
     let mut line =
         serde_json::to_string(request).map_err(|e| ControlError::BadReply(e.to_string()))?;
     line.push('\n');
-    stream.write_all(line.as_bytes()).map_err(io)?;
+    // A daemon that refuses us may answer and close before our request is
+    // written; its answer is still worth reading.
+    let written = stream.write_all(line.as_bytes());
     let mut reply = String::new();
-    std::io::BufReader::new(&stream)
-        .read_line(&mut reply)
-        .map_err(io)?;
+    let read = std::io::BufReader::new(&stream).read_line(&mut reply);
+    match (written, read) {
+        (_, Ok(n)) if n > 0 => {}
+        (Err(e), _) | (Ok(()), Err(e)) => return Err(io(e)),
+        (Ok(()), Ok(_)) => {
+            return Err(ControlError::BadReply(
+                "the daemon closed the connection".into(),
+            ))
+        }
+    }
     let reply: Reply = serde_json::from_str(reply.trim())
         .map_err(|e| ControlError::BadReply(format!("{e}: {reply}")))?;
     if !reply.ok {

@@ -171,11 +171,14 @@ pub async fn run(
             () = &mut stop => break Ended::Stopped,
             accepted = listener.accept() => {
                 let Ok((mut conn, _)) = accepted else { continue };
+                // The request is read (bounded, with a timeout) before any
+                // reply, so that a refused client reads the refusal rather
+                // than a broken pipe.
+                let request = tokio::time::timeout(Duration::from_secs(2), control::read_request(&mut conn)).await;
                 if !control::peer_is_us(&conn) {
                     control::write_reply(&mut conn, &control::Reply::error("refused: not the same user")).await;
                     continue;
                 }
-                let request = tokio::time::timeout(Duration::from_secs(2), control::read_request(&mut conn)).await;
                 let request = match request {
                     Ok(Ok(r)) => r,
                     Ok(Err(why)) => {
