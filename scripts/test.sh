@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs Candor's whole test suite after installing what it needs: formatting,
 # lints, every unit and integration test (tests that need X or tmux run for
-# real; under CI=true none may skip), and a short run of the ingest benchmark
-# so that it keeps working (the full one is `cargo bench --bench ingest`).
+# real; under CI=true none may skip), the redaction evaluation against the
+# gitleaks samples when ../shared has them (it fails below its targets), and
+# short runs of the benchmarks so that they keep working (full runs:
+# `cargo bench --bench ingest|capture|redact`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -14,5 +16,9 @@ echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --locked
-echo "== ingest benchmark (short)"
+echo "== redaction evaluation"
+cargo run --locked --release --example redaction_eval -- ../shared/eval/gitleaks-samples.jsonl
+echo "== benchmarks (short)"
 cargo bench --locked --bench ingest -- --events 200000 --rounds 1
+cargo bench --locked --bench capture -- --seconds 5
+cargo bench --locked --bench redact

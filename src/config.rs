@@ -48,6 +48,17 @@ pub struct Config {
     pub writer: WriterConfig,
     pub capture: CaptureConfig,
     pub editor: EditorConfig,
+    pub redact: RedactConfig,
+}
+
+/// Identity the redaction engine must always replace, beyond what the OS
+/// says (a name used at work, another account, another machine).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedactConfig {
+    pub names: Vec<String>,
+    pub users: Vec<String>,
+    pub hosts: Vec<String>,
 }
 
 /// Files that usually hold secrets: never read, never recorded.

@@ -12,6 +12,7 @@ fn run(args: &[&str], stdin: &[u8]) -> Output {
         // a test asks for it.
         .env_remove("CANDOR_DATA_DIR")
         .env_remove("CANDOR_CONFIG")
+        .env("CANDOR_CONFIG_DIR", "/nonexistent-candor-config")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -179,4 +180,38 @@ fn empty_input_gives_empty_output() {
         assert!(o.status.success(), "{}", stderr(&o));
         assert!(o.stdout.is_empty());
     }
+}
+
+#[test]
+fn identity_from_the_config_is_replaced_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[redact]\nnames = [\"Grace Hopper\"]\nusers = [\"ghopper\"]\nhosts = [\"build-box-7\"]\n",
+    )
+    .unwrap();
+    let out = run(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "redact",
+            "--no-os-identity",
+        ],
+        b"Grace Hopper (ghopper) deployed from build-box-7 at noon\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for gone in ["Grace", "Hopper", "ghopper", "build-box-7"] {
+        assert!(!text.contains(gone), "{gone} survived: {text}");
+    }
+    assert!(
+        text.contains("deployed from") && text.contains("at noon"),
+        "{text}"
+    );
+    // A config key that does not exist is an error naming it.
+    std::fs::write(&config, "[redact]\nnicknames = [\"Amazing Grace\"]\n").unwrap();
+    let out = run(&["--config", config.to_str().unwrap(), "redact"], b"x");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("nicknames"), "{}", stderr(&out));
 }

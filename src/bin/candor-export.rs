@@ -73,8 +73,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        // Redaction reads stdin only: it needs neither the store nor the config.
-        Command::Redact(args) => redact(args),
+        // Redaction reads stdin, not the store; the config adds identity.
+        Command::Redact(args) => {
+            let ctx = Context::load(cli.data_dir, cli.config)?;
+            redact(args, &ctx.config.redact)
+        }
         Command::Check => {
             let ctx = Context::load(cli.data_dir, cli.config)?;
             let store = ctx.open_store_read_only()?;
@@ -93,19 +96,19 @@ fn run(cli: Cli) -> Result<()> {
 
 /// Reads all of stdin, redacts it in memory, and writes only when every line
 /// is good, so a bad line never leaves half an output behind.
-fn redact(args: RedactArgs) -> Result<()> {
+fn redact(args: RedactArgs, config: &candor::config::RedactConfig) -> Result<()> {
     let mut identity = if args.no_os_identity {
         Identity::none()
     } else {
         Identity::from_os()
     };
-    for n in &args.names {
+    for n in config.names.iter().chain(&args.names) {
         identity.add_full_name(n);
     }
-    for u in &args.users {
+    for u in config.users.iter().chain(&args.users) {
         identity.add_user(u);
     }
-    for h in &args.hosts {
+    for h in config.hosts.iter().chain(&args.hosts) {
         identity.add_host(h);
     }
     let redactor = Redactor::new(&identity)?;
