@@ -4,9 +4,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use candor::consent::ledger::{self, Action};
 use candor::consent::record::{ConsentRecord, Method};
@@ -229,35 +228,12 @@ fn a_changed_notice_halts_capture_until_consent_is_given_again() {
 
 /// Starts `candor start` and waits until it says it is capturing.
 fn start_daemon(t: &TestStore) -> std::process::Child {
-    let mut child = Command::new(bin_path("candor"))
-        .arg("--data-dir")
-        .arg(&t.paths.data_dir)
-        .arg("start")
-        .env("CANDOR_CONFIG_DIR", &t.paths.config_dir)
-        .env("CANDOR_KEY_STORE", "file")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("daemon output").unwrap();
+    let (child, lines) = common::start_daemon(t, None, &[]);
     assert!(
-        first.starts_with("candor: capturing under consent"),
-        "{first}"
+        lines[0].starts_with("candor: capturing under consent"),
+        "{lines:?}"
     );
-    std::thread::spawn(move || for _ in lines {});
     child
-}
-
-fn wait_exit(child: &mut std::process::Child, limit: Duration) -> Option<Duration> {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if child.try_wait().unwrap().is_some() {
-            return Some(started.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    None
 }
 
 #[test]
@@ -271,7 +247,7 @@ fn revoking_stops_a_running_daemon_within_a_second() {
         "the daemon did not keep running"
     );
     t.candor_ok(&["consent", "revoke"]);
-    let took = wait_exit(&mut daemon, Duration::from_secs(5));
+    let took = exit_within(&mut daemon, Duration::from_secs(5));
     let _ = daemon.kill();
     let took = took.expect("the daemon kept running after revocation");
     assert!(
@@ -300,7 +276,7 @@ fn sigterm_stops_the_daemon_cleanly() {
         .arg(daemon.id().to_string())
         .status()
         .unwrap();
-    assert!(wait_exit(&mut daemon, Duration::from_secs(5)).is_some());
+    assert!(exit_within(&mut daemon, Duration::from_secs(5)).is_some());
     assert!(daemon.wait().unwrap().success());
     let open: i64 = t
         .open()
@@ -344,7 +320,7 @@ fn a_running_daemon_stops_when_consent_expires_or_moves_to_another_notice() {
         "2s",
     ]);
     let mut daemon = start_daemon(&t);
-    let took = wait_exit(&mut daemon, Duration::from_secs(6));
+    let took = exit_within(&mut daemon, Duration::from_secs(6));
     let _ = daemon.kill();
     assert!(took.is_some(), "the daemon outlived its consent");
 
@@ -374,7 +350,7 @@ fn a_running_daemon_stops_when_consent_expires_or_moves_to_another_notice() {
         )
         .unwrap();
     }
-    let took = wait_exit(&mut daemon, Duration::from_secs(5));
+    let took = exit_within(&mut daemon, Duration::from_secs(5));
     let _ = daemon.kill();
     assert!(took.expect("the daemon kept capturing under another notice") < Duration::from_secs(1));
     let actions: Vec<String> = log(&t)

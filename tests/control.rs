@@ -3,35 +3,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
 
 /// `candor start` without X: sources report unavailable, the daemon runs.
 fn daemon(t: &TestStore) -> Child {
-    let mut child = Command::new(bin_path("candor"))
-        .arg("--data-dir")
-        .arg(&t.paths.data_dir)
-        .arg("start")
-        .env("CANDOR_CONFIG_DIR", &t.paths.config_dir)
-        .env("CANDOR_KEY_STORE", "file")
-        .env_remove("DISPLAY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().starts_with("candor: source input") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    child
+    start_daemon(t, None, &[]).0
 }
 
 fn status(t: &TestStore) -> Value {
@@ -49,20 +30,6 @@ fn actions(t: &TestStore) -> Vec<(String, String)> {
             )
         })
         .collect()
-}
-
-fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the daemon did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -131,7 +98,7 @@ fn status_pause_resume_and_stop() {
 
     let out = t.candor_ok(&["stop"]);
     assert!(out.contains("stopping"), "{out}");
-    assert!(wait_exit(&mut d).success());
+    assert!(exited(&mut d).success());
     assert!(!sock.exists(), "the socket was left behind");
 
     assert_eq!(
@@ -199,7 +166,7 @@ fn other_users_are_refused_even_if_they_reach_the_socket() {
         "another user stopped the daemon"
     );
     t.candor_ok(&["stop"]);
-    assert!(wait_exit(&mut d).success());
+    assert!(exited(&mut d).success());
 }
 
 #[test]
@@ -247,5 +214,5 @@ fn the_daemon_opens_no_network_socket() {
         }
     }
     t.candor_ok(&["stop"]);
-    assert!(wait_exit(&mut d).success());
+    assert!(exited(&mut d).success());
 }

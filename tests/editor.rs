@@ -4,9 +4,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -32,30 +31,14 @@ fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 fn daemon(t: &TestStore) -> Child {
-    let mut child = Command::new(bin_path("candor"))
-        .arg("--data-dir")
-        .arg(&t.paths.data_dir)
-        .arg("start")
-        .env("CANDOR_CONFIG_DIR", &t.paths.config_dir)
-        .env("CANDOR_KEY_STORE", "file")
-        .env_remove("DISPLAY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut editor = String::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if line.starts_with("candor: source editor") {
-            editor = line.clone();
-        }
-        if line.starts_with("candor: source input") {
-            break;
-        }
-    }
-    assert!(editor.ends_with("editor: running"), "{editor}");
-    std::thread::spawn(move || for _ in lines {});
+    let (child, lines) = start_daemon(t, None, &[]);
+    let editor = lines
+        .iter()
+        .find(|l| l.starts_with("candor: source editor"));
+    assert!(
+        editor.is_some_and(|l| l.ends_with("editor: running")),
+        "{lines:?}"
+    );
     // Let the watcher settle its initial scan.
     std::thread::sleep(Duration::from_millis(300));
     child
@@ -232,20 +215,9 @@ fn a_missing_or_vanishing_root_is_reported_not_fatal() {
     assert!(why.contains("watched root disappeared"), "{status}");
     stop(&t, d);
     // And a root missing at start is reported at once.
-    let mut child = Command::new(bin_path("candor"))
-        .arg("--data-dir")
-        .arg(&t.paths.data_dir)
-        .arg("start")
-        .env("CANDOR_CONFIG_DIR", &t.paths.config_dir)
-        .env("CANDOR_KEY_STORE", "file")
-        .env_remove("DISPLAY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let line = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map(|l| l.unwrap())
+    let (child, lines) = start_daemon(&t, None, &[]);
+    let line = lines
+        .iter()
         .find(|l| l.starts_with("candor: source editor"))
         .unwrap();
     assert!(line.contains("no watched root exists"), "{line}");

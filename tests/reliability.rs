@@ -28,20 +28,6 @@ fn integrity(t: &TestStore) -> String {
         .unwrap()
 }
 
-fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
-    let started = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "the daemon did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn sigterm_and_stop_flush_what_was_just_typed() {
     let Some(x) = X::start(false) else { return };
@@ -61,7 +47,7 @@ fn sigterm_and_stop_flush_what_was_just_typed() {
         } else {
             t.candor_ok(&["stop"]);
         }
-        assert!(wait_exit(&mut d).success(), "{how}: the daemon failed");
+        assert!(exited(&mut d).success(), "{how}: the daemon failed");
         assert_eq!(typed(&t), "lastwords", "{how} lost keys");
     }
 }
@@ -79,13 +65,13 @@ fn sigkill_loses_at_most_the_last_batch_and_is_recorded_as_a_crash() {
         .args(["-9", &d.id().to_string()])
         .status()
         .unwrap();
-    wait_exit(&mut d);
+    exited(&mut d);
     assert_eq!(integrity(&t), "ok");
     assert_eq!(typed(&t), "durable");
     // The next start closes the dead session with a gap covering the unknown span.
     let (mut d2, _) = daemon(&t, &x);
     t.candor_ok(&["stop"]);
-    assert!(wait_exit(&mut d2).success());
+    assert!(exited(&mut d2).success());
     let stats: Value = serde_json::from_str(&t.candor_ok(&["stats", "--json"])).unwrap();
     let crashed = stats["gaps"]
         .as_array()
@@ -186,7 +172,7 @@ fn a_full_disk_stalls_capture_without_corruption_and_it_recovers() {
     chars += 2;
     std::thread::sleep(Duration::from_millis(300));
     t.candor_ok(&["stop"]);
-    assert!(wait_exit(&mut d).success());
+    assert!(exited(&mut d).success());
 
     assert_eq!(integrity(&t), "ok");
     assert!(

@@ -194,3 +194,61 @@ pub fn grant(t: &TestStore, scopes: &str) -> String {
         &notice_sha256(),
     ])
 }
+
+/// `candor start` on this store, on X display `display` (or with no X at
+/// all), returned once it has reported its sources; with the lines it
+/// printed until then.
+pub fn start_daemon(
+    t: &TestStore,
+    display: Option<&str>,
+    env: &[(&str, &str)],
+) -> (std::process::Child, Vec<String>) {
+    use std::io::{BufRead, BufReader};
+    let mut cmd = Command::new(bin_path("candor"));
+    cmd.arg("--data-dir")
+        .arg(&t.paths.data_dir)
+        .arg("start")
+        .env("CANDOR_CONFIG_DIR", &t.paths.config_dir)
+        .env("CANDOR_KEY_STORE", "file")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    match display {
+        Some(d) => cmd.env("DISPLAY", d),
+        None => cmd.env_remove("DISPLAY"),
+    };
+    let mut child = cmd.spawn().expect("start candor");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.expect("daemon output");
+        let last = line.starts_with("candor: source input");
+        seen.push(line);
+        if last {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    (child, seen)
+}
+
+/// How long `child` took to exit, if it did within `limit`.
+pub fn exit_within(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> Option<std::time::Duration> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
+        if child.try_wait().expect("wait").is_some() {
+            return Some(started.elapsed());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    None
+}
+
+/// Waits for `child` to exit, failing the test after 15 s.
+pub fn exited(child: &mut std::process::Child) -> std::process::ExitStatus {
+    exit_within(child, std::time::Duration::from_secs(15)).expect("the daemon did not stop");
+    child.wait().expect("wait")
+}

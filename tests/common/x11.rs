@@ -2,7 +2,6 @@
 //! matters), xdotool input, small X clients of our own, and `candor start`
 //! running on it.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -10,7 +9,7 @@ use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{AtomEnum, ConnectionExt, CreateWindowAux, PropMode, WindowClass};
 use x11rb::wrapper::ConnectionExt as _;
 
-use super::{bin_path, skip_or_fail, TestStore};
+use super::{skip_or_fail, TestStore};
 
 pub fn have(cmd: &str) -> bool {
     Command::new("sh")
@@ -181,32 +180,10 @@ pub fn daemon(t: &TestStore, x: &X) -> (Child, Vec<String>) {
 
 /// `daemon`, with extra environment variables.
 pub fn daemon_with(t: &TestStore, x: &X, env: &[(&str, &str)]) -> (Child, Vec<String>) {
-    let mut child = Command::new(bin_path("candor"))
-        .arg("--data-dir")
-        .arg(&t.paths.data_dir)
-        .arg("start")
-        .env("CANDOR_CONFIG_DIR", &t.paths.config_dir)
-        .env("CANDOR_KEY_STORE", "file")
-        .env("DISPLAY", &x.display)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        let last = line.starts_with("candor: source input");
-        seen.push(line);
-        if last {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
+    let started = super::start_daemon(t, Some(&x.display), env);
     // The first events can race the listener's start; give it a moment.
     std::thread::sleep(Duration::from_millis(300));
-    (child, seen)
+    started
 }
 
 pub fn stop(mut child: Child) {
