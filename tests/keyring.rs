@@ -14,6 +14,7 @@ use candor::config::KeyStoreChoice;
 use candor::store::keys::{self, KeyError, KeyLocation};
 use candor::store::writer::{self, SessionInfo};
 use candor::store::Store;
+use common::x11::have;
 use common::*;
 
 struct Bus {
@@ -26,14 +27,6 @@ impl Drop for Bus {
         // gnome-keyring-daemon exits when its bus goes away.
         let _ = Command::new("kill").arg(self.pid.to_string()).status();
     }
-}
-
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {cmd}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
 }
 
 fn start_keyring(home: &std::path::Path) -> Bus {
