@@ -225,3 +225,44 @@ fn a_missing_or_vanishing_root_is_reported_not_fatal() {
     let err = stderr(&t.candor(&["watch", "remove", "/nowhere/at/all"]));
     assert!(err.contains("is not watched"), "{err}");
 }
+
+#[test]
+fn an_amendment_that_grants_editor_files_starts_the_source_at_once() {
+    let t = TestStore::new();
+    let ws = t.tmp.path().join("later");
+    std::fs::create_dir_all(&ws).unwrap();
+    grant(&t, "keys.timing");
+    t.candor_ok(&["watch", "add", ws.to_str().unwrap()]);
+    let (d, lines) = start_daemon(&t, None, &[]);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("candor: source editor: off")),
+        "{lines:?}"
+    );
+    std::fs::write(ws.join("before.rs"), "// before consent\n").unwrap();
+    pause();
+    grant(&t, "keys.timing,editor.files");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s: Value = serde_json::from_str(&t.candor_ok(&["status", "--json"])).unwrap();
+        if s["sources"]["editor"]["state"] == "running" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the editor source did not start: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(ws.join("after.rs"), "// after consent\n").unwrap();
+    pause();
+    stop(&t, d);
+    let out = t.candor_ok(&["events", "--json"]);
+    assert!(out.contains("\"path\":\"after.rs\""), "{out}");
+    assert!(
+        !out.contains("before.rs"),
+        "a file event from before the consent was stored: {out}"
+    );
+}

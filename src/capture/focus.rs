@@ -9,20 +9,36 @@
 //! password manager, a PIN prompt) has focus, input is not delivered, and
 //! the span is written as one `excluded` gap. It therefore runs whenever
 //! keyboard or mouse capture runs, even without `window.apps`.
+//!
+//! Focus is followed through X events, not only polling: the root window's
+//! `_NET_ACTIVE_WINDOW` and the focused window's title and class are
+//! watched for changes, so an exclusion takes hold within milliseconds of
+//! the window manager switching focus. A slower poll remains as a safety
+//! net, and is the only way without a window manager.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::os::fd::AsFd;
+use std::time::Instant;
+
 use x11rb::connection::Connection;
-use x11rb::protocol::xproto::{Atom, AtomEnum, ConnectionExt, Window};
+use x11rb::protocol::xproto::{
+    Atom, AtomEnum, ChangeWindowAttributesAux, ConnectionExt, EventMask, Window,
+};
+use x11rb::protocol::Event as XEvent;
 use x11rb::rust_connection::RustConnection;
 
 use super::{Control, SourceState};
 use crate::event::{Event, SessionClock};
 use crate::registry::Kind;
 
-/// How often focus is polled.
-pub const POLL: Duration = Duration::from_millis(100);
+/// How often focus is re-read without any X event: a safety net with a
+/// window manager, and the only way without one.
+pub const POLL_WITH_WM: Duration = Duration::from_millis(500);
+pub const POLL_WITHOUT_WM: Duration = Duration::from_millis(100);
+/// Longest wait for an X event before checking for a stop.
+const WAIT: Duration = Duration::from_millis(50);
 
 /// Application classes excluded by default: password managers, keyring and
 /// PIN prompts. Matched without case against the class and the instance.
@@ -95,13 +111,72 @@ impl X {
                 .map(|r| r.atom)
                 .map_err(|e| e.to_string())
         };
-        Ok(X {
+        let x = X {
             active: atom(b"_NET_ACTIVE_WINDOW")?,
             net_wm_name: atom(b"_NET_WM_NAME")?,
             utf8: atom(b"UTF8_STRING")?,
             root,
             conn,
-        })
+        };
+        x.watch(root);
+        Ok(x)
+    }
+
+    /// Asks X to report property changes of `win` (its title, class, or on
+    /// the root, the active window). A window that has gone is ignored.
+    fn watch(&self, win: Window) {
+        let aux = ChangeWindowAttributesAux::new().event_mask(EventMask::PROPERTY_CHANGE);
+        if let Ok(cookie) = self.conn.change_window_attributes(win, &aux) {
+            let _ = cookie.check();
+        }
+    }
+
+    fn has_wm(&self) -> bool {
+        self.property(self.root, self.active, AtomEnum::WINDOW.into())
+            .is_some()
+    }
+
+    /// Whether X reported something that may change what has focus. Drains
+    /// the queue, then waits up to `wait` for more.
+    fn changed(&self, wait: Duration) -> Result<bool, String> {
+        let relevant = |ev: &XEvent| match ev {
+            XEvent::PropertyNotify(p) => {
+                p.atom == self.active
+                    || p.atom == self.net_wm_name
+                    || p.atom == u32::from(AtomEnum::WM_NAME)
+                    || p.atom == u32::from(AtomEnum::WM_CLASS)
+            }
+            _ => false,
+        };
+        let mut changed = false;
+        while let Some(ev) = self
+            .conn
+            .poll_for_event()
+            .map_err(|e| format!("the X server went away: {e}"))?
+        {
+            changed |= relevant(&ev);
+        }
+        if changed {
+            return Ok(true);
+        }
+        let fd = self.conn.stream().as_fd();
+        let mut fds = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::IN,
+        )];
+        let timeout = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: i64::try_from(wait.as_nanos()).unwrap_or(50_000_000),
+        };
+        let _ = rustix::event::poll(&mut fds, Some(&timeout));
+        while let Some(ev) = self
+            .conn
+            .poll_for_event()
+            .map_err(|e| format!("the X server went away: {e}"))?
+        {
+            changed |= relevant(&ev);
+        }
+        Ok(changed)
     }
 
     fn property(&self, win: Window, prop: Atom, ty: Atom) -> Option<Vec<u8>> {
@@ -159,6 +234,8 @@ impl X {
         // Toolkits may focus an inner window; WM_CLASS sits on the client.
         for _ in 0..8 {
             if let Some((instance, class)) = self.class_of(win) {
+                // Follow its title (and class) from now on.
+                self.watch(win);
                 return Ok(Focus {
                     class: Some(class),
                     instance: Some(instance),
@@ -192,7 +269,25 @@ pub fn spawn(ctl: Arc<Control>, clock: SessionClock, excluded: Vec<String>) -> S
         .name("candor-focus".into())
         .spawn(move || {
             let mut last: Option<Focus> = None;
+            let mut checked: Option<Instant> = None;
+            let mut poll = POLL_WITHOUT_WM;
             while !ctl.stopping() {
+                let changed = match x.changed(WAIT) {
+                    Ok(c) => c,
+                    Err(why) => {
+                        ctl.set_state("focus", SourceState::Unavailable(why));
+                        break;
+                    }
+                };
+                if !changed && checked.is_some_and(|t| t.elapsed() < poll) {
+                    continue;
+                }
+                checked = Some(Instant::now());
+                poll = if x.has_wm() {
+                    POLL_WITH_WM
+                } else {
+                    POLL_WITHOUT_WM
+                };
                 let focus = match x.focused() {
                     Ok(f) => f,
                     Err(why) => {
@@ -225,7 +320,6 @@ pub fn spawn(ctl: Arc<Control>, clock: SessionClock, excluded: Vec<String>) -> S
                     }
                     last = Some(focus);
                 }
-                std::thread::sleep(POLL);
             }
         });
     match worker {

@@ -68,34 +68,59 @@ pub fn check_gate(store: &mut Store) -> Result<Gate, DaemonError> {
     Ok(Gate::check(&status)?)
 }
 
-/// Starts the sources the consent allows; returns their states.
-fn start_sources(
+/// Starts every source the consent allows that is not running yet, and
+/// marks the others off with the reason; returns all states. Called at
+/// start and again when an amendment grants more. (A source whose scope an
+/// amendment withdraws keeps running, but the gate stores nothing of it.)
+fn ensure_sources(
     ctx: &Context,
     ctl: &std::sync::Arc<Control>,
     clock: SessionClock,
 ) -> BTreeMap<&'static str, SourceState> {
     let gate = ctl.gate();
-    let input = if gate.grants(Scope::KeysTiming) || gate.grants(Scope::Mouse) {
-        capture::input::spawn(ctl.clone(), clock, ctx.config.capture.mouse_rate_hz)
-    } else {
-        SourceState::Off("neither keys.timing nor mouse is granted".into())
+    let before = ctl.states();
+    let startable = |name: &str| {
+        before
+            .get(name)
+            .is_none_or(|s| matches!(s, SourceState::Off(_)))
     };
-    let input_running = input == SourceState::Running;
-    ctl.set_state("input", input);
-    // Focus runs for window.apps, and also to enforce exclusions on input.
-    let focus = if gate.grants(Scope::WindowApps) || input_running {
-        capture::focus::spawn(ctl.clone(), clock, ctx.config.capture.exclude_apps.clone())
-    } else {
-        SourceState::Off("window.apps is not granted".into())
-    };
-    ctl.set_state("focus", focus);
-    let editor = if gate.grants(Scope::EditorFiles) {
-        capture::editor::spawn(ctl.clone(), clock, &ctx.config.editor)
-    } else {
-        SourceState::Off("editor.files is not granted".into())
-    };
-    ctl.set_state("editor", editor);
-    ctl.states()
+    if startable("input") {
+        let input = if gate.grants(Scope::KeysTiming) || gate.grants(Scope::Mouse) {
+            capture::input::spawn(ctl.clone(), clock, ctx.config.capture.mouse_rate_hz)
+        } else {
+            SourceState::Off("neither keys.timing nor mouse is granted".into())
+        };
+        ctl.set_state("input", input);
+    }
+    let input_running = ctl.states().get("input") == Some(&SourceState::Running);
+    if startable("focus") {
+        // Focus runs for window.apps, and also to enforce exclusions on input.
+        let focus = if gate.grants(Scope::WindowApps) || input_running {
+            capture::focus::spawn(ctl.clone(), clock, ctx.config.capture.exclude_apps.clone())
+        } else {
+            SourceState::Off("window.apps is not granted".into())
+        };
+        ctl.set_state("focus", focus);
+    }
+    if startable("editor") {
+        let editor = if gate.grants(Scope::EditorFiles) {
+            capture::editor::spawn(ctl.clone(), clock, &ctx.config.editor)
+        } else {
+            SourceState::Off("editor.files is not granted".into())
+        };
+        ctl.set_state("editor", editor);
+    }
+    let after = ctl.states();
+    for (name, state) in &after {
+        if before.get(name) != Some(state) && !before.is_empty() {
+            tracing::info!(
+                source = name,
+                ?state,
+                "source state changed after an amendment"
+            );
+        }
+    }
+    after
 }
 
 fn status_json(
@@ -159,7 +184,7 @@ pub async fn run(
     let (pause_tx, pause_rx) = crossbeam_channel::unbounded();
     let ctl = Control::new(gate.clone(), sink.clone(), pause_tx);
     let listener = control::bind(&ctx.paths.data_dir)?;
-    let states = start_sources(ctx, &ctl, clock);
+    let states = ensure_sources(ctx, &ctl, clock);
     started(&gate, &states);
     tokio::pin!(stop);
     let mut tick = tokio::time::interval(CONSENT_POLL);
@@ -232,6 +257,7 @@ pub async fn run(
                     Ok(now) => {
                         if now.record().record_id != ctl.gate().record().record_id {
                             ctl.set_gate(now);
+                            ensure_sources(ctx, &ctl, clock);
                         }
                     }
                     Err(refusal) => break Ended::ConsentEnded(refusal),
