@@ -37,8 +37,9 @@ use crate::registry::Kind;
 /// window manager, and the only way without one.
 pub const POLL_WITH_WM: Duration = Duration::from_millis(500);
 pub const POLL_WITHOUT_WM: Duration = Duration::from_millis(100);
-/// Longest wait for an X event before checking for a stop.
-const WAIT: Duration = Duration::from_millis(50);
+/// Longest wait for an X event before checking for a stop; X events
+/// themselves wake the thread at once.
+const WAIT: Duration = Duration::from_millis(100);
 
 /// Application classes excluded by default: password managers, keyring and
 /// PIN prompts. Matched without case against the class and the instance.

@@ -154,6 +154,11 @@ impl Translator {
         self.move_every
     }
 
+    /// Whether a mouse move is held back, waiting for `tick`.
+    pub fn has_pending_move(&self) -> bool {
+        self.pending_move.is_some()
+    }
+
     pub fn translate(
         &mut self,
         raw: &rdev::Event,
@@ -355,22 +360,29 @@ pub fn spawn(
     let worker = std::thread::Builder::new()
         .name("candor-input".into())
         .spawn(move || {
-            // Only a resting pointer needs this: while it moves, the callback
-            // writes moves itself. A tenth of a second late is soon enough.
+            // Only a pointer that came to rest needs this: while it moves, the
+            // callback writes moves itself. So it wakes often only while a move
+            // is held back, and a tenth of a second late is soon enough.
             let every = translator
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .0
                 .tick_every()
                 .max(Duration::from_millis(100));
+            let mut wait = every;
             while !ctl.stopping() {
-                if let Ok(why) = err_rx.recv_timeout(every) {
+                if let Ok(why) = err_rx.recv_timeout(wait) {
                     ctl.set_state("input", super::SourceState::Unavailable(why));
                     break;
                 }
                 let mut guard = translator.lock().unwrap_or_else(|p| p.into_inner());
                 let (tr, out) = &mut *guard;
                 tr.tick(Instant::now(), out);
+                wait = if tr.has_pending_move() {
+                    every
+                } else {
+                    every * 4
+                };
                 deliver(&ctl, out);
             }
         });

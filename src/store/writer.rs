@@ -445,6 +445,8 @@ impl Worker {
         let mut batch: Vec<Event> = Vec::with_capacity(self.batch_max);
         let mut waiters: Vec<Sender<()>> = Vec::new();
         let mut stopping = false;
+        // Start as if under load, so that a fast producer is never held up.
+        let mut busy = true;
         while !stopping {
             match self.rx.recv_timeout(IDLE_TICK) {
                 Ok(msg) => stopping = self.take(msg, &mut batch, &mut waiters),
@@ -453,6 +455,14 @@ impl Worker {
             }
             stopping |= self.stop_requested();
             let deadline = Instant::now() + self.batch_interval;
+            // At a live source's pace, waking for every event costs more than
+            // the event: sleep out the batch window and take what came. Under
+            // load (the last batch was at least a quarter full) events are
+            // taken as they come, so a fast producer is never held up.
+            if !busy && !stopping && waiters.is_empty() && !batch.is_empty() {
+                std::thread::sleep(self.batch_interval);
+                stopping |= self.stop_requested();
+            }
             while !stopping && waiters.is_empty() && batch.len() < self.batch_max {
                 let msg = match self.rx.try_recv() {
                     Ok(m) => m,
@@ -484,6 +494,7 @@ impl Worker {
                     self.take(msg, &mut batch, &mut waiters);
                 }
             }
+            busy = batch.len() >= (self.batch_max / 4).max(1);
             self.commit(&mut batch, stopping)?;
             for w in waiters.drain(..) {
                 let _ = w.send(());
