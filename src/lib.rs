@@ -10,10 +10,15 @@
 //! Beside the flow sit the [`registry`] (every event kind and scope, declared
 //! once) and the consent ledger ([`consent::ledger`]); every part reads them.
 //!
-//! - [`registry`], [`event`]: what can be recorded, and the event type.
-//! - [`config`], [`paths`]: settings, and where files live with what rights.
+//! - [`registry`], [`event`], [`keymap`]: what can be recorded, the event
+//!   type, and what a key's class reveals.
+//! - [`config`], [`paths`], [`app`]: settings, where files live with what
+//!   rights, and what both binaries share at their edge.
+//! - [`capture`]: the sources (input, focus and exclusions, editor).
+//! - [`consent`]: notice, records, ledger, state, gate and consent screen.
+//! - [`daemon`]: runs the sources under the gate; the control socket.
 //! - [`store`]: the single-writer SQLite store with sealed fields and blobs.
-//! - [`consent`]: the ledger (and, later, records, screen and gate).
+//! - [`audit`]: checks for privacy reviewers.
 //! - [`redact`]: the redaction engine: secrets, personal data and identity,
 //!   in text and typed key streams, with consistent placeholders.
 //! - [`synthetic`]: realistic synthetic sessions for demos, tests and benchmarks.
