@@ -73,7 +73,7 @@ impl Identity {
 
     /// The current user's login name, full name (GECOS), hostname and home
     /// directory, as the OS reports them. Generic account names (`root`,
-    /// `ubuntu`...) are left out; see [`GENERIC_ACCOUNTS`].
+    /// `ubuntu`...) are left out; see `GENERIC_ACCOUNTS`.
     pub fn from_os() -> Identity {
         let mut id = Identity::none();
         id.add_user(&whoami::username());
