@@ -158,7 +158,11 @@ fn main() {
         .spawn()
         .expect("Xvfb")]);
     let t0 = Instant::now();
-    while !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+    // The socket appears before the server takes clients: wait until a
+    // client can connect.
+    while !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+        || x11rb::connect(Some(&display)).is_err()
+    {
         assert!(t0.elapsed() < Duration::from_secs(10), "Xvfb did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -173,6 +177,9 @@ fn main() {
     let bare_pid = bare.id();
     procs.0.push(bare);
     std::thread::sleep(Duration::from_millis(500));
+    if let Some(status) = procs.0.last_mut().and_then(|b| b.try_wait().ok().flatten()) {
+        panic!("the bare rdev listener exited at once ({status}): no baseline to compare with");
+    }
     let (bare_cpu, bare_rss, _, _) = measure(bare_pid, &display, secs);
     println!("bare rdev listener: {bare_cpu:.2}% of one core, peak RSS {bare_rss:.1} MB");
     if let Some(mut b) = procs.0.pop() {
