@@ -255,15 +255,10 @@ fn revoking_stops_a_running_daemon_within_a_second() {
         "the daemon took {took:?} to stop"
     );
     // Its session was closed cleanly.
-    let clean: i64 = t
-        .open()
-        .conn()
-        .query_row(
-            "SELECT clean_exit FROM sessions ORDER BY id DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let clean = count(
+        &t,
+        "SELECT clean_exit FROM sessions ORDER BY id DESC LIMIT 1",
+    );
     assert_eq!(clean, 1);
 }
 
@@ -278,16 +273,10 @@ fn sigterm_stops_the_daemon_cleanly() {
         .unwrap();
     assert!(exit_within(&mut daemon, Duration::from_secs(5)).is_some());
     assert!(daemon.wait().unwrap().success());
-    let open: i64 = t
-        .open()
-        .conn()
-        .query_row(
-            "SELECT count(*) FROM sessions WHERE ended_ns IS NULL",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(open, 0);
+    assert_eq!(
+        count(&t, "SELECT count(*) FROM sessions WHERE ended_ns IS NULL"),
+        0
+    );
 }
 
 #[test]

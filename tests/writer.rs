@@ -20,10 +20,6 @@ fn info() -> SessionInfo {
     }
 }
 
-fn count(t: &TestStore, sql: &str) -> i64 {
-    t.open().conn().query_row(sql, [], |r| r.get(0)).unwrap()
-}
-
 #[test]
 fn events_round_trip_with_sealed_fields_and_blobs() {
     let t = TestStore::new();

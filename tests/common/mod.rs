@@ -252,3 +252,11 @@ pub fn exited(child: &mut std::process::Child) -> std::process::ExitStatus {
     exit_within(child, std::time::Duration::from_secs(15)).expect("the daemon did not stop");
     child.wait().expect("wait")
 }
+
+/// One integer from the store, by SQL.
+pub fn count(t: &TestStore, sql: &str) -> i64 {
+    t.open()
+        .conn()
+        .query_row(sql, [], |r| r.get(0))
+        .expect("query")
+}
