@@ -145,16 +145,7 @@ fn the_gate_refuses_a_revoked_consent() {
 #[test]
 fn consent_expires_and_the_expiry_is_recorded() {
     let t = TestStore::new();
-    t.candor_ok(&[
-        "consent",
-        "grant",
-        "--scopes",
-        "mouse",
-        "--accept-notice",
-        &notice_sha256(),
-        "--expires-in",
-        "1s",
-    ]);
+    assert!(grant_for(&t, "mouse", "1s").status.success());
     assert_eq!(status(&t)["state"], "active");
     std::thread::sleep(Duration::from_millis(1_100));
     let err = stderr(&t.candor(&["start"]));
@@ -164,16 +155,7 @@ fn consent_expires_and_the_expiry_is_recorded() {
     // Seen again, the expiry is not recorded twice.
     assert_eq!(status(&t)["state"], "expired");
     assert_eq!(log(&t).len(), entries.len());
-    let out = t.candor(&[
-        "consent",
-        "grant",
-        "--scopes",
-        "mouse",
-        "--accept-notice",
-        &notice_sha256(),
-        "--expires-in",
-        "181days",
-    ]);
+    let out = grant_for(&t, "mouse", "181days");
     assert!(
         stderr(&out).contains("at most 180 days"),
         "{}",
@@ -298,16 +280,7 @@ fn revoke_with_purge_erases_what_was_captured() {
 #[test]
 fn a_running_daemon_stops_when_consent_expires_or_moves_to_another_notice() {
     let t = TestStore::new();
-    t.candor_ok(&[
-        "consent",
-        "grant",
-        "--scopes",
-        "mouse",
-        "--accept-notice",
-        &notice_sha256(),
-        "--expires-in",
-        "2s",
-    ]);
+    assert!(grant_for(&t, "mouse", "2s").status.success());
     let mut daemon = start_daemon(&t);
     let took = exit_within(&mut daemon, Duration::from_secs(6));
     let _ = daemon.kill();

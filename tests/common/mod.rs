@@ -183,6 +183,20 @@ pub fn notice_sha256() -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// Runs `candor consent grant` for `scopes`, lasting `expires_in`.
+pub fn grant_for(t: &TestStore, scopes: &str, expires_in: &str) -> Output {
+    t.candor(&[
+        "consent",
+        "grant",
+        "--scopes",
+        scopes,
+        "--accept-notice",
+        &notice_sha256(),
+        "--expires-in",
+        expires_in,
+    ])
+}
+
 /// Grants consent for `scopes` through the CLI.
 pub fn grant(t: &TestStore, scopes: &str) -> String {
     t.candor_ok(&[
