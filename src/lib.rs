@@ -30,6 +30,7 @@ pub mod config;
 pub mod consent;
 pub mod daemon;
 pub mod event;
+pub mod export;
 pub mod keymap;
 pub mod paths;
 pub mod redact;

@@ -1,0 +1,41 @@
+//! The exporter: the last stage of the flow. It reads the store read-only,
+//! keeps only what consent covers, redacts, cuts the work into coding
+//! episodes, anonymizes them, and writes datasets.
+//!
+//! ```text
+//! source (ledger check, consent filter) → episodes (redact, segment)
+//!   → anonymize (pseudonyms, paths, timing) → writers (jsonl, parquet,
+//!   progsnap2) → manifest → atomic rename → ledger entry
+//! ```
+//!
+//! - [`model`]: the dataset's types, shared by every format.
+//! - [`replay`]: unified diffs and the replay check.
+//! - [`sink`], [`jsonl`], [`parquet`], [`progsnap2`]: the writers.
+
+pub mod jsonl;
+pub mod model;
+pub mod parquet;
+pub mod progsnap2;
+pub mod replay;
+pub mod sink;
+
+use std::path::PathBuf;
+
+/// Why an export (or a verify) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A file of an export is not what its format says.
+    #[error("{file}: {problem}")]
+    Invalid { file: String, problem: String },
+    #[error(transparent)]
+    Replay(#[from] replay::ReplayError),
+    #[error("parquet: {0}")]
+    Parquet(String),
+    #[error("bad option: {0}")]
+    Option(String),
+}
