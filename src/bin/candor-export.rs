@@ -1,18 +1,28 @@
-//! `candor-export`: the data team's command. It opens the store read-only.
-//! It can check that a store is readable and redact text from stdin
-//! (`redact`, plain or `--jsonl`); episodes and datasets are not built yet,
-//! and it says so instead of pretending.
+//! `candor-export`: the data team's command. It reads the store read-only
+//! (its one write is the export's entry in the consent ledger), and turns
+//! it into redacted, anonymized coding-episode datasets; it also previews
+//! an export, verifies a finished one, and redacts text from stdin.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand};
 
-use candor::app::Context;
+use candor::app::{parse_time, Context};
+use candor::event::wall_now_ns;
+use candor::export::anonymize::Salt;
+use candor::export::model::{ActionBody, Episode};
+use candor::export::run::{self, ExportRequest, Format, Shape};
+use candor::export::{verify, ExportError};
 use candor::redact::{jsonl, Identity, Placeholders, Redactor};
 use candor::store::query;
+
+/// Exit status when consent or the ledger forbids an export, as for the
+/// daemon's gate.
+const EXIT_REFUSED: u8 = 3;
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +48,72 @@ enum Command {
     /// Redacts stdin to stdout: secrets, personal data and your identity
     /// (username, full name, hostname, home path) become placeholders.
     Redact(RedactArgs),
+    /// Writes the consented events as redacted, anonymized coding episodes
+    /// (JSONL, Parquet, ProgSnap2) into a new directory, and records the
+    /// export in the consent ledger.
+    Episodes(EpisodesArgs),
+    /// Shows, in the terminal, exactly what an export would contain,
+    /// without writing or recording anything.
+    Preview(PreviewArgs),
+    /// Re-checks an export: checksums, schemas, replay of every episode,
+    /// and a fresh redaction scan. Exits non-zero naming any problem.
+    Verify {
+        /// The export directory.
+        dir: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct ShapeArgs {
+    /// Only events at or after this time (RFC 3339, a date, or a span ago
+    /// such as 7d).
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Only events before this time.
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
+    /// A pause longer than this ends an episode.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    idle_gap: Duration,
+    /// Key timing is rounded to this step.
+    #[arg(long, default_value = "10ms", value_parser = humantime::parse_duration)]
+    timing_quantum: Duration,
+    /// Key timing is jittered by up to this much before rounding (default:
+    /// the quantum).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timing_jitter: Option<Duration>,
+    /// Export synthetic sessions (demos, benchmarks) instead of captured
+    /// ones; the two never mix.
+    #[arg(long)]
+    synthetic: bool,
+}
+
+#[derive(clap::Args)]
+struct EpisodesArgs {
+    /// The export directory to create (it must not exist).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Formats to write.
+    #[arg(long, default_value = "jsonl,parquet,progsnap2")]
+    format: String,
+    /// A file whose contents salt the pseudonyms, to link exports on
+    /// purpose. Without it every export gets a fresh random salt.
+    #[arg(long, value_name = "FILE")]
+    salt_file: Option<PathBuf>,
+    /// No progress bar, even on a terminal.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    shape: ShapeArgs,
+}
+
+#[derive(clap::Args)]
+struct PreviewArgs {
+    /// Show this episode in full (numbered from 1, as in the list).
+    #[arg(long, value_name = "N")]
+    episode: Option<usize>,
+    #[command(flatten)]
+    shape: ShapeArgs,
 }
 
 #[derive(clap::Args)]
@@ -66,8 +142,57 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("candor-export: error: {e:#}");
-            ExitCode::FAILURE
+            if matches!(
+                e.downcast_ref::<ExportError>(),
+                Some(ExportError::Refused(_))
+            ) {
+                ExitCode::from(EXIT_REFUSED)
+            } else {
+                ExitCode::FAILURE
+            }
         }
+    }
+}
+
+fn shape(args: &ShapeArgs, now_ns: i64) -> Result<Shape> {
+    let ms = |d: Duration| i64::try_from(d.as_millis()).context("duration too long");
+    let quantum_ms = ms(args.timing_quantum)?;
+    if quantum_ms < 1 {
+        bail!("--timing-quantum must be at least 1ms");
+    }
+    Ok(Shape {
+        since_ns: args
+            .since
+            .as_deref()
+            .map(|t| parse_time(t, now_ns))
+            .transpose()?,
+        until_ns: args
+            .until
+            .as_deref()
+            .map(|t| parse_time(t, now_ns))
+            .transpose()?,
+        idle_gap_ns: i64::try_from(args.idle_gap.as_nanos()).context("--idle-gap too long")?,
+        quantum_ms,
+        jitter_ms: args.timing_jitter.map_or(Ok(quantum_ms), ms)?,
+        synthetic: args.synthetic,
+    })
+}
+
+fn identity(config: &candor::config::RedactConfig) -> Identity {
+    let mut identity = Identity::from_os();
+    add_configured(&mut identity, config);
+    identity
+}
+
+fn add_configured(identity: &mut Identity, config: &candor::config::RedactConfig) {
+    for n in &config.names {
+        identity.add_full_name(n);
+    }
+    for u in &config.users {
+        identity.add_user(u);
+    }
+    for h in &config.hosts {
+        identity.add_host(h);
     }
 }
 
@@ -77,6 +202,85 @@ fn run(cli: Cli) -> Result<()> {
         Command::Redact(args) => {
             let ctx = Context::load(cli.data_dir, cli.config)?;
             redact(args, &ctx.config.redact)
+        }
+        Command::Episodes(args) => {
+            let ctx = Context::load(cli.data_dir, cli.config)?;
+            let now = wall_now_ns();
+            let shape = shape(&args.shape, now)?;
+            let formats = Format::parse_list(&args.format)?;
+            let salt = match &args.salt_file {
+                Some(f) => Salt::from_file(f)?,
+                None => Salt::random()?,
+            };
+            let redactor = Redactor::new(&identity(&ctx.config.redact))?;
+            let mut store = ctx.open_store_read_only()?;
+            let done = run::export(
+                &mut store,
+                || {
+                    ctx.open_store().map_err(|e| ExportError::Invalid {
+                        file: "store".into(),
+                        problem: format!("cannot open the store to record the export: {e}"),
+                    })
+                },
+                ExportRequest {
+                    out: &args.out,
+                    formats,
+                    shape,
+                    salt,
+                    redactor: &redactor,
+                    progress: !args.quiet && std::io::stderr().is_terminal(),
+                },
+                now,
+            )?;
+            let c = &done.manifest.counts;
+            println!(
+                "exported {} episodes ({} actions, {} keys) from {} events to {} [{}]",
+                c.episodes,
+                c.actions,
+                c.keys,
+                c.events_exported,
+                done.out.display(),
+                done.manifest.formats.join(", ")
+            );
+            if !c.events_excluded.is_empty() {
+                println!(
+                    "left out: {}",
+                    c.events_excluded
+                        .iter()
+                        .map(|(k, v)| format!("{v} {k}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            println!(
+                "manifest sha256 {} recorded in the consent ledger (entry {})",
+                done.manifest_sha256, done.ledger_seq
+            );
+            Ok(())
+        }
+        Command::Preview(args) => {
+            let ctx = Context::load(cli.data_dir, cli.config)?;
+            let now = wall_now_ns();
+            let shape = shape(&args.shape, now)?;
+            let redactor = Redactor::new(&identity(&ctx.config.redact))?;
+            let mut store = ctx.open_store_read_only()?;
+            preview(&mut store, &shape, &redactor, now, args.episode)
+        }
+        Command::Verify { dir } => {
+            let ctx = Context::load(cli.data_dir, cli.config)?;
+            let redactor = Redactor::new(&identity(&ctx.config.redact))?;
+            let r = verify::verify(&dir, &redactor)
+                .with_context(|| format!("{} does not verify", dir.display()))?;
+            println!(
+                "{} verifies: {} files match the manifest; {} episodes, {} actions; {} edits replayed byte for byte; no redaction finding; formats {}",
+                dir.display(),
+                r.files_checked,
+                r.episodes,
+                r.actions,
+                r.replayed_states,
+                r.formats.join(", ")
+            );
+            Ok(())
         }
         Command::Check => {
             let ctx = Context::load(cli.data_dir, cli.config)?;
@@ -102,13 +306,14 @@ fn redact(args: RedactArgs, config: &candor::config::RedactConfig) -> Result<()>
     } else {
         Identity::from_os()
     };
-    for n in config.names.iter().chain(&args.names) {
+    add_configured(&mut identity, config);
+    for n in &args.names {
         identity.add_full_name(n);
     }
-    for u in config.users.iter().chain(&args.users) {
+    for u in &args.users {
         identity.add_user(u);
     }
-    for h in config.hosts.iter().chain(&args.hosts) {
+    for h in &args.hosts {
         identity.add_host(h);
     }
     let redactor = Redactor::new(&identity)?;
@@ -126,5 +331,118 @@ fn redact(args: RedactArgs, config: &candor::config::RedactConfig) -> Result<()>
     let mut out = std::io::stdout().lock();
     out.write_all(&output).context("writing stdout")?;
     out.flush().context("writing stdout")?;
+    Ok(())
+}
+
+/// Prints what would leave: a list of episodes, or one in full.
+fn preview(
+    store: &mut candor::store::Store,
+    shape: &Shape,
+    redactor: &Redactor,
+    now: i64,
+    show: Option<usize>,
+) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let mut n = 0usize;
+    let mut shown = false;
+    let tally = run::preview(store, shape, redactor, now, |ep| {
+        n += 1;
+        let io = |e: std::io::Error| ExportError::Io {
+            path: "stdout".into(),
+            source: e,
+        };
+        match show {
+            None => writeln!(
+                out,
+                "{n:>4}  {}  {:>8}  {:>5} actions  {:>2} files  ends: {}",
+                ep.week,
+                humantime::format_duration(Duration::from_secs((ep.duration_ms / 1000) as u64))
+                    .to_string(),
+                ep.actions.len(),
+                ep.files.len(),
+                ep.end_reason.as_str()
+            )
+            .map_err(io),
+            Some(k) if k == n => {
+                shown = true;
+                print_episode(&mut out, n, &ep).map_err(io)
+            }
+            Some(_) => Ok(()),
+        }
+    })?;
+    if let Some(k) = show {
+        if !shown {
+            bail!("there is no episode {k}: the export would hold {n}");
+        }
+    } else {
+        writeln!(
+            out,
+            "\n{n} episodes from {} events; pseudonyms above are examples (each export draws a new salt).\nShow one in full with --episode N. Nothing was written or recorded.",
+            tally.admitted
+        )?;
+    }
+    Ok(())
+}
+
+fn print_episode(out: &mut impl Write, n: usize, ep: &Episode) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "episode {n} ({}), week {}, {} ms, ended by {}",
+        ep.episode_id,
+        ep.week,
+        ep.duration_ms,
+        ep.end_reason.as_str()
+    )?;
+    writeln!(
+        out,
+        "subject {}  workspace {}",
+        ep.subject_id,
+        ep.workspace_id.as_deref().unwrap_or("-")
+    )?;
+    for f in &ep.files {
+        writeln!(
+            out,
+            "file {} {} -> {} ({} -> {} bytes)",
+            f.file_id,
+            f.initial.path,
+            f.final_.path,
+            f.initial.content.as_ref().map_or(0, String::len),
+            f.final_.content.as_ref().map_or(0, String::len)
+        )?;
+    }
+    for a in &ep.actions {
+        write!(out, "{:>8} ms  {:<11} ", a.t_ms, a.body.type_name())?;
+        match &a.body {
+            ActionBody::Typing { app, text, duration_ms, keys } => writeln!(
+                out,
+                "{} keys over {duration_ms} ms in {}: {}",
+                keys.len(),
+                app.as_deref().unwrap_or("?"),
+                text.as_deref().map_or("(text not consented)".to_owned(), |t| format!("{t:?}"))
+            )?,
+            ActionBody::Edit { path, diff, .. } | ActionBody::FileCreate { path, diff, .. } => {
+                writeln!(out, "{path}")?;
+                if let Some(d) = diff {
+                    for line in d.lines() {
+                        writeln!(out, "              | {line}")?;
+                    }
+                }
+            }
+            ActionBody::FileSwitch { path, .. } | ActionBody::FileDelete { path, .. } => writeln!(out, "{path}")?,
+            ActionBody::FileRename { from, to, .. } => writeln!(out, "{from} -> {to}")?,
+            ActionBody::Focus { app, title } => writeln!(
+                out,
+                "{}{}",
+                app.as_deref().unwrap_or("(unknown app)"),
+                title.as_deref().map_or(String::new(), |t| format!(" {t:?}"))
+            )?,
+            ActionBody::Mouse { duration_ms, moves, distance_px, clicks, scroll } => writeln!(
+                out,
+                "{moves} moves, {distance_px} px, {clicks} clicks, scroll {scroll}, over {duration_ms} ms"
+            )?,
+            ActionBody::Commit { message } => writeln!(out, "{}", message.as_deref().map_or("(message not consented)".to_owned(), |m| format!("{m:?}")))?,
+            ActionBody::Gap { reason, duration_ms, lost } => writeln!(out, "{reason}: {duration_ms} ms, {lost} events lost")?,
+        }
+    }
     Ok(())
 }

@@ -33,11 +33,8 @@ impl DatasetWriter for JsonlWriter {
     }
 
     fn write_episode(&mut self, episode: &Episode) -> Result<(), ExportError> {
-        serde_json::to_writer(&mut self.out, episode)
-            .map_err(|e| io_err(&self.path, e.into()))?;
-        self.out
-            .write_all(b"\n")
-            .map_err(|e| io_err(&self.path, e))
+        serde_json::to_writer(&mut self.out, episode).map_err(|e| io_err(&self.path, e.into()))?;
+        self.out.write_all(b"\n").map_err(|e| io_err(&self.path, e))
     }
 
     fn finish(self: Box<Self>) -> Result<Vec<PathBuf>, ExportError> {

@@ -12,12 +12,18 @@
 //! - [`replay`]: unified diffs and the replay check.
 //! - [`sink`], [`jsonl`], [`parquet`], [`progsnap2`]: the writers.
 
+pub mod anonymize;
+pub mod episodes;
 pub mod jsonl;
+pub mod manifest;
 pub mod model;
 pub mod parquet;
 pub mod progsnap2;
 pub mod replay;
+pub mod run;
 pub mod sink;
+pub mod source;
+pub mod verify;
 
 use std::path::PathBuf;
 
@@ -38,4 +44,15 @@ pub enum ExportError {
     Parquet(String),
     #[error("bad option: {0}")]
     Option(String),
+    /// Consent or the ledger forbids the export.
+    #[error("export refused: {0}")]
+    Refused(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Ledger(#[from] crate::consent::ledger::LedgerError),
+    #[error("store database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Redact(#[from] crate::redact::RedactError),
 }

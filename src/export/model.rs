@@ -120,14 +120,20 @@ pub enum ActionBody {
         state_id: Option<String>,
     },
     /// Work moved to another file of the workspace (derived from saves).
-    FileSwitch { file_id: String, path: String },
+    FileSwitch {
+        file_id: String,
+        path: String,
+    },
     FileCreate {
         file_id: String,
         path: String,
         diff: Option<String>,
         state_id: Option<String>,
     },
-    FileDelete { file_id: String, path: String },
+    FileDelete {
+        file_id: String,
+        path: String,
+    },
     FileRename {
         file_id: String,
         from: String,
@@ -181,9 +187,7 @@ impl ActionBody {
         let mut out = Vec::new();
         match self {
             ActionBody::Typing { app, text, .. } => out.extend([app, text].into_iter().flatten()),
-            ActionBody::Edit { diff, .. } | ActionBody::FileCreate { diff, .. } => {
-                out.extend(diff)
-            }
+            ActionBody::Edit { diff, .. } | ActionBody::FileCreate { diff, .. } => out.extend(diff),
             ActionBody::Focus { app, title } => out.extend([app, title].into_iter().flatten()),
             ActionBody::Commit { message } => out.extend(message),
             _ => {}

@@ -66,7 +66,10 @@ pub fn replay(ep: &Episode) -> Result<Replayed, ReplayError> {
     for f in &ep.files {
         if let (Some(c), Some(id)) = (&f.initial.content, &f.initial.state_id) {
             if state_id(c) != *id {
-                return Err(fail(0, format!("initial state of {} does not match its id", f.file_id)));
+                return Err(fail(
+                    0,
+                    format!("initial state of {} does not match its id", f.file_id),
+                ));
             }
         }
         current.insert(&f.file_id, f.initial.content.clone());
@@ -96,7 +99,10 @@ pub fn replay(ep: &Episode) -> Result<Replayed, ReplayError> {
             continue;
         };
         let Some(slot) = current.get_mut(file_id.as_str()) else {
-            return Err(fail(a.seq, format!("file {file_id} is not among the episode's files")));
+            return Err(fail(
+                a.seq,
+                format!("file {file_id} is not among the episode's files"),
+            ));
         };
         let base = slot.as_deref().unwrap_or("");
         let next = apply(base, diff).map_err(|e| fail(a.seq, e))?;
@@ -121,7 +127,10 @@ pub fn replay(ep: &Episode) -> Result<Replayed, ReplayError> {
             (Some(_), None) => {
                 return Err(fail(
                     u32::MAX,
-                    format!("final state of {} has content replay cannot reach", f.file_id),
+                    format!(
+                        "final state of {} has content replay cannot reach",
+                        f.file_id
+                    ),
                 ))
             }
             _ => {}
@@ -148,7 +157,11 @@ mod tests {
         ];
         for (old, new) in cases {
             let d = unified(old, new, "p", "p");
-            assert_eq!(apply(old, &d).as_deref(), Ok(new), "{old:?} -> {new:?}\n{d}");
+            assert_eq!(
+                apply(old, &d).as_deref(),
+                Ok(new),
+                "{old:?} -> {new:?}\n{d}"
+            );
         }
     }
 

@@ -152,6 +152,8 @@ pub struct KeyRedaction {
     pub findings: Vec<Finding>,
     /// One flag per input key: whether its character must be masked.
     pub masked: Vec<bool>,
+    /// For each masked key, the finding (index into `findings`) it belongs to.
+    pub finding_of: Vec<Option<usize>>,
 }
 
 /// A character in the buffer, the key that produced it, and the keys whose
@@ -395,13 +397,14 @@ impl Redactor {
         let merged = resolve(findings);
 
         let mut masked = vec![false; keys.len()];
-        for f in &merged {
+        let mut finding_of = vec![None; keys.len()];
+        for (fi, f) in merged.iter().enumerate() {
             let first = offsets.partition_point(|&x| x < f.start);
             let last = offsets.partition_point(|&x| x < f.end);
             for cell in &buf.cells[first..last] {
-                masked[cell.key] = true;
-                for &g in &cell.ghosts {
-                    masked[g] = true;
+                for k in std::iter::once(cell.key).chain(cell.ghosts.iter().copied()) {
+                    masked[k] = true;
+                    finding_of[k] = Some(fi);
                 }
             }
         }
@@ -410,6 +413,7 @@ impl Redactor {
         if merged.last().is_some_and(|f| f.end == text.len()) {
             for &g in &buf.pending {
                 masked[g] = true;
+                finding_of[g] = Some(merged.len() - 1);
             }
         }
         let redacted = apply(&text, &merged, book);
@@ -418,7 +422,49 @@ impl Redactor {
             redacted,
             findings: merged,
             masked,
+            finding_of,
         })
+    }
+
+    /// The text that `keys[range]` (a burst within the segment `seg` was
+    /// made from) type on their own, with every key the segment masked
+    /// shown as its finding's placeholder. The result is scanned again, so
+    /// a secret typed and then erased within the burst, which the segment's
+    /// final text no longer shows, is caught too.
+    pub fn burst_text(
+        &self,
+        keys: &[KeyStroke],
+        seg: &KeyRedaction,
+        range: std::ops::Range<usize>,
+        book: &mut Placeholders,
+    ) -> String {
+        let mut buf = Buffer::default();
+        for i in range {
+            if let Some(k) = keys.get(i) {
+                buf.apply(i, k);
+            }
+        }
+        let mut out = String::new();
+        let mut last: Option<Option<usize>> = None;
+        for cell in &buf.cells {
+            if seg.masked.get(cell.key).copied().unwrap_or(false) {
+                let fi = seg.finding_of[cell.key];
+                if last != Some(fi) {
+                    match fi.and_then(|fi| seg.findings.get(fi)) {
+                        Some(f) => {
+                            let value = seg.text.get(f.start..f.end).unwrap_or("");
+                            out.push_str(&book.placeholder(f, value));
+                        }
+                        None => out.push_str("<REDACTED>"),
+                    }
+                }
+                last = Some(fi);
+            } else {
+                out.push(cell.ch);
+                last = None;
+            }
+        }
+        self.redact(&out, book).text
     }
 }
 

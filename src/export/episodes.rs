@@ -1,0 +1,749 @@
+//! Cutting admitted events into coding episodes, and turning each into its
+//! redacted, anonymized form.
+//!
+//! The [`Segmenter`] closes an episode at an idle gap, after a git commit,
+//! and when work moves to another workspace or subject. The [`Builder`]
+//! then makes the episode's actions: typing bursts (redacted text,
+//! quantized and jittered key timing), edits as unified diffs between
+//! redacted snapshots, file events, focus changes, mouse summaries, commits
+//! and capture gaps. Contents are redacted once, as whole states, and diffs
+//! are taken between redacted states, so states and diffs always agree and
+//! replay is exact. Every episode is replayed and re-scanned before it is
+//! handed to a writer; a failure stops the export.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use rand::rngs::SmallRng;
+
+use super::anonymize::{iso_week, Anonymizer};
+use super::model::{
+    Action, ActionBody, CodeState, EndReason, Episode, FileStates, KeyTime, SCHEMA_VERSION,
+};
+use super::replay::{replay, state_id, unified};
+use super::source::Admitted;
+use super::ExportError;
+use crate::event::{Event, Value};
+use crate::redact::keystrokes::{KeyRedaction, KeyStroke};
+use crate::redact::{Placeholders, Redactor};
+use crate::registry::Kind;
+
+const MS: i64 = 1_000_000;
+/// A pause longer than this ends a typing burst.
+const BURST_GAP_NS: i64 = 2_000 * MS;
+/// A pause longer than this ends a mouse summary.
+const MOUSE_GAP_NS: i64 = 2_000 * MS;
+/// The subject of synthetic sessions, which have no consent record.
+pub const SYNTHETIC_SUBJECT: &str = "synthetic";
+
+fn str_field<'a>(e: &'a Event, name: &str) -> Option<&'a str> {
+    match e.get(name) {
+        Some(Value::Str(s)) => Some(s.as_ref()),
+        _ => None,
+    }
+}
+
+fn int_field(e: &Event, name: &str) -> i64 {
+    match e.get(name) {
+        Some(Value::Int(i)) => *i,
+        _ => 0,
+    }
+}
+
+/// The events of one episode, before redaction.
+pub struct RawEpisode {
+    pub events: Vec<Admitted>,
+    pub end: EndReason,
+    pub workspace: Option<String>,
+    pub subject: String,
+}
+
+/// Cuts the admitted stream into episodes.
+pub struct Segmenter {
+    idle_gap_ns: i64,
+    cur: Vec<Admitted>,
+    last_ts: i64,
+    workspace: Option<String>,
+    subject: Option<String>,
+}
+
+impl Segmenter {
+    pub fn new(idle_gap_ns: i64) -> Segmenter {
+        Segmenter {
+            idle_gap_ns,
+            cur: Vec::new(),
+            last_ts: i64::MIN,
+            workspace: None,
+            subject: None,
+        }
+    }
+
+    fn close(&mut self, end: EndReason) -> Option<RawEpisode> {
+        if self.cur.is_empty() {
+            return None;
+        }
+        Some(RawEpisode {
+            events: std::mem::take(&mut self.cur),
+            end,
+            workspace: self.workspace.take(),
+            subject: self
+                .subject
+                .take()
+                .unwrap_or_else(|| SYNTHETIC_SUBJECT.to_owned()),
+        })
+    }
+
+    /// Adds an event; returns the episodes it closed (at most two: the one
+    /// before it, and its own when it is a commit).
+    pub fn push(&mut self, a: Admitted) -> Vec<RawEpisode> {
+        let mut out = Vec::new();
+        let ts = a.event.wall_ns;
+        let subject = a
+            .covered
+            .as_ref()
+            .map_or(SYNTHETIC_SUBJECT, |c| c.subject.as_str());
+        let workspace = match a.event.kind {
+            Kind::GitCommit
+            | Kind::FileCreate
+            | Kind::FileModify
+            | Kind::FileDelete
+            | Kind::FileRename => str_field(&a.event, "workspace"),
+            _ => None,
+        };
+        if !self.cur.is_empty() {
+            let end = if ts.saturating_sub(self.last_ts) > self.idle_gap_ns {
+                Some(EndReason::Idle)
+            } else if self.subject.as_deref() != Some(subject) {
+                Some(EndReason::End)
+            } else if matches!((workspace, &self.workspace), (Some(w), Some(cur)) if w != cur) {
+                Some(EndReason::Workspace)
+            } else {
+                None
+            };
+            if let Some(end) = end {
+                out.extend(self.close(end));
+            }
+        }
+        if self.subject.is_none() {
+            self.subject = Some(subject.to_owned());
+        }
+        if self.workspace.is_none() {
+            self.workspace = workspace.map(str::to_owned);
+        }
+        // A gap's stamp is its start; its end is activity too.
+        let end_ts = if a.event.kind == Kind::CaptureGap {
+            ts.saturating_add(int_field(&a.event, "duration_ns"))
+        } else {
+            ts
+        };
+        self.last_ts = self.last_ts.max(end_ts);
+        let commit = a.event.kind == Kind::GitCommit;
+        self.cur.push(a);
+        if commit {
+            out.extend(self.close(EndReason::Commit));
+        }
+        out
+    }
+
+    pub fn finish(&mut self) -> Option<RawEpisode> {
+        self.close(EndReason::End)
+    }
+}
+
+/// What is known of a file between episodes: its redacted content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Known {
+    Absent,
+    /// It exists, but its content was not recorded.
+    Unknown,
+    Text(String),
+}
+
+impl Known {
+    fn state(&self, path: String) -> CodeState {
+        match self {
+            Known::Absent => CodeState {
+                path,
+                exists: false,
+                content: None,
+                state_id: None,
+            },
+            Known::Unknown => CodeState {
+                path,
+                exists: true,
+                content: None,
+                state_id: None,
+            },
+            Known::Text(t) => CodeState {
+                path,
+                exists: true,
+                state_id: Some(state_id(t)),
+                content: Some(t.clone()),
+            },
+        }
+    }
+}
+
+struct Tracked {
+    file_id: String,
+    known: Known,
+}
+
+/// A file as one episode sees it.
+struct EpFile {
+    key: (String, String),
+    file_id: String,
+    initial: CodeState,
+    cur: Known,
+}
+
+/// Counts of what the builder did, for the manifest.
+#[derive(Debug, Default, Clone)]
+pub struct BuildStats {
+    pub episodes: u64,
+    pub actions: u64,
+    pub actions_by_type: BTreeMap<&'static str, u64>,
+    pub findings_by_rule: BTreeMap<&'static str, u64>,
+    pub records: BTreeSet<String>,
+    pub subjects: BTreeSet<String>,
+    pub keys: u64,
+}
+
+/// Turns raw episodes into dataset episodes. One builder serves a whole
+/// export: the placeholder book and the file pseudonyms are shared, so the
+/// same value and the same file read the same in every episode.
+pub struct Builder<'a> {
+    redactor: &'a Redactor,
+    pub anon: Anonymizer,
+    book: Placeholders,
+    /// Workspace names and file names, and what replaces them in titles.
+    names: Option<(aho_corasick::AhoCorasick, Vec<String>)>,
+    files: HashMap<(String, String), Tracked>,
+    pub stats: BuildStats,
+}
+
+struct Burst {
+    start: i64,
+    last: i64,
+    app: Option<String>,
+    /// (event index, time, class)
+    keys: Vec<(usize, i64, String)>,
+}
+
+#[derive(Default)]
+struct MouseAcc {
+    start: i64,
+    last: i64,
+    moves: u32,
+    distance: f64,
+    pos: Option<(i64, i64)>,
+    clicks: u32,
+    scroll: i64,
+}
+
+impl<'a> Builder<'a> {
+    pub fn new(redactor: &'a Redactor, anon: Anonymizer) -> Builder<'a> {
+        Builder {
+            redactor,
+            anon,
+            book: Placeholders::new(),
+            names: None,
+            files: HashMap::new(),
+            stats: BuildStats::default(),
+        }
+    }
+
+    /// Teaches the builder the workspace names and file paths (`(ws, "")`
+    /// for a workspace alone) to take out of window titles, which name the
+    /// open file and project ("billing.rs - acme - Code") and would
+    /// otherwise undo the path hashing.
+    pub fn set_names(&mut self, names: &[(String, String)]) -> Result<(), ExportError> {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for (ws, path) in names {
+            if path.is_empty() {
+                if ws.chars().count() >= 3 {
+                    pairs.push((ws.clone(), "<WORKSPACE>".into()));
+                }
+                continue;
+            }
+            let anon = self.anon.path(path);
+            pairs.push((path.clone(), anon.clone()));
+            if let (Some(base), Some(abase)) = (path.rsplit('/').next(), anon.rsplit('/').next()) {
+                if base.chars().count() >= 3 && base != abase {
+                    pairs.push((base.to_owned(), abase.to_owned()));
+                }
+            }
+        }
+        pairs.sort();
+        pairs.dedup_by(|a, b| a.0 == b.0);
+        if pairs.is_empty() {
+            self.names = None;
+            return Ok(());
+        }
+        let ac = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(pairs.iter().map(|p| &p.0))
+            .map_err(|e| ExportError::Option(format!("too many file names to match: {e}")))?;
+        self.names = Some((ac, pairs.into_iter().map(|p| p.1).collect()));
+        Ok(())
+    }
+
+    /// A title with file and workspace names replaced, then redacted.
+    fn title(&mut self, title: &str) -> String {
+        let named = match &self.names {
+            None => title.to_owned(),
+            Some((ac, repl)) => {
+                let mut out = String::with_capacity(title.len());
+                let mut at = 0;
+                let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+                for m in ac.find_iter(title) {
+                    let before = title[..m.start()].chars().next_back();
+                    let after = title[m.end()..].chars().next();
+                    if m.start() < at || word(before) || word(after) {
+                        continue;
+                    }
+                    out.push_str(&title[at..m.start()]);
+                    out.push_str(&repl[m.pattern().as_usize()]);
+                    at = m.end();
+                }
+                out.push_str(&title[at..]);
+                out
+            }
+        };
+        self.redact(&named)
+    }
+
+    fn redact(&mut self, text: &str) -> String {
+        let r = self.redactor.redact(text, &mut self.book);
+        for f in &r.findings {
+            *self.stats.findings_by_rule.entry(f.rule).or_default() += 1;
+        }
+        r.text
+    }
+
+    fn file_id(&mut self, key: &(String, String)) -> String {
+        if let Some(t) = self.files.get(key) {
+            return t.file_id.clone();
+        }
+        let id = self
+            .anon
+            .pseudonym("file", &format!("{}\0{}", key.0, key.1));
+        self.files.insert(
+            key.clone(),
+            Tracked {
+                file_id: id.clone(),
+                known: Known::Unknown,
+            },
+        );
+        id
+    }
+
+    /// Builds, replays and re-scans one episode.
+    pub fn build(&mut self, raw: RawEpisode) -> Result<Episode, ExportError> {
+        let mut items = raw.events;
+        // Store order is arrival order; sources stamp a little apart.
+        items.sort_by_key(|a| a.event.wall_ns);
+        for a in &items {
+            if let Some(c) = &a.covered {
+                self.stats.records.insert(c.record_id.clone());
+            }
+        }
+        let events: Vec<Event> = items.into_iter().map(|a| a.event).collect();
+        let t0 = events.first().map_or(0, |e| e.wall_ns);
+        let t_end = events.iter().map(|e| e.wall_ns).max().unwrap_or(t0);
+        let episode_id = self
+            .anon
+            .pseudonym("episode", &format!("{}\0{t0}", raw.subject));
+        let subject_id = self.anon.pseudonym("subject", &raw.subject);
+        self.stats.subjects.insert(subject_id.clone());
+        let workspace_id = raw
+            .workspace
+            .as_deref()
+            .map(|w| self.anon.pseudonym("workspace", w));
+        let mut rng = self.anon.timing_rng(&episode_id);
+
+        // Typed text is redacted per focus segment, over the whole segment,
+        // before it is cut into bursts: a secret typed across a pause is
+        // still one secret.
+        let has_text = events
+            .iter()
+            .any(|e| e.kind == Kind::KeyDown && e.get("key").is_some());
+        let mut key_slot: HashMap<usize, (usize, usize)> = HashMap::new();
+        let mut segments: Vec<(Vec<KeyStroke>, KeyRedaction)> = Vec::new();
+        if has_text {
+            for seg in self.redactor.redact_key_events(&events, &mut self.book)? {
+                for f in &seg.keys.findings {
+                    *self.stats.findings_by_rule.entry(f.rule).or_default() += 1;
+                }
+                let strokes: Vec<KeyStroke> = seg
+                    .key_events
+                    .iter()
+                    .filter_map(|&i| KeyStroke::from_event(&events[i]))
+                    .collect();
+                for (pos, &i) in seg.key_events.iter().enumerate() {
+                    key_slot.insert(i, (segments.len(), pos));
+                }
+                segments.push((strokes, seg.keys));
+            }
+        }
+
+        let mut actions: Vec<(i64, ActionBody)> = Vec::new();
+        let mut burst: Option<Burst> = None;
+        let mut mouse: Option<MouseAcc> = None;
+        let mut app: Option<String> = None;
+        let mut ep_files: Vec<EpFile> = Vec::new();
+        let mut last_file: Option<usize> = None;
+
+        for (i, e) in events.iter().enumerate() {
+            let ts = e.wall_ns;
+            match e.kind {
+                Kind::KeyDown => {
+                    if burst.as_ref().is_some_and(|b| ts - b.last > BURST_GAP_NS) {
+                        let b = burst.take().expect("checked");
+                        actions.push(self.burst(b, &events, &key_slot, &segments, &mut rng));
+                    }
+                    let b = burst.get_or_insert_with(|| Burst {
+                        start: ts,
+                        last: ts,
+                        app: app.clone(),
+                        keys: Vec::new(),
+                    });
+                    b.last = ts;
+                    b.keys
+                        .push((i, ts, str_field(e, "class").unwrap_or("other").to_owned()));
+                }
+                // Hold times are a strong keystroke-dynamics signal, and a
+                // model of coding does not need them: key-ups stay home.
+                Kind::KeyUp => {}
+                Kind::MouseMove | Kind::MouseDown | Kind::MouseUp | Kind::MouseWheel => {
+                    if mouse.as_ref().is_some_and(|m| ts - m.last > MOUSE_GAP_NS) {
+                        actions.push(mouse_action(mouse.take().expect("checked")));
+                    }
+                    let m = mouse.get_or_insert_with(|| MouseAcc {
+                        start: ts,
+                        ..MouseAcc::default()
+                    });
+                    m.last = ts;
+                    match e.kind {
+                        Kind::MouseMove => {
+                            let p = (int_field(e, "x"), int_field(e, "y"));
+                            if let Some(q) = m.pos {
+                                m.distance +=
+                                    (((p.0 - q.0).pow(2) + (p.1 - q.1).pow(2)) as f64).sqrt();
+                            }
+                            m.pos = Some(p);
+                            m.moves += 1;
+                        }
+                        Kind::MouseDown => m.clicks += 1,
+                        Kind::MouseWheel => m.scroll += int_field(e, "dy"),
+                        _ => {}
+                    }
+                }
+                _ => {
+                    // Anything else closes the burst and the pointer run, so
+                    // the order of typing, saves and switches survives.
+                    if let Some(b) = burst.take() {
+                        actions.push(self.burst(b, &events, &key_slot, &segments, &mut rng));
+                    }
+                    if let Some(m) = mouse.take() {
+                        actions.push(mouse_action(m));
+                    }
+                    self.other(e, &mut actions, &mut app, &mut ep_files, &mut last_file)?;
+                }
+            }
+        }
+        if let Some(b) = burst.take() {
+            actions.push(self.burst(b, &events, &key_slot, &segments, &mut rng));
+        }
+        if let Some(m) = mouse.take() {
+            actions.push(mouse_action(m));
+        }
+        actions.sort_by_key(|(t, _)| *t);
+
+        let files = ep_files
+            .into_iter()
+            .map(|f| {
+                let path = self.anon.path(&f.key.1);
+                FileStates {
+                    file_id: f.file_id,
+                    initial: f.initial,
+                    final_: f.cur.state(path),
+                }
+            })
+            .collect();
+        let actions: Vec<Action> = actions
+            .into_iter()
+            .enumerate()
+            .map(|(seq, (ts, body))| Action {
+                seq: seq as u32,
+                t_ms: self.anon.quantize((ts - t0) / MS),
+                body,
+            })
+            .collect();
+        let ep = Episode {
+            schema: SCHEMA_VERSION,
+            episode_id,
+            subject_id,
+            workspace_id,
+            week: iso_week(t0),
+            duration_ms: self.anon.quantize((t_end - t0) / MS),
+            end_reason: raw.end,
+            files,
+            actions,
+        };
+        replay(&ep)?;
+        if let Some(problem) = super::verify::unclean(self.redactor, &ep) {
+            return Err(ExportError::Invalid {
+                file: format!("episode {}", ep.episode_id),
+                problem,
+            });
+        }
+        self.stats.episodes += 1;
+        self.stats.actions += ep.actions.len() as u64;
+        self.stats.keys += ep.key_count() as u64;
+        for a in &ep.actions {
+            *self
+                .stats
+                .actions_by_type
+                .entry(a.body.type_name())
+                .or_default() += 1;
+        }
+        Ok(ep)
+    }
+
+    fn burst(
+        &mut self,
+        b: Burst,
+        events: &[Event],
+        key_slot: &HashMap<usize, (usize, usize)>,
+        segments: &[(Vec<KeyStroke>, KeyRedaction)],
+        rng: &mut SmallRng,
+    ) -> (i64, ActionBody) {
+        // The burst's keys within its focus segment (bursts never cross a
+        // focus change, so they share one).
+        let slots: Vec<(usize, usize)> = b
+            .keys
+            .iter()
+            .filter_map(|(i, _, _)| key_slot.get(i).copied())
+            .collect();
+        let seg = slots.first().map(|s| s.0);
+        let text = seg.map(|si| {
+            let (strokes, red) = &segments[si];
+            let lo = slots.iter().map(|s| s.1).min().unwrap_or(0);
+            let hi = slots.iter().map(|s| s.1).max().unwrap_or(0) + 1;
+            self.redactor
+                .burst_text(strokes, red, lo..hi, &mut self.book)
+        });
+        let mut keys: Vec<KeyTime> = Vec::with_capacity(b.keys.len());
+        let mut prev_t = 0;
+        let mut in_masked = false;
+        for (i, ts, class) in &b.keys {
+            let masked = key_slot
+                .get(i)
+                .is_some_and(|(si, pos)| segments[*si].1.masked[*pos]);
+            if masked && in_masked {
+                continue;
+            }
+            in_masked = masked;
+            let t = self.anon.key_offset((ts - b.start) / MS, rng).max(prev_t);
+            prev_t = t;
+            keys.push(KeyTime {
+                t,
+                class: if masked {
+                    "redacted".into()
+                } else {
+                    class.clone()
+                },
+            });
+        }
+        let _ = events;
+        (
+            b.start,
+            ActionBody::Typing {
+                app: b.app,
+                text,
+                duration_ms: self.anon.quantize((b.last - b.start) / MS),
+                keys,
+            },
+        )
+    }
+
+    fn other(
+        &mut self,
+        e: &Event,
+        actions: &mut Vec<(i64, ActionBody)>,
+        app: &mut Option<String>,
+        ep_files: &mut Vec<EpFile>,
+        last_file: &mut Option<usize>,
+    ) -> Result<(), ExportError> {
+        let ts = e.wall_ns;
+        let ws = str_field(e, "workspace").unwrap_or("").to_owned();
+        match e.kind {
+            Kind::WindowFocus => {
+                *app = str_field(e, "app").map(|a| self.redact(a));
+                let title = str_field(e, "title").map(|t| self.title(t));
+                actions.push((
+                    ts,
+                    ActionBody::Focus {
+                        app: app.clone(),
+                        title,
+                    },
+                ));
+            }
+            Kind::GitCommit => {
+                let message = str_field(e, "message").map(|m| self.redact(m));
+                actions.push((ts, ActionBody::Commit { message }));
+            }
+            Kind::CaptureGap => actions.push((
+                ts,
+                ActionBody::Gap {
+                    reason: str_field(e, "reason").unwrap_or("unknown").to_owned(),
+                    duration_ms: int_field(e, "duration_ns") / MS,
+                    lost: int_field(e, "count"),
+                },
+            )),
+            Kind::FileCreate | Kind::FileModify => {
+                let path = str_field(e, "path").unwrap_or("").to_owned();
+                let key = (ws, path);
+                let new = match e.get("content") {
+                    Some(Value::Blob(b)) => match std::str::from_utf8(b) {
+                        Ok(t) => Known::Text(self.redact(t)),
+                        // Not text: nothing a diff could carry.
+                        Err(_) => Known::Unknown,
+                    },
+                    _ => Known::Unknown,
+                };
+                let idx = self.touch(ep_files, &key, Some((e.kind, &new)));
+                let f = &mut ep_files[idx];
+                let anon_path = self.anon.path(&key.1);
+                if *last_file != Some(idx) {
+                    actions.push((
+                        ts,
+                        ActionBody::FileSwitch {
+                            file_id: f.file_id.clone(),
+                            path: anon_path.clone(),
+                        },
+                    ));
+                    *last_file = Some(idx);
+                }
+                let (diff, sid) = match (&f.cur, &new) {
+                    (Known::Text(old), Known::Text(t)) => (
+                        Some(unified(old, t, &anon_path, &anon_path)),
+                        Some(state_id(t)),
+                    ),
+                    (Known::Absent, Known::Text(t)) => (
+                        Some(unified("", t, &anon_path, &anon_path)),
+                        Some(state_id(t)),
+                    ),
+                    _ => (None, None),
+                };
+                // With no diff, replay cannot reach the new content, so the
+                // episode's view of the file stays unknown.
+                f.cur = if diff.is_some() {
+                    new.clone()
+                } else {
+                    Known::Unknown
+                };
+                let file_id = f.file_id.clone();
+                if let Some(t) = self.files.get_mut(&key) {
+                    t.known = new;
+                }
+                let body = if e.kind == Kind::FileCreate {
+                    ActionBody::FileCreate {
+                        file_id,
+                        path: anon_path,
+                        diff,
+                        state_id: sid,
+                    }
+                } else {
+                    ActionBody::Edit {
+                        file_id,
+                        path: anon_path,
+                        diff,
+                        state_id: sid,
+                    }
+                };
+                actions.push((ts, body));
+            }
+            Kind::FileDelete => {
+                let key = (ws, str_field(e, "path").unwrap_or("").to_owned());
+                let idx = self.touch(ep_files, &key, None);
+                ep_files[idx].cur = Known::Absent;
+                if let Some(t) = self.files.get_mut(&key) {
+                    t.known = Known::Absent;
+                }
+                actions.push((
+                    ts,
+                    ActionBody::FileDelete {
+                        file_id: ep_files[idx].file_id.clone(),
+                        path: self.anon.path(&key.1),
+                    },
+                ));
+            }
+            Kind::FileRename => {
+                let from = (ws.clone(), str_field(e, "from").unwrap_or("").to_owned());
+                let to = (ws, str_field(e, "to").unwrap_or("").to_owned());
+                let idx = self.touch(ep_files, &from, None);
+                if let Some(t) = self.files.remove(&from) {
+                    self.files.insert(to.clone(), t);
+                }
+                ep_files[idx].key = to.clone();
+                actions.push((
+                    ts,
+                    ActionBody::FileRename {
+                        file_id: ep_files[idx].file_id.clone(),
+                        from: self.anon.path(&from.1),
+                        to: self.anon.path(&to.1),
+                    },
+                ));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The episode's entry for a file, made on first touch with the file's
+    /// state before the episode. A file never seen before starts absent if
+    /// it is being created, and otherwise from its first snapshot.
+    fn touch(
+        &mut self,
+        ep_files: &mut Vec<EpFile>,
+        key: &(String, String),
+        first: Option<(Kind, &Known)>,
+    ) -> usize {
+        if let Some(i) = ep_files.iter().position(|f| f.key == *key) {
+            return i;
+        }
+        let seen = self.files.contains_key(key);
+        let file_id = self.file_id(key);
+        let before = if seen {
+            self.files[key].known.clone()
+        } else {
+            match first {
+                Some((Kind::FileCreate, _)) => Known::Absent,
+                Some((_, new)) => new.clone(),
+                None => Known::Unknown,
+            }
+        };
+        let path = self.anon.path(&key.1);
+        ep_files.push(EpFile {
+            key: key.clone(),
+            file_id,
+            initial: before.state(path),
+            cur: before,
+        });
+        ep_files.len() - 1
+    }
+}
+
+fn mouse_action(m: MouseAcc) -> (i64, ActionBody) {
+    (
+        m.start,
+        ActionBody::Mouse {
+            duration_ms: (m.last - m.start) / MS,
+            moves: m.moves,
+            distance_px: m.distance.round() as i64,
+            clicks: m.clicks,
+            scroll: m.scroll,
+        },
+    )
+}

@@ -1,0 +1,472 @@
+//! One export from start to finish, and the preview that shows it without
+//! writing anything.
+//!
+//! The order matters: the ledger is verified before any event is read; all
+//! reading happens in one read transaction; everything is written into a
+//! temporary directory beside `--out`; the export is recorded in the ledger
+//! (refused if consent changed meanwhile); only then is the directory
+//! renamed into place. A failure at any step leaves no partial export (the
+//! temporary directory is removed when dropped).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::anonymize::{Anonymizer, Salt, PATH_ALLOWLIST};
+use super::episodes::{Builder, Segmenter};
+use super::manifest::{
+    AnonymizationInfo, ConsentInfo, Counts, FileEntry, Manifest, RedactionInfo, MANIFEST_FILE,
+};
+use super::model::{Episode, SCHEMA_VERSION};
+use super::sink::{io_err, DatasetWriter};
+use super::source::{file_names, read_events, Admission, Tally};
+use super::{jsonl, parquet, progsnap2, ExportError};
+use crate::consent::ledger::{self, Action};
+use crate::redact::{rules, Redactor};
+use crate::store::Store;
+
+/// A dataset format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Format {
+    Jsonl,
+    Parquet,
+    Progsnap2,
+}
+
+impl Format {
+    pub const ALL: [Format; 3] = [Format::Jsonl, Format::Parquet, Format::Progsnap2];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Jsonl => "jsonl",
+            Format::Parquet => "parquet",
+            Format::Progsnap2 => "progsnap2",
+        }
+    }
+
+    /// Parses `jsonl,parquet,progsnap2` (any subset, any order).
+    pub fn parse_list(s: &str) -> Result<Vec<Format>, ExportError> {
+        let mut out = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let f = Format::ALL
+                .into_iter()
+                .find(|f| f.name() == part)
+                .ok_or_else(|| {
+                    ExportError::Option(format!(
+                        "unknown format `{part}`: choose from jsonl, parquet, progsnap2"
+                    ))
+                })?;
+            out.push(f);
+        }
+        if out.is_empty() {
+            return Err(ExportError::Option("no format given".into()));
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+}
+
+/// How to cut and anonymize.
+pub struct Shape {
+    pub since_ns: Option<i64>,
+    pub until_ns: Option<i64>,
+    pub idle_gap_ns: i64,
+    pub quantum_ms: i64,
+    pub jitter_ms: i64,
+    /// Export synthetic sessions (and only those) instead of captured ones.
+    pub synthetic: bool,
+}
+
+impl Shape {
+    fn range(&self) -> (i64, i64) {
+        (
+            self.since_ns.unwrap_or(i64::MIN),
+            self.until_ns.unwrap_or(i64::MAX),
+        )
+    }
+
+    fn validate(&self) -> Result<(), ExportError> {
+        if self.idle_gap_ns <= 0 {
+            return Err(ExportError::Option("the idle gap must be positive".into()));
+        }
+        if let (Some(a), Some(b)) = (self.since_ns, self.until_ns) {
+            if a >= b {
+                return Err(ExportError::Option("--since must be before --until".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The options that shape the output, as they enter the export id.
+    fn fingerprint(&self, formats: &[Format]) -> String {
+        format!(
+            "{:?}|{:?}|{}|{}|{}|{}|{:?}",
+            self.since_ns,
+            self.until_ns,
+            self.idle_gap_ns,
+            self.quantum_ms,
+            self.jitter_ms,
+            self.synthetic,
+            formats
+        )
+    }
+}
+
+/// Refuses what consent forbids outright, with the reason.
+fn admission(store: &mut Store, shape: &Shape, now_ns: i64) -> Result<Admission, ExportError> {
+    let adm = Admission::read(store, now_ns, shape.synthetic, shape.range())?;
+    if !shape.synthetic {
+        if adm.history.windows.is_empty() {
+            return Err(ExportError::Refused(
+                "no consent was ever given in this store: nothing may leave".into(),
+            ));
+        }
+        if adm.revoked_now() {
+            return Err(ExportError::Refused(
+                "consent was revoked: nothing recorded under it may leave (grant consent again to export what you record from now on)".into(),
+            ));
+        }
+    }
+    Ok(adm)
+}
+
+/// Builds every episode the store may give, handing each to `each`.
+fn episodes(
+    store: &mut Store,
+    adm: &Admission,
+    builder: &mut Builder<'_>,
+    idle_gap_ns: i64,
+    tally: &mut Tally,
+    progress: Option<&indicatif::ProgressBar>,
+    mut each: impl FnMut(Episode) -> Result<(), ExportError>,
+) -> Result<(), ExportError> {
+    let mut seg = Segmenter::new(idle_gap_ns);
+    let mut n = 0u64;
+    read_events(store, adm, tally, |a| {
+        n += 1;
+        if n % 8192 == 0 {
+            if let Some(p) = progress {
+                p.set_position(n);
+            }
+        }
+        for raw in seg.push(a) {
+            each(builder.build(raw)?)?;
+        }
+        Ok(())
+    })?;
+    if let Some(raw) = seg.finish() {
+        each(builder.build(raw)?)?;
+    }
+    Ok(())
+}
+
+fn progress_bar(store: &Store, show: bool) -> Option<indicatif::ProgressBar> {
+    if !show {
+        return None;
+    }
+    let total: i64 = store
+        .conn()
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap_or(0);
+    let bar = indicatif::ProgressBar::new(total.max(0) as u64);
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} exporting {bar:40} {pos}/{len} events ({per_sec}, {eta} left)",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+/// What a finished export reports.
+#[derive(Debug)]
+pub struct Exported {
+    pub out: PathBuf,
+    pub manifest: Manifest,
+    pub manifest_sha256: String,
+    pub ledger_seq: i64,
+}
+
+/// Everything an export needs besides the store.
+pub struct ExportRequest<'a> {
+    pub out: &'a Path,
+    pub formats: Vec<Format>,
+    pub shape: Shape,
+    pub salt: Salt,
+    pub redactor: &'a Redactor,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+/// Runs an export. `store` is read-only; `open_ledger` opens the store for
+/// the one write an export makes: its ledger entry.
+pub fn export(
+    store: &mut Store,
+    open_ledger: impl FnOnce() -> Result<Store, ExportError>,
+    req: ExportRequest<'_>,
+    now_ns: i64,
+) -> Result<Exported, ExportError> {
+    let ExportRequest {
+        out,
+        formats,
+        shape,
+        salt,
+        redactor,
+        progress,
+    } = req;
+    shape.validate()?;
+    if out.exists() {
+        return Err(ExportError::Option(format!(
+            "{} already exists: exports never overwrite; choose a new directory",
+            out.display()
+        )));
+    }
+    let name = out
+        .file_name()
+        .ok_or_else(|| ExportError::Option(format!("{} names no directory", out.display())))?
+        .to_string_lossy()
+        .into_owned();
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.partial-"))
+        .tempdir_in(&parent)
+        .map_err(|e| io_err(&parent, e))?;
+
+    // One snapshot for the ledger and the events it vouches for.
+    store.conn().execute_batch("BEGIN")?;
+    let adm = admission(store, &shape, now_ns)?;
+    let salt_supplied = salt.supplied();
+    let anon = Anonymizer::new(salt, shape.quantum_ms, shape.jitter_ms)?;
+    let export_id = anon.pseudonym(
+        "export",
+        &format!("{}|{}", adm.consent_head.1, shape.fingerprint(&formats)),
+    );
+    let mut writers: Vec<Box<dyn DatasetWriter>> = Vec::new();
+    for f in &formats {
+        writers.push(match f {
+            Format::Jsonl => Box::new(jsonl::JsonlWriter::create(tmp.path())?),
+            Format::Parquet => Box::new(parquet::create(tmp.path(), &export_id)?),
+            Format::Progsnap2 => Box::new(progsnap2::create(tmp.path())?),
+        });
+    }
+    let mut builder = Builder::new(redactor, anon);
+    builder.set_names(&file_names(store)?)?;
+    let mut tally = Tally::default();
+    let bar = progress_bar(store, progress);
+    episodes(
+        store,
+        &adm,
+        &mut builder,
+        shape.idle_gap_ns,
+        &mut tally,
+        bar.as_ref(),
+        |ep| {
+            for w in writers.iter_mut() {
+                w.write_episode(&ep)?;
+            }
+            Ok(())
+        },
+    )?;
+    store.conn().execute_batch("COMMIT")?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let stats = builder.stats.clone();
+    if stats.episodes == 0 {
+        return Err(ExportError::Refused(format!(
+            "nothing to export: {} events and gaps read, none may leave ({})",
+            tally.read,
+            tally
+                .excluded
+                .iter()
+                .map(|(k, v)| format!("{v} {k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+
+    let mut written = Vec::new();
+    for w in writers {
+        written.extend(w.finish()?);
+    }
+    let mut files = Vec::new();
+    for rel in super::verify::list_files(tmp.path())? {
+        let path = tmp.path().join(&rel);
+        let bytes = std::fs::read(&path).map_err(|e| io_err(&path, e))?;
+        files.push(FileEntry {
+            path: rel,
+            bytes: bytes.len() as u64,
+            sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+        });
+    }
+    if files.len() != written.len() {
+        return Err(ExportError::Invalid {
+            file: "export".into(),
+            problem: format!(
+                "the writers report {} files but {} are in the directory",
+                written.len(),
+                files.len()
+            ),
+        });
+    }
+    let manifest = Manifest {
+        schema_version: SCHEMA_VERSION,
+        tool: format!("candor-export {}", env!("CARGO_PKG_VERSION")),
+        export_id: export_id.clone(),
+        formats: formats.iter().map(|f| f.name().to_owned()).collect(),
+        synthetic: shape.synthetic,
+        consent: ConsentInfo {
+            record_ids: stats.records.iter().cloned().collect(),
+            ledger_seq: adm.consent_head.0,
+            ledger_head: adm.consent_head.1.clone(),
+            anchor_checked: adm.anchor_checked,
+            subject_ids: stats.subjects.iter().cloned().collect(),
+        },
+        redaction: RedactionInfo {
+            ruleset_sha256: rules::ruleset_fingerprint(),
+            rules: redactor.rule_ids().count(),
+            findings_by_rule: stats
+                .findings_by_rule
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
+        },
+        anonymization: AnonymizationInfo {
+            pseudonyms: "HMAC-SHA256 under a per-export salt, truncated to 128 bits".into(),
+            salt: if salt_supplied { "supplied" } else { "random" }.into(),
+            path_allowlist: PATH_ALLOWLIST.iter().map(|s| (*s).to_owned()).collect(),
+            timing_quantum_ms: shape.quantum_ms,
+            timing_jitter_ms: shape.jitter_ms,
+            idle_gap_ms: shape.idle_gap_ns / 1_000_000,
+            absolute_time: "ISO week of each episode's start only".into(),
+            time_range_limited: shape.since_ns.is_some() || shape.until_ns.is_some(),
+        },
+        counts: Counts {
+            episodes: stats.episodes,
+            actions: stats.actions,
+            keys: stats.keys,
+            actions_by_type: stats
+                .actions_by_type
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
+            events_read: tally.read,
+            events_exported: tally.admitted,
+            events_excluded: tally
+                .excluded
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
+        },
+        files,
+    };
+    let manifest_bytes = manifest.to_bytes();
+    let manifest_sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&manifest_bytes));
+    let mpath = tmp.path().join(MANIFEST_FILE);
+    std::fs::write(&mpath, &manifest_bytes).map_err(|e| io_err(&mpath, e))?;
+    std::fs::File::open(&mpath)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_err(&mpath, e))?;
+    std::fs::File::open(tmp.path())
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_err(tmp.path(), e))?;
+
+    // The ledger entry comes before the rename: a crash in between leaves
+    // an export recorded that did not land, never one that left unrecorded.
+    let mut rw = open_ledger()?;
+    let key = rw.sealer(false)?.ledger_key();
+    let tx = rw
+        .conn_mut()
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let changed: Vec<String> = tx
+        .prepare("SELECT action FROM consent_ledger WHERE seq > ?1")?
+        .query_map([adm.head.0], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .filter(|a| a != "export")
+        .collect();
+    if !changed.is_empty() {
+        return Err(ExportError::Refused(format!(
+            "consent changed while exporting ({}); nothing was written, run the export again",
+            changed.join(", ")
+        )));
+    }
+    let entry = ledger::append(
+        &tx,
+        &key,
+        now_ns,
+        Action::Export,
+        json!({
+            "export_id": export_id,
+            "records": manifest.consent.record_ids,
+            "ledger_head": { "seq": adm.consent_head.0, "hash": adm.consent_head.1 },
+            "manifest_sha256": manifest_sha256,
+            "formats": manifest.formats,
+            "episodes": stats.episodes,
+            "actions": stats.actions,
+            "events": tally.admitted,
+            "synthetic": shape.synthetic,
+            "out_name": name,
+        }),
+    )?;
+    tx.execute(
+        "INSERT INTO exports(created_ns, formats, out_name, manifest_sha256, ledger_seq, events) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        rusqlite::params![
+            now_ns,
+            manifest.formats.join(","),
+            name,
+            manifest_sha256,
+            entry.seq,
+            tally.admitted as i64
+        ],
+    )?;
+    tx.commit()?;
+    let kept = tmp.keep();
+    std::fs::rename(&kept, out).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&kept);
+        io_err(out, e)
+    })?;
+    std::fs::File::open(&parent)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_err(&parent, e))?;
+    Ok(Exported {
+        out: out.to_path_buf(),
+        manifest,
+        manifest_sha256,
+        ledger_seq: entry.seq,
+    })
+}
+
+/// Builds the episodes an export would write, without writing or
+/// recording anything: what `preview` shows.
+pub fn preview(
+    store: &mut Store,
+    shape: &Shape,
+    redactor: &Redactor,
+    now_ns: i64,
+    mut each: impl FnMut(Episode) -> Result<(), ExportError>,
+) -> Result<Tally, ExportError> {
+    shape.validate()?;
+    store.conn().execute_batch("BEGIN")?;
+    let adm = admission(store, shape, now_ns)?;
+    let anon = Anonymizer::new(Salt::random()?, shape.quantum_ms, shape.jitter_ms)?;
+    let mut builder = Builder::new(redactor, anon);
+    builder.set_names(&file_names(store)?)?;
+    let mut tally = Tally::default();
+    episodes(
+        store,
+        &adm,
+        &mut builder,
+        shape.idle_gap_ns,
+        &mut tally,
+        None,
+        &mut each,
+    )?;
+    store.conn().execute_batch("COMMIT")?;
+    Ok(tally)
+}

@@ -1,0 +1,188 @@
+//! `candor-export verify DIR`: re-checks a finished export from its files
+//! alone: the manifest's checksums, the schema of every file, replay of
+//! every episode, and a fresh redaction scan of every text field. The
+//! exporter runs the same scan on each episode before writing it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::manifest::{Manifest, MANIFEST_FILE};
+use super::model::Episode;
+use super::{jsonl, parquet, progsnap2, replay, ExportError};
+use crate::redact::Redactor;
+
+/// The first text of an episode a fresh scan still finds something in,
+/// named by place and rule (never by value).
+pub fn unclean(redactor: &Redactor, ep: &Episode) -> Option<String> {
+    let hit = |what: String, text: &str| {
+        redactor
+            .scan(text)
+            .first()
+            .map(|f| format!("{what}: rule `{}` still matches after redaction", f.rule))
+    };
+    for f in &ep.files {
+        for (which, s) in [("initial", &f.initial), ("final", &f.final_)] {
+            if let Some(p) = s
+                .content
+                .as_deref()
+                .and_then(|c| hit(format!("file {} {which} state", f.file_id), c))
+            {
+                return Some(p);
+            }
+        }
+    }
+    for a in &ep.actions {
+        for t in a.body.texts() {
+            if let Some(p) = hit(format!("action {} ({})", a.seq, a.body.type_name()), t) {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+/// What a verify found.
+#[derive(Debug, Serialize)]
+pub struct VerifyReport {
+    pub files_checked: usize,
+    pub episodes: usize,
+    pub actions: usize,
+    pub formats: Vec<String>,
+    pub replayed_states: usize,
+}
+
+fn sha256_file(path: &Path) -> Result<String, ExportError> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| super::sink::io_err(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| super::sink::io_err(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Every file under `dir`, relative, sorted.
+pub fn list_files(dir: &Path) -> Result<Vec<String>, ExportError> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).map_err(|e| super::sink::io_err(&d, e))? {
+            let entry = entry.map_err(|e| super::sink::io_err(&d, e))?;
+            let p = entry.path();
+            let ft = entry.file_type().map_err(|e| super::sink::io_err(&p, e))?;
+            if ft.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p
+                    .strip_prefix(dir)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .into_owned();
+                out.push(rel);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn invalid(file: &str, problem: impl Into<String>) -> ExportError {
+    ExportError::Invalid {
+        file: file.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+/// Verifies the export in `dir`.
+pub fn verify(dir: &Path, redactor: &Redactor) -> Result<VerifyReport, ExportError> {
+    let manifest = Manifest::read(dir)?;
+    // Checksums, and no file the manifest does not name.
+    let listed: BTreeMap<&str, &str> = manifest
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.sha256.as_str()))
+        .collect();
+    let present = list_files(dir)?;
+    for p in &present {
+        if p == MANIFEST_FILE {
+            continue;
+        }
+        let Some(want) = listed.get(p.as_str()) else {
+            return Err(invalid(p, "not listed in the manifest"));
+        };
+        let got = sha256_file(&dir.join(p))?;
+        if got != *want {
+            return Err(invalid(
+                p,
+                format!("SHA-256 is {got}, the manifest says {want}"),
+            ));
+        }
+    }
+    for p in listed.keys() {
+        if !present.iter().any(|q| q == p) {
+            return Err(invalid(p, "listed in the manifest but missing"));
+        }
+    }
+    // Schema and content: the JSONL is the reference every format is
+    // checked against.
+    let has = |f: &str| manifest.formats.iter().any(|x| x == f);
+    let episodes: Vec<Episode> = if has("jsonl") {
+        jsonl::read(dir)?
+    } else {
+        return Err(invalid(
+            MANIFEST_FILE,
+            "verify needs the jsonl format in the export to replay episodes",
+        ));
+    };
+    let actions: usize = episodes.iter().map(|e| e.actions.len()).sum();
+    if episodes.len() as u64 != manifest.counts.episodes
+        || actions as u64 != manifest.counts.actions
+    {
+        return Err(invalid(
+            jsonl::FILE,
+            format!(
+                "{} episodes and {actions} actions, the manifest says {} and {}",
+                episodes.len(),
+                manifest.counts.episodes,
+                manifest.counts.actions
+            ),
+        ));
+    }
+    let mut replayed = 0;
+    for ep in &episodes {
+        if ep.schema != manifest.schema_version {
+            return Err(invalid(
+                jsonl::FILE,
+                format!("episode {} has schema {}", ep.episode_id, ep.schema),
+            ));
+        }
+        replayed += replay::replay(ep)?.states.len();
+        if let Some(problem) = unclean(redactor, ep) {
+            return Err(invalid(
+                jsonl::FILE,
+                format!("episode {}: {problem}", ep.episode_id),
+            ));
+        }
+    }
+    if has("parquet") {
+        parquet::verify(dir, &episodes)?;
+    }
+    if has("progsnap2") {
+        progsnap2::verify(dir, &episodes, redactor)?;
+    }
+    Ok(VerifyReport {
+        files_checked: present.len(),
+        episodes: episodes.len(),
+        actions,
+        formats: manifest.formats.clone(),
+        replayed_states: replayed,
+    })
+}

@@ -1,0 +1,738 @@
+//! The exporter against real stores: consented events become verified,
+//! replayable, redacted episodes; revoked, purged, paused and unconsented
+//! data never leaves; exports are atomic, deterministic under a salt,
+//! unlinkable without one, and recorded in the consent ledger.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use candor::event::Event;
+use candor::export::model::{ActionBody, Episode};
+use candor::registry::Kind;
+use candor::store::writer::{self, SessionInfo};
+use common::*;
+
+const MS: i64 = 1_000_000;
+const PAT: &str = "ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5";
+const AWS: &str = "AKIAQYLPMN5HFIQR7ABC";
+const EMAIL: &str = "jane.doe@acme-corp.com";
+const ALL_SCOPES: &str =
+    "keys.timing,keys.text,mouse,window.apps,window.titles,editor.files,editor.content";
+
+/// Writes events as a capture session would (not synthetic).
+fn capture(t: &TestStore, events: Vec<Event>) {
+    let (sink, handle) = writer::start(
+        t.open(),
+        &small_writer(),
+        SessionInfo {
+            source: "daemon".into(),
+            synthetic: false,
+        },
+    )
+    .unwrap();
+    for e in events {
+        sink.send(e).unwrap();
+    }
+    handle.shutdown().unwrap();
+}
+
+fn ev(kind: Kind, ts: i64, fields: &[(&str, candor::event::Value)]) -> Event {
+    let mut e = Event::new(kind, at(ts));
+    for (k, v) in fields {
+        e.set(k, v.clone()).unwrap();
+    }
+    e
+}
+
+fn s(v: &str) -> candor::event::Value {
+    v.into()
+}
+
+/// Key events that type `text`, 80 ms apart, from `ts`; returns the time
+/// after the last key.
+fn type_text(out: &mut Vec<Event>, mut ts: i64, text: &str) -> i64 {
+    for c in text.chars() {
+        let (key, shift) = candor::keymap::us_key_for_char(c).unwrap_or(("Unknown".into(), false));
+        let class = if c.is_alphabetic() {
+            "letter"
+        } else if c.is_ascii_digit() {
+            "digit"
+        } else if c == ' ' {
+            "space"
+        } else {
+            "punctuation"
+        };
+        let mods = i64::from(shift);
+        let (key, class) = if c == '\n' {
+            ("Return".to_owned(), "edit")
+        } else {
+            (key, class)
+        };
+        let mut down = ev(
+            Kind::KeyDown,
+            ts,
+            &[("class", s(class)), ("mods", mods.into()), ("key", s(&key))],
+        );
+        if c != '\n' {
+            down.set("text", c.to_string()).unwrap();
+        }
+        out.push(down);
+        out.push(ev(
+            Kind::KeyUp,
+            ts + 40 * MS,
+            &[("class", s(class)), ("mods", mods.into()), ("key", s(&key))],
+        ));
+        ts += 80 * MS;
+    }
+    ts
+}
+
+fn file(kind: Kind, ts: i64, path: &str, content: Option<&str>) -> Event {
+    let mut e = ev(
+        kind,
+        ts,
+        &[("workspace", s("acme-payroll")), ("path", s(path))],
+    );
+    if let Some(c) = content {
+        e.set("content", c.as_bytes().to_vec()).unwrap();
+    }
+    e
+}
+
+/// A short, realistic stretch of work with secrets and personal data in
+/// every text a dataset could carry, starting at `t0`; ends with a commit.
+fn work(t0: i64) -> Vec<Event> {
+    let mut out = Vec::new();
+    out.push(ev(
+        Kind::WindowFocus,
+        t0,
+        &[
+            ("app", s("code")),
+            (
+                "title",
+                s(&format!("billing_export.rs - acme-payroll - {EMAIL}")),
+            ),
+        ],
+    ));
+    let v1 = "fn main() {\n    println!(\"hi\");\n}\n".to_owned();
+    out.push(file(
+        Kind::FileCreate,
+        t0 + 100 * MS,
+        "src/billing_export.rs",
+        Some(&v1),
+    ));
+    let typed = format!("let token = \"{PAT}\";\n");
+    let t = type_text(&mut out, t0 + 500 * MS, &typed);
+    let v2 = format!("fn main() {{\n    {typed}    println!(\"hi\");\n}}\n");
+    out.push(file(
+        Kind::FileModify,
+        t + 200 * MS,
+        "src/billing_export.rs",
+        Some(&v2),
+    ));
+    out.push(ev(
+        Kind::MouseMove,
+        t + 300 * MS,
+        &[("x", 10.into()), ("y", 10.into())],
+    ));
+    out.push(ev(
+        Kind::MouseMove,
+        t + 330 * MS,
+        &[("x", 40.into()), ("y", 50.into())],
+    ));
+    let v3 = format!("{v2}// contact {EMAIL}\nconst AWS: &str = \"{AWS}\";\n");
+    out.push(file(
+        Kind::FileModify,
+        t + 2_000 * MS,
+        "src/billing_export.rs",
+        Some(&v3),
+    ));
+    out.push(file(
+        Kind::FileCreate,
+        t + 2_500 * MS,
+        "notes/acme_salaries.txt",
+        Some("draft\n"),
+    ));
+    out.push(ev(
+        Kind::FileRename,
+        t + 2_600 * MS,
+        &[
+            ("workspace", s("acme-payroll")),
+            ("from", s("notes/acme_salaries.txt")),
+            ("to", s("notes/acme_salaries_old.txt")),
+        ],
+    ));
+    out.push(ev(
+        Kind::FileDelete,
+        t + 2_700 * MS,
+        &[
+            ("workspace", s("acme-payroll")),
+            ("path", s("notes/acme_salaries_old.txt")),
+        ],
+    ));
+    out.push(ev(
+        Kind::WindowFocus,
+        t + 3_000 * MS,
+        &[("app", s("Alacritty")), ("title", s("~/src/acme-payroll"))],
+    ));
+    out.push(ev(
+        Kind::GitCommit,
+        t + 4_000 * MS,
+        &[
+            ("workspace", s("acme-payroll")),
+            ("hash", s("0123456789abcdef0123456789abcdef01234567")),
+            ("message", s(&format!("Add export; ask {EMAIL}"))),
+        ],
+    ));
+    out
+}
+
+fn export(t: &TestStore, out: &Path, extra: &[&str]) -> std::process::Output {
+    let out = out.to_str().unwrap().to_owned();
+    let mut args = vec!["episodes", "--out", out.as_str(), "--quiet"];
+    args.extend_from_slice(extra);
+    t.run("candor-export", &args)
+}
+
+fn export_ok(t: &TestStore, out: &Path, extra: &[&str]) -> String {
+    let o = export(t, out, extra);
+    assert!(o.status.success(), "export failed: {}", stderr(&o));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn verify(t: &TestStore, dir: &Path) -> std::process::Output {
+    t.run("candor-export", &["verify", dir.to_str().unwrap()])
+}
+
+fn episodes(dir: &Path) -> Vec<Episode> {
+    candor::export::jsonl::read(dir).unwrap()
+}
+
+fn manifest(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// Every file of an export, as bytes.
+fn all_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    candor::export::verify::list_files(dir)
+        .unwrap()
+        .into_iter()
+        .map(|p| (PathBuf::from(&p), std::fs::read(dir.join(&p)).unwrap()))
+        .collect()
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+fn salt_file(t: &TestStore) -> PathBuf {
+    let p = t.tmp.path().join("salt");
+    std::fs::write(&p, "a salt the data team keeps, 32+ bytes long").unwrap();
+    p
+}
+
+#[test]
+fn consented_work_exports_redacted_anonymized_and_replayable() {
+    let t = TestStore::new();
+    grant(&t, ALL_SCOPES);
+    capture(&t, work(now_ns()));
+    let out = t.tmp.path().join("export");
+    let printed = export_ok(&t, &out, &["--format", "jsonl"]);
+    assert!(printed.contains("exported 1 episodes"), "{printed}");
+    let v = verify(&t, &out);
+    assert!(v.status.success(), "verify: {}", stderr(&v));
+
+    for (path, bytes) in all_bytes(&out) {
+        for needle in [
+            PAT,
+            AWS,
+            EMAIL,
+            "acme",
+            "billing",
+            "salaries",
+            "0123456789abcdef",
+        ] {
+            assert!(
+                !contains(&bytes, needle),
+                "{needle} found in {}",
+                path.display()
+            );
+        }
+    }
+    let eps = episodes(&out);
+    assert_eq!(eps.len(), 1);
+    let ep = &eps[0];
+    assert_eq!(ep.end_reason.as_str(), "commit");
+    assert!(ep.week.contains("-W"));
+    let types: Vec<&str> = ep.actions.iter().map(|a| a.body.type_name()).collect();
+    for want in [
+        "focus",
+        "file_switch",
+        "file_create",
+        "typing",
+        "edit",
+        "mouse",
+        "file_rename",
+        "file_delete",
+        "commit",
+    ] {
+        assert!(types.contains(&want), "no {want} in {types:?}");
+    }
+    // Typed text keeps its shape with the secret replaced; the key of the
+    // secret's characters shows as one redacted key.
+    let typing = ep
+        .actions
+        .iter()
+        .find_map(|a| match &a.body {
+            ActionBody::Typing { text, keys, .. } => Some((text.clone().unwrap(), keys.clone())),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        typing.0.starts_with("let token = \"<SECRET:"),
+        "{}",
+        typing.0
+    );
+    assert!(typing.1.iter().any(|k| k.class == "redacted"));
+    assert!(typing.1.iter().all(|k| k.t % 10 == 0), "quantized to 10 ms");
+    assert!(typing.1.len() < 30, "the token's keys collapse into one");
+    // Paths keep depth and extension; names are hashed.
+    let src = &ep
+        .files
+        .iter()
+        .find(|f| f.final_.path.ends_with(".rs"))
+        .unwrap()
+        .final_;
+    assert!(src.path.starts_with("src/") && src.path.split('/').count() == 2);
+    assert!(src.content.as_ref().unwrap().contains("<EMAIL#1>"));
+    // The same value reads the same everywhere.
+    let commit = ep
+        .actions
+        .iter()
+        .find_map(|a| match &a.body {
+            ActionBody::Commit { message } => message.clone(),
+            _ => None,
+        })
+        .unwrap();
+    assert!(commit.contains("<EMAIL#1>"), "{commit}");
+    let m = manifest(&out);
+    assert_eq!(m["counts"]["episodes"], 1);
+    assert!(
+        m["redaction"]["findings_by_rule"]["email"]
+            .as_u64()
+            .unwrap()
+            >= 3
+    );
+    assert_eq!(m["consent"]["record_ids"].as_array().unwrap().len(), 1);
+    let text = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    assert!(
+        !text.contains(&format!("{}", now_ns() / 1_000_000_000_000)),
+        "no absolute time"
+    );
+}
+
+#[test]
+fn the_export_is_recorded_in_the_ledger_with_its_manifest_hash() {
+    let t = TestStore::new();
+    grant(&t, ALL_SCOPES);
+    capture(&t, work(now_ns()));
+    let out = t.tmp.path().join("export");
+    export_ok(&t, &out, &["--format", "jsonl"]);
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(
+            std::fs::read(out.join("manifest.json")).unwrap(),
+        ))
+    };
+    let log = t.candor_ok(&["consent", "log", "--json"]);
+    let entries: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let e = entries
+        .iter()
+        .find(|e| e["action"] == "export")
+        .expect("an export entry");
+    assert_eq!(e["data"]["manifest_sha256"], sha.as_str());
+    let m = manifest(&out);
+    assert_eq!(e["data"]["records"], m["consent"]["record_ids"]);
+    assert_eq!(
+        e["data"]["ledger_head"]["hash"],
+        m["consent"]["ledger_head"]
+    );
+    assert_eq!(count(&t, "SELECT count(*) FROM exports"), 1);
+    // The audit still passes with the export in the ledger.
+    assert!(t.candor(&["audit"]).status.success());
+}
+
+#[test]
+fn same_salt_gives_identical_files_and_no_salt_gives_unlinkable_ones() {
+    let t = TestStore::new();
+    grant(&t, ALL_SCOPES);
+    let t0 = now_ns();
+    let mut evs = work(t0);
+    evs.extend(work(t0 + 10 * 60_000 * MS));
+    capture(&t, evs);
+    let salt = salt_file(&t);
+    let salt = salt.to_str().unwrap();
+    let (a, b) = (t.tmp.path().join("a"), t.tmp.path().join("b"));
+    export_ok(&t, &a, &["--format", "jsonl", "--salt-file", salt]);
+    export_ok(&t, &b, &["--format", "jsonl", "--salt-file", salt]);
+    assert_eq!(all_bytes(&a), all_bytes(&b), "same store, salt and options");
+
+    let (c, d) = (t.tmp.path().join("c"), t.tmp.path().join("d"));
+    export_ok(&t, &c, &["--format", "jsonl"]);
+    export_ok(&t, &d, &["--format", "jsonl"]);
+    let ids = |dir: &Path| {
+        let mut ids = std::collections::BTreeSet::new();
+        for ep in episodes(dir) {
+            ids.insert(ep.episode_id.clone());
+            ids.insert(ep.subject_id.clone());
+            ids.extend(ep.workspace_id.clone());
+            for f in &ep.files {
+                ids.insert(f.file_id.clone());
+                ids.insert(f.final_.path.clone());
+            }
+        }
+        ids.retain(|i| {
+            i.len() >= 12 && !i.starts_with("src/") || i.contains('/') && !i.starts_with("src/")
+        });
+        ids
+    };
+    let (ic, id) = (ids(&c), ids(&d));
+    assert!(ic.len() >= 5, "{ic:?}");
+    assert!(
+        ic.is_disjoint(&id),
+        "pseudonyms shared between unsalted exports: {:?}",
+        ic.intersection(&id).collect::<Vec<_>>()
+    );
+    assert_ne!(manifest(&c)["export_id"], manifest(&d)["export_id"]);
+}
+
+#[test]
+fn unconsented_paused_ungranted_purged_and_revoked_data_never_leaves() {
+    let t = TestStore::new();
+    // Before any consent.
+    let early = now_ns();
+    capture(
+        &t,
+        vec![ev(
+            Kind::WindowFocus,
+            early,
+            &[("app", s("before-consent-app"))],
+        )],
+    );
+    // Mouse is not granted.
+    grant(
+        &t,
+        "keys.timing,keys.text,window.apps,editor.files,editor.content",
+    );
+    let t1 = now_ns();
+    capture(
+        &t,
+        vec![
+            ev(
+                Kind::WindowFocus,
+                t1,
+                &[("app", s("Alacritty")), ("title", s("~/src/acme-payroll"))],
+            ),
+            file(
+                Kind::FileModify,
+                t1 + MS,
+                "src/billing_export.rs",
+                Some("old work\n"),
+            ),
+            ev(
+                Kind::MouseMove,
+                t1 + 2 * MS,
+                &[("x", 10.into()), ("y", 10.into())],
+            ),
+            ev(
+                Kind::MouseMove,
+                t1 + 3 * MS,
+                &[("x", 40.into()), ("y", 50.into())],
+            ),
+            ev(
+                Kind::MouseDown,
+                t1 + 4 * MS,
+                &[("button", s("left")), ("x", 1.into()), ("y", 1.into())],
+            ),
+        ],
+    );
+    let settle = || std::thread::sleep(std::time::Duration::from_millis(50));
+    settle();
+    // Paused.
+    {
+        let mut st = t.open();
+        candor::consent::record_pause(&mut st, true, "test", now_ns()).unwrap();
+    }
+    settle();
+    capture(
+        &t,
+        vec![ev(Kind::WindowFocus, now_ns(), &[("app", s("paused-app"))])],
+    );
+    settle();
+    {
+        let mut st = t.open();
+        candor::consent::record_pause(&mut st, false, "test", now_ns()).unwrap();
+    }
+    settle();
+    // Purged.
+    let tq = now_ns();
+    capture(
+        &t,
+        vec![ev(Kind::WindowFocus, tq + MS, &[("app", s("purged-app"))])],
+    );
+    let pq = candor::store::query::format_ns(tq);
+    let pe = candor::store::query::format_ns(tq + 10 * MS);
+    t.candor_ok(&["purge", "--since", &pq, "--until", &pe]);
+    settle();
+
+    let out = t.tmp.path().join("e1");
+    export_ok(&t, &out, &["--format", "jsonl"]);
+    let bytes: Vec<u8> = all_bytes(&out).into_iter().flat_map(|(_, b)| b).collect();
+    for needle in [
+        "before-consent-app",
+        "paused-app",
+        "purged-app",
+        "\"type\":\"mouse\"",
+    ] {
+        assert!(!contains(&bytes, needle), "{needle} leaked");
+    }
+    assert!(!episodes(&out)
+        .iter()
+        .flat_map(|e| &e.actions)
+        .any(|a| matches!(a.body, ActionBody::Mouse { .. })));
+    // Window titles were not granted: none in the export.
+    assert!(episodes(&out)
+        .iter()
+        .flat_map(|e| &e.actions)
+        .all(|a| !matches!(&a.body, ActionBody::Focus { title: Some(_), .. })));
+    let m = manifest(&out);
+    let ex = &m["counts"]["events_excluded"];
+    assert_eq!(ex["outside-consent"], 1, "{ex}");
+    assert_eq!(ex["scope-not-granted"], 3, "2 moves and a click: {ex}");
+    assert_eq!(ex["paused"], 1, "{ex}");
+
+    // Revoked: nothing may leave, and the refusal says why (exit 3).
+    t.candor_ok(&["consent", "revoke"]);
+    let refused = export(&t, &t.tmp.path().join("e2"), &["--format", "jsonl"]);
+    assert_eq!(refused.status.code(), Some(3), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("revoked"));
+    assert!(!t.tmp.path().join("e2").exists());
+    // A new consent covers new work only: what was recorded before the
+    // revocation stays out.
+    grant(&t, ALL_SCOPES);
+    settle();
+    let t2 = now_ns();
+    capture(
+        &t,
+        vec![
+            ev(Kind::WindowFocus, t2, &[("app", s("after-regrant"))]),
+            file(Kind::FileModify, t2 + MS, "src/new.rs", Some("fresh\n")),
+        ],
+    );
+    let out3 = t.tmp.path().join("e3");
+    export_ok(&t, &out3, &["--format", "jsonl"]);
+    let eps = episodes(&out3);
+    assert_eq!(eps.len(), 1, "only the work after the new consent");
+    let bytes: Vec<u8> = all_bytes(&out3).into_iter().flat_map(|(_, b)| b).collect();
+    assert!(contains(&bytes, "after-regrant"));
+    assert!(
+        !contains(&bytes, "Alacritty"),
+        "work before the revocation left"
+    );
+    // Focus, save, two moves and a click, and the focus of the paused span.
+    assert_eq!(manifest(&out3)["counts"]["events_excluded"]["revoked"], 6);
+}
+
+#[test]
+fn a_broken_ledger_refuses_the_export() {
+    let t = TestStore::new();
+    grant(&t, ALL_SCOPES);
+    capture(&t, work(now_ns()));
+    {
+        let conn = rusqlite::Connection::open(t.db()).unwrap();
+        conn.execute_batch(
+            "DROP TRIGGER consent_ledger_no_update; UPDATE consent_ledger SET body = replace(body, 'keys.timing', 'keys.timinG') WHERE seq = 1;",
+        )
+        .unwrap();
+    }
+    let out = t.tmp.path().join("x");
+    let o = export(&t, &out, &["--format", "jsonl"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("ledger"), "{}", stderr(&o));
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_failed_export_leaves_nothing_behind_and_never_overwrites() {
+    let t = TestStore::new();
+    grant(&t, ALL_SCOPES);
+    capture(&t, work(now_ns()));
+    // A damaged snapshot: unsealing fails midway through the export.
+    {
+        let conn = rusqlite::Connection::open(t.db()).unwrap();
+        conn.execute_batch(
+            "UPDATE blobs SET data = zeroblob(length(data)) WHERE id = (SELECT max(id) FROM blobs)",
+        )
+        .unwrap();
+    }
+    let parent = t.tmp.path().join("exports");
+    std::fs::create_dir(&parent).unwrap();
+    let o = export(&t, &parent.join("x"), &["--format", "jsonl"]);
+    assert!(!o.status.success());
+    assert_eq!(
+        std::fs::read_dir(&parent).unwrap().count(),
+        0,
+        "no partial export left"
+    );
+    assert_eq!(
+        count(
+            &t,
+            "SELECT count(*) FROM consent_ledger WHERE action = 'export'"
+        ),
+        0
+    );
+
+    let exists = t.tmp.path().join("exists");
+    std::fs::create_dir(&exists).unwrap();
+    let o = export(&t, &exists, &["--format", "jsonl"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("already exists"),
+        "{}",
+        stderr(&o)
+    );
+    let o = t.run(
+        "candor-export",
+        &["episodes", "--out", "/tmp/never", "--format", "csv"],
+    );
+    assert!(
+        stderr(&o).contains("unknown format `csv`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn verify_names_tampering() {
+    let t = TestStore::new();
+    grant(&t, ALL_SCOPES);
+    capture(&t, work(now_ns()));
+    let out = t.tmp.path().join("export");
+    export_ok(&t, &out, &["--format", "jsonl"]);
+    let path = out.join("episodes.jsonl");
+    let good = std::fs::read_to_string(&path).unwrap();
+    let rehash = |dir: &Path| {
+        use sha2::Digest;
+        let mut m = manifest(dir);
+        let bytes = std::fs::read(dir.join("episodes.jsonl")).unwrap();
+        for f in m["files"].as_array_mut().unwrap() {
+            if f["path"] == "episodes.jsonl" {
+                f["sha256"] = hex::encode(sha2::Sha256::digest(&bytes)).into();
+                f["bytes"] = bytes.len().into();
+            }
+        }
+        std::fs::write(
+            dir.join("manifest.json"),
+            serde_json::to_vec_pretty(&m).unwrap(),
+        )
+        .unwrap();
+    };
+
+    // A changed byte: the checksum.
+    std::fs::write(&path, good.replacen("\"week\"", "\"Week\"", 1)).unwrap();
+    let v = verify(&t, &out);
+    assert!(
+        !v.status.success()
+            && stderr(&v).contains("episodes.jsonl")
+            && stderr(&v).contains("SHA-256"),
+        "{}",
+        stderr(&v)
+    );
+
+    // A diff that no longer replays, checksum fixed up.
+    std::fs::write(&path, good.replacen("+    let token", "+    let tokem", 1)).unwrap();
+    rehash(&out);
+    let v = verify(&t, &out);
+    assert!(
+        !v.status.success() && stderr(&v).contains("does not match"),
+        "{}",
+        stderr(&v)
+    );
+
+    // A secret slipped in, checksum fixed up: the fresh scan finds it.
+    std::fs::write(
+        &path,
+        good.replacen(
+            "\"type\":\"commit\",\"message\":\"",
+            &format!("\"type\":\"commit\",\"message\":\"{AWS} "),
+            1,
+        ),
+    )
+    .unwrap();
+    rehash(&out);
+    let v = verify(&t, &out);
+    assert!(
+        !v.status.success() && stderr(&v).contains("aws"),
+        "{}",
+        stderr(&v)
+    );
+
+    // An extra file.
+    std::fs::write(&path, &good).unwrap();
+    rehash(&out);
+    assert!(
+        verify(&t, &out).status.success(),
+        "{}",
+        stderr(&verify(&t, &out))
+    );
+    std::fs::write(out.join("extra.txt"), "x").unwrap();
+    let v = verify(&t, &out);
+    assert!(
+        !v.status.success() && stderr(&v).contains("not listed"),
+        "{}",
+        stderr(&v)
+    );
+}
+
+#[test]
+fn episodes_split_at_idle_gaps_and_commits() {
+    let t = TestStore::new();
+    grant(&t, ALL_SCOPES);
+    let t0 = now_ns();
+    let mut evs = work(t0); // ends with a commit
+    let t1 = t0 + 20_000 * MS;
+    evs.push(file(
+        Kind::FileModify,
+        t1,
+        "src/billing_export.rs",
+        Some("after commit\n"),
+    ));
+    // Six minutes idle, then more work: a new episode.
+    let t2 = t1 + 6 * 60_000 * MS;
+    evs.push(file(
+        Kind::FileModify,
+        t2,
+        "src/billing_export.rs",
+        Some("after a break\n"),
+    ));
+    capture(&t, evs);
+    let out = t.tmp.path().join("export");
+    export_ok(&t, &out, &["--format", "jsonl"]);
+    let eps = episodes(&out);
+    let ends: Vec<&str> = eps.iter().map(|e| e.end_reason.as_str()).collect();
+    assert_eq!(ends, ["commit", "idle", "end"]);
+    // The file's state carries across episodes: the third starts where
+    // the second ended.
+    assert_eq!(
+        eps[2].files[0].initial.content.as_deref(),
+        Some("after commit\n")
+    );
+    assert_eq!(eps[1].files[0].file_id, eps[2].files[0].file_id);
+
+    let out2 = t.tmp.path().join("export2");
+    export_ok(&t, &out2, &["--format", "jsonl", "--idle-gap", "10m"]);
+    assert_eq!(episodes(&out2).len(), 2);
+}
