@@ -1,38 +1,1512 @@
-//! The ProgSnap2 writer: not built yet. Every entry point fails loudly, so an
-//! export asking for ProgSnap2 stops instead of leaving the format out.
+//! The ProgSnap2 writer and its checker: `progsnap2/` in an export, for
+//! tools that read the standard format for programming process data
+//! (ProgSnap2, spec version 6).
+//!
+//! ```text
+//! progsnap2/DatasetMetadata.csv   Property,Value
+//! progsnap2/MainTable.csv         one row per event, columns in [`COLUMNS`]
+//! progsnap2/CodeStates/<id>/...   one directory per distinct code state
+//! ```
+//!
+//! Each episode is a session: `Session.Start`, one event per action (see
+//! [`event_type`]), `Session.End`. `SessionID` is the episode id and `Order`
+//! counts events within the session, so the metadata says ordering is
+//! `Restricted` to `SubjectID;SessionID`. There are no timestamps: a row
+//! carries its offset from the episode's start (`X-OffsetMs`) and the
+//! episode's ISO week (`X-Week`), because the model holds no other time.
+//!
+//! A code state is the episode's workspace as far as it was recorded: every
+//! file of the episode that exists at that event and whose content was
+//! recorded, at its (anonymized, relative) path. Files without recorded
+//! content are left out; an event at which no file has recorded content has
+//! an empty `CodeStateID`, which the spec reads as "unknown" (and which
+//! avoids empty directories a file manifest could not carry). Intermediate
+//! contents come from [`replay::replay`], so a code state is exactly what
+//! the diffs in the JSONL give.
+//!
+//! A `CodeStateID` is the SHA-256 (hex) of the lines `<path>\t<state_id>\n`
+//! over the state's files sorted by path, `state_id` being the SHA-256 of the
+//! content ([`replay::state_id`]). Identical states share one directory, so
+//! `CodeStates/` grows with distinct states, not with events, and anyone can
+//! recompute an id from a directory ([`check`] does).
+//!
+//! Diffs are not repeated in the MainTable: consecutive code states carry
+//! them. Memory stays bounded by one episode: rows are streamed, code states
+//! are written when they first arise, and the file list for the manifest is
+//! read back from disk in [`DatasetWriter::finish`].
 
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::model::Episode;
-use super::sink::DatasetWriter;
+use sha2::{Digest, Sha256};
+
+use super::model::{ActionBody, Episode, FileStates, SCHEMA_VERSION};
+use super::replay;
+use super::sink::{io_err, DatasetWriter};
 use super::ExportError;
 
-fn not_yet() -> ExportError {
-    ExportError::Option("the ProgSnap2 writer is not built yet; use --format jsonl".into())
+/// The format's directory inside an export.
+pub const DIR: &str = "progsnap2";
+pub const METADATA_FILE: &str = "DatasetMetadata.csv";
+pub const MAIN_TABLE_FILE: &str = "MainTable.csv";
+pub const CODE_STATES_DIR: &str = "CodeStates";
+
+/// The ProgSnap2 spec version the files follow.
+pub const SPEC_VERSION: &str = "6";
+
+/// The MainTable's columns, in order: the spec's required columns, the
+/// standard optional ones we fill, then our `X-` extensions.
+pub const COLUMNS: [&str; 26] = [
+    "EventType",
+    "EventID",
+    "Order",
+    "SubjectID",
+    "ToolInstances",
+    "CodeStateID",
+    "SessionID",
+    "CodeStateSection",
+    "DestinationCodeStateSection",
+    "EditType",
+    "X-Week",
+    "X-WorkspaceID",
+    "X-Seq",
+    "X-OffsetMs",
+    "X-DurationMs",
+    "X-FileID",
+    "X-App",
+    "X-Text",
+    "X-KeyTimesMs",
+    "X-KeyClasses",
+    "X-Moves",
+    "X-DistancePx",
+    "X-Clicks",
+    "X-Scroll",
+    "X-Reason",
+    "X-Lost",
+];
+
+pub const SESSION_START: &str = "Session.Start";
+pub const SESSION_END: &str = "Session.End";
+
+/// Every event type a Candor dataset uses.
+pub const EVENT_TYPES: [&str; 12] = [
+    SESSION_START,
+    SESSION_END,
+    "File.Create",
+    "File.Edit",
+    "File.Delete",
+    "File.Rename",
+    "File.Focus",
+    "X-Keystroke",
+    "X-WindowFocus",
+    "X-Mouse",
+    "X-Commit",
+    "X-Gap",
+];
+
+/// The event type an action is written as; `verify` uses it to count the
+/// JSONL's actions the way [`check`] counts the MainTable's rows.
+pub fn event_type(body: &ActionBody) -> &'static str {
+    match body {
+        ActionBody::Typing { .. } => "X-Keystroke",
+        ActionBody::Edit { .. } => "File.Edit",
+        ActionBody::FileSwitch { .. } => "File.Focus",
+        ActionBody::FileCreate { .. } => "File.Create",
+        ActionBody::FileDelete { .. } => "File.Delete",
+        ActionBody::FileRename { .. } => "File.Rename",
+        ActionBody::Focus { .. } => "X-WindowFocus",
+        ActionBody::Mouse { .. } => "X-Mouse",
+        ActionBody::Commit { .. } => "X-Commit",
+        ActionBody::Gap { .. } => "X-Gap",
+    }
 }
 
-pub struct ProgSnap2Writer;
+/// The `DatasetMetadata.csv` rows, in order.
+fn metadata() -> Vec<(&'static str, String)> {
+    vec![
+        ("Version", SPEC_VERSION.into()),
+        // Offsets within an episode come from one machine's clock.
+        ("IsEventOrderingConsistent", "true".into()),
+        ("EventOrderScope", "Restricted".into()),
+        ("EventOrderScopeColumns", "SubjectID;SessionID".into()),
+        ("CodeStateRepresentation", "Directory".into()),
+        ("X-SchemaVersion", SCHEMA_VERSION.to_string()),
+    ]
+}
 
-pub fn create(_dir: &Path) -> Result<ProgSnap2Writer, ExportError> {
-    Err(not_yet())
+fn tool_instances() -> String {
+    format!("Candor {}", env!("CARGO_PKG_VERSION"))
+}
+
+fn rel(name: &str) -> String {
+    format!("{DIR}/{name}")
+}
+
+fn invalid(file: &str, problem: impl Into<String>) -> ExportError {
+    ExportError::Invalid {
+        file: rel(file),
+        problem: problem.into(),
+    }
+}
+
+fn csv_err(path: &Path, file: &str, e: csv::Error) -> ExportError {
+    let problem = e.to_string();
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => io_err(path, io),
+        _ => invalid(file, problem),
+    }
+}
+
+/// Refuses a path that could escape a code state's directory or that a
+/// reader on another system could not recreate; `what` says where it came
+/// from.
+fn check_path(path: &str, what: &dyn Fn() -> String) -> Result<(), ExportError> {
+    let bad = |why: &str| invalid(CODE_STATES_DIR, format!("{}: path {path:?} {why}", what()));
+    if path.is_empty() {
+        return Err(bad("is empty"));
+    }
+    if path.starts_with('/') {
+        return Err(bad("is absolute"));
+    }
+    // Tabs and newlines would also break the CodeStateID's line encoding.
+    if path.chars().any(|c| c.is_control() || c == '\\') {
+        return Err(bad("has a control character or a backslash"));
+    }
+    for part in path.split('/') {
+        match part {
+            ".." => return Err(bad("has a `..` component")),
+            "" | "." => return Err(bad("has an empty or `.` component")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The id of a code state from its `(path, state_id)` pairs, sorted by path.
+fn code_state_id<'a>(files: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let mut h = Sha256::new();
+    for (path, id) in files {
+        h.update(path.as_bytes());
+        h.update(b"\t");
+        h.update(id.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
+}
+
+fn is_code_state_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// One live file of the workspace being replayed.
+struct Live {
+    path: String,
+    /// (content, its state id); `None` when not recorded.
+    content: Option<(String, String)>,
+}
+
+/// The workspace during one episode, by file id.
+#[derive(Default)]
+struct Workspace {
+    files: BTreeMap<String, Live>,
+}
+
+impl Workspace {
+    fn from_states<'a>(
+        files: &'a [FileStates],
+        pick: impl Fn(&'a FileStates) -> &'a super::model::CodeState,
+    ) -> Workspace {
+        let mut ws = Workspace::default();
+        for f in files {
+            let s = pick(f);
+            if s.exists {
+                ws.set(&f.file_id, &s.path, s.content.clone());
+            }
+        }
+        ws
+    }
+
+    /// Puts a file at a path. Another file already there is replaced, as a
+    /// rename or create onto an existing path replaces it on disk.
+    fn set(&mut self, file_id: &str, path: &str, content: Option<String>) {
+        self.files
+            .retain(|id, live| id == file_id || live.path != path);
+        let content = content.map(|c| {
+            let id = replay::state_id(&c);
+            (c, id)
+        });
+        self.files.insert(
+            file_id.to_string(),
+            Live {
+                path: path.to_string(),
+                content,
+            },
+        );
+    }
+
+    fn rename(&mut self, file_id: &str, to: &str) {
+        let content = self.files.remove(file_id).and_then(|l| l.content);
+        match content {
+            Some((c, id)) => {
+                self.files.retain(|_, live| live.path != to);
+                self.files.insert(
+                    file_id.to_string(),
+                    Live {
+                        path: to.to_string(),
+                        content: Some((c, id)),
+                    },
+                );
+            }
+            None => self.set(file_id, to, None),
+        }
+    }
+
+    /// The recorded files, by path.
+    fn recorded(&self) -> BTreeMap<&str, (&str, &str)> {
+        self.files
+            .values()
+            .filter_map(|l| {
+                l.content
+                    .as_ref()
+                    .map(|(c, id)| (l.path.as_str(), (c.as_str(), id.as_str())))
+            })
+            .collect()
+    }
+}
+
+/// One MainTable row; empty strings are empty cells.
+#[derive(Default)]
+struct Row {
+    event_type: &'static str,
+    event_id: String,
+    order: String,
+    code_state_id: String,
+    section: String,
+    destination: String,
+    edit_type: &'static str,
+    seq: String,
+    offset_ms: String,
+    duration_ms: String,
+    file_id: String,
+    app: String,
+    text: String,
+    key_times: String,
+    key_classes: String,
+    moves: String,
+    distance: String,
+    clicks: String,
+    scroll: String,
+    reason: String,
+    lost: String,
+}
+
+/// The EditType of a save, from its diff's line counts: what the spec's
+/// enum can say about a change seen only at save granularity.
+fn edit_type(diff: Option<&str>) -> &'static str {
+    let Some(diff) = diff else {
+        return "GenericEdit";
+    };
+    let (mut adds, mut dels) = (0, 0);
+    // The `---`/`+++` header precedes the first hunk; inside hunks a removed
+    // line `-- x` would look like a header, so only count after `@@`.
+    for line in diff.lines().skip_while(|l| !l.starts_with("@@")) {
+        match line.as_bytes().first() {
+            Some(b'+') => adds += 1,
+            Some(b'-') => dels += 1,
+            _ => {}
+        }
+    }
+    match (adds > 0, dels > 0) {
+        (true, false) => "Insert",
+        (false, true) => "Delete",
+        (true, true) => "Replace",
+        (false, false) => "GenericEdit",
+    }
+}
+
+/// Writes `progsnap2/` into an export directory.
+pub struct ProgSnap2Writer {
+    root: PathBuf,
+    main_path: PathBuf,
+    main: csv::Writer<File>,
+    tool: String,
+    /// Episode ids already written: EventIDs are built from them.
+    episodes: HashSet<String>,
+}
+
+/// Creates `progsnap2/` in `dir` (which must not have one yet) and writes
+/// its metadata and the MainTable's header.
+pub fn create(dir: &Path) -> Result<ProgSnap2Writer, ExportError> {
+    ProgSnap2Writer::create(dir)
+}
+
+impl ProgSnap2Writer {
+    pub fn create(dir: &Path) -> Result<ProgSnap2Writer, ExportError> {
+        let root = dir.join(DIR);
+        fs::create_dir(&root).map_err(|e| io_err(&root, e))?;
+        let states = root.join(CODE_STATES_DIR);
+        fs::create_dir(&states).map_err(|e| io_err(&states, e))?;
+
+        let meta_path = root.join(METADATA_FILE);
+        let file = File::create(&meta_path).map_err(|e| io_err(&meta_path, e))?;
+        let mut meta = csv::Writer::from_writer(file);
+        let wrote = (|| {
+            meta.write_record(["Property", "Value"])?;
+            for (k, v) in metadata() {
+                meta.write_record([k, v.as_str()])?;
+            }
+            meta.flush()?;
+            Ok::<_, csv::Error>(())
+        })();
+        wrote.map_err(|e| csv_err(&meta_path, METADATA_FILE, e))?;
+        let file = meta
+            .into_inner()
+            .map_err(|e| io_err(&meta_path, e.into_error()))?;
+        file.sync_all().map_err(|e| io_err(&meta_path, e))?;
+
+        let main_path = root.join(MAIN_TABLE_FILE);
+        let file = File::create(&main_path).map_err(|e| io_err(&main_path, e))?;
+        let mut main = csv::WriterBuilder::new()
+            .buffer_capacity(1 << 20)
+            .from_writer(file);
+        main.write_record(COLUMNS)
+            .map_err(|e| csv_err(&main_path, MAIN_TABLE_FILE, e))?;
+        Ok(ProgSnap2Writer {
+            root,
+            main_path,
+            main,
+            tool: tool_instances(),
+            episodes: HashSet::new(),
+        })
+    }
+
+    fn write_row(&mut self, ep: &Episode, row: Row) -> Result<(), ExportError> {
+        let subject = if ep.subject_id.is_empty() {
+            // The spec's marker for an unknown subject.
+            "UNKNOWN"
+        } else {
+            ep.subject_id.as_str()
+        };
+        let fields: [&str; 26] = [
+            row.event_type,
+            &row.event_id,
+            &row.order,
+            subject,
+            &self.tool,
+            &row.code_state_id,
+            &ep.episode_id,
+            &row.section,
+            &row.destination,
+            row.edit_type,
+            &ep.week,
+            ep.workspace_id.as_deref().unwrap_or(""),
+            &row.seq,
+            &row.offset_ms,
+            &row.duration_ms,
+            &row.file_id,
+            &row.app,
+            &row.text,
+            &row.key_times,
+            &row.key_classes,
+            &row.moves,
+            &row.distance,
+            &row.clicks,
+            &row.scroll,
+            &row.reason,
+            &row.lost,
+        ];
+        self.main
+            .write_record(fields)
+            .map_err(|e| csv_err(&self.main_path, MAIN_TABLE_FILE, e))
+    }
+
+    /// Writes the workspace's code state unless it exists already, and
+    /// returns its id (`None`: nothing recorded).
+    fn store(
+        &self,
+        ws: &Workspace,
+        what: &dyn Fn() -> String,
+    ) -> Result<Option<String>, ExportError> {
+        let files = ws.recorded();
+        if files.is_empty() {
+            return Ok(None);
+        }
+        // A path that is also another path's directory cannot be written.
+        let mut dirs = BTreeSet::new();
+        for path in files.keys() {
+            check_path(path, what)?;
+            let mut at = 0;
+            while let Some(i) = path[at..].find('/') {
+                dirs.insert(&path[..at + i]);
+                at += i + 1;
+            }
+        }
+        if let Some(p) = files.keys().find(|p| dirs.contains(*p)) {
+            return Err(invalid(
+                CODE_STATES_DIR,
+                format!("{}: {p:?} is both a file and a directory", what()),
+            ));
+        }
+        let id = code_state_id(files.iter().map(|(p, (_, sid))| (*p, *sid)));
+        let states = self.root.join(CODE_STATES_DIR);
+        let target = states.join(&id);
+        if target.is_dir() {
+            return Ok(Some(id));
+        }
+        // Written aside and renamed, so a directory that exists is complete.
+        let tmp = states.join(".tmp");
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
+        }
+        for (path, (content, _)) in &files {
+            let p = tmp.join(path);
+            if let Some(parent) = p.parent() {
+                fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+            }
+            let mut f = File::create(&p).map_err(|e| io_err(&p, e))?;
+            f.write_all(content.as_bytes()).map_err(|e| io_err(&p, e))?;
+        }
+        fs::rename(&tmp, &target).map_err(|e| io_err(&target, e))?;
+        Ok(Some(id))
+    }
 }
 
 impl DatasetWriter for ProgSnap2Writer {
     fn format(&self) -> &'static str {
         "progsnap2"
     }
-    fn write_episode(&mut self, _episode: &Episode) -> Result<(), ExportError> {
-        Err(not_yet())
+
+    fn write_episode(&mut self, ep: &Episode) -> Result<(), ExportError> {
+        let ep_id = ep.episode_id.as_str();
+        if ep_id.is_empty() {
+            return Err(invalid(MAIN_TABLE_FILE, "an episode has an empty id"));
+        }
+        if !self.episodes.insert(ep_id.to_string()) {
+            return Err(invalid(
+                MAIN_TABLE_FILE,
+                format!("episode {ep_id} is written twice (its EventIDs would repeat)"),
+            ));
+        }
+        for f in &ep.files {
+            for s in [&f.initial, &f.final_] {
+                check_path(&s.path, &|| format!("episode {ep_id}: file {}", f.file_id))?;
+            }
+        }
+        let replayed = replay::replay(ep)?;
+        let mut states = replayed.states.into_iter().peekable();
+
+        let mut ws = Workspace::from_states(&ep.files, |f| &f.initial);
+        let mut state = self.store(&ws, &|| format!("episode {ep_id}: initial state"))?;
+        let mut order = 0u64;
+        self.write_row(
+            ep,
+            Row {
+                event_type: SESSION_START,
+                event_id: format!("{ep_id}-start"),
+                order: order.to_string(),
+                code_state_id: state.clone().unwrap_or_default(),
+                offset_ms: "0".into(),
+                ..Row::default()
+            },
+        )?;
+
+        let mut seqs = HashSet::new();
+        for a in &ep.actions {
+            if !seqs.insert(a.seq) {
+                return Err(invalid(
+                    MAIN_TABLE_FILE,
+                    format!("episode {ep_id}: action seq {} repeats", a.seq),
+                ));
+            }
+            let what = || format!("episode {ep_id}: action {}", a.seq);
+            order += 1;
+            let mut row = Row {
+                event_type: event_type(&a.body),
+                event_id: format!("{ep_id}-{}", a.seq),
+                order: order.to_string(),
+                seq: a.seq.to_string(),
+                offset_ms: a.t_ms.to_string(),
+                ..Row::default()
+            };
+            // The content replay gave this action, if it gave one.
+            let mut replayed_for = |file_id: &str| {
+                let hit = matches!(states.peek(), Some((s, f, _)) if *s == a.seq && f == file_id);
+                if hit {
+                    states.next().map(|(_, _, c)| c)
+                } else {
+                    None
+                }
+            };
+            let mut changed = false;
+            match &a.body {
+                ActionBody::Typing {
+                    app,
+                    text,
+                    duration_ms,
+                    keys,
+                } => {
+                    row.app = app.clone().unwrap_or_default();
+                    row.text = text.clone().unwrap_or_default();
+                    row.duration_ms = duration_ms.to_string();
+                    let mut times = Vec::with_capacity(keys.len());
+                    let mut classes = Vec::with_capacity(keys.len());
+                    for k in keys {
+                        if k.class.contains(';') || k.class.is_empty() {
+                            return Err(invalid(
+                                MAIN_TABLE_FILE,
+                                format!("{}: key class {:?} cannot be listed", what(), k.class),
+                            ));
+                        }
+                        times.push(k.t.to_string());
+                        classes.push(k.class.as_str());
+                    }
+                    row.key_times = times.join(";");
+                    row.key_classes = classes.join(";");
+                }
+                ActionBody::Edit {
+                    file_id,
+                    path,
+                    diff,
+                    ..
+                }
+                | ActionBody::FileCreate {
+                    file_id,
+                    path,
+                    diff,
+                    ..
+                } => {
+                    check_path(path, &what)?;
+                    if matches!(a.body, ActionBody::Edit { .. }) {
+                        row.edit_type = edit_type(diff.as_deref());
+                    }
+                    row.section = path.clone();
+                    row.file_id = file_id.clone();
+                    ws.set(file_id, path, replayed_for(file_id));
+                    changed = true;
+                }
+                ActionBody::FileSwitch { file_id, path } => {
+                    check_path(path, &what)?;
+                    row.section = path.clone();
+                    row.file_id = file_id.clone();
+                }
+                ActionBody::FileDelete { file_id, path } => {
+                    check_path(path, &what)?;
+                    row.section = path.clone();
+                    row.file_id = file_id.clone();
+                    changed = ws.files.remove(file_id.as_str()).is_some();
+                }
+                ActionBody::FileRename { file_id, from, to } => {
+                    check_path(from, &what)?;
+                    check_path(to, &what)?;
+                    row.section = from.clone();
+                    row.destination = to.clone();
+                    row.file_id = file_id.clone();
+                    ws.rename(file_id, to);
+                    changed = true;
+                }
+                ActionBody::Focus { app, title } => {
+                    row.app = app.clone().unwrap_or_default();
+                    row.text = title.clone().unwrap_or_default();
+                }
+                ActionBody::Mouse {
+                    duration_ms,
+                    moves,
+                    distance_px,
+                    clicks,
+                    scroll,
+                } => {
+                    row.duration_ms = duration_ms.to_string();
+                    row.moves = moves.to_string();
+                    row.distance = distance_px.to_string();
+                    row.clicks = clicks.to_string();
+                    row.scroll = scroll.to_string();
+                }
+                ActionBody::Commit { message } => {
+                    row.text = message.clone().unwrap_or_default();
+                }
+                ActionBody::Gap {
+                    reason,
+                    duration_ms,
+                    lost,
+                } => {
+                    row.reason = reason.clone();
+                    row.duration_ms = duration_ms.to_string();
+                    row.lost = lost.to_string();
+                }
+            }
+            if changed {
+                state = self.store(&ws, &what)?;
+            }
+            row.code_state_id = state.clone().unwrap_or_default();
+            self.write_row(ep, row)?;
+        }
+
+        // The final states are the model's word on how the episode ended.
+        let end = Workspace::from_states(&ep.files, |f| &f.final_);
+        let state = self.store(&end, &|| format!("episode {ep_id}: final state"))?;
+        self.write_row(
+            ep,
+            Row {
+                event_type: SESSION_END,
+                event_id: format!("{ep_id}-end"),
+                order: (order + 1).to_string(),
+                code_state_id: state.unwrap_or_default(),
+                offset_ms: ep.duration_ms.to_string(),
+                duration_ms: ep.duration_ms.to_string(),
+                reason: ep.end_reason.as_str().into(),
+                ..Row::default()
+            },
+        )
     }
+
     fn finish(self: Box<Self>) -> Result<Vec<PathBuf>, ExportError> {
-        Err(not_yet())
+        let ProgSnap2Writer {
+            root,
+            main_path,
+            main,
+            ..
+        } = *self;
+        let file = main
+            .into_inner()
+            .map_err(|e| io_err(&main_path, e.into_error()))?;
+        file.sync_all().map_err(|e| io_err(&main_path, e))?;
+        let mut out = vec![
+            PathBuf::from(DIR).join(METADATA_FILE),
+            PathBuf::from(DIR).join(MAIN_TABLE_FILE),
+        ];
+        let states = root.join(CODE_STATES_DIR);
+        for (rel_path, _) in walk(&states)? {
+            out.push(PathBuf::from(DIR).join(CODE_STATES_DIR).join(rel_path));
+        }
+        out.sort();
+        Ok(out)
     }
 }
 
-pub fn verify(
-    _dir: &Path,
-    _episodes: &[Episode],
-    _redactor: &crate::redact::Redactor,
-) -> Result<(), ExportError> {
-    Err(not_yet())
+/// Every file under `dir`, as (`/`-separated relative path, full path),
+/// sorted by relative path.
+fn walk(dir: &Path) -> Result<Vec<(String, PathBuf)>, ExportError> {
+    fn go(dir: &Path, prefix: &str, out: &mut Vec<(String, PathBuf)>) -> Result<(), ExportError> {
+        let entries = fs::read_dir(dir).map_err(|e| io_err(dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| io_err(dir, e))?;
+            let path = entry.path();
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                return Err(invalid(
+                    CODE_STATES_DIR,
+                    format!("{}: a name is not UTF-8", path.display()),
+                ));
+            };
+            let rel_name = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let kind = entry.file_type().map_err(|e| io_err(&path, e))?;
+            if kind.is_dir() {
+                go(&path, &rel_name, out)?;
+            } else if kind.is_file() {
+                out.push((rel_name, path));
+            } else {
+                return Err(invalid(
+                    CODE_STATES_DIR,
+                    format!("{rel_name}: neither a file nor a directory"),
+                ));
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    go(dir, "", &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+/// What [`check`] counted, for `verify` to hold against the JSONL.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ps2Summary {
+    /// MainTable rows.
+    pub events: u64,
+    /// Sessions (episodes): `Session.Start`/`Session.End` pairs.
+    pub sessions: u64,
+    /// Distinct code states referenced (each one a directory).
+    pub code_states: u64,
+    /// Rows by EventType.
+    pub by_type: BTreeMap<String, u64>,
+}
+
+/// Reads `progsnap2/` back and checks it is what [`ProgSnap2Writer`]
+/// writes: the metadata, the MainTable's exact columns, known event types,
+/// unique EventIDs, sessions that open, order and close, the columns each
+/// event type needs, and every referenced code state present with content
+/// matching its id (and no other).
+pub fn check(dir: &Path) -> Result<Ps2Summary, ExportError> {
+    let root = dir.join(DIR);
+    check_metadata(&root)?;
+
+    let main_path = root.join(MAIN_TABLE_FILE);
+    let file = File::open(&main_path).map_err(|e| io_err(&main_path, e))?;
+    let mut rd = csv::ReaderBuilder::new().from_reader(file);
+    let header = rd
+        .headers()
+        .map_err(|e| csv_err(&main_path, MAIN_TABLE_FILE, e))?
+        .clone();
+    if header.iter().ne(COLUMNS) {
+        let got: Vec<&str> = header.iter().collect();
+        let missing: Vec<&str> = COLUMNS
+            .iter()
+            .copied()
+            .filter(|c| !got.contains(c))
+            .collect();
+        let extra: Vec<&str> = got
+            .iter()
+            .copied()
+            .filter(|c| !COLUMNS.contains(c))
+            .collect();
+        return Err(invalid(
+            MAIN_TABLE_FILE,
+            format!("header is not the expected column list (missing {missing:?}, unexpected {extra:?}, or out of order)"),
+        ));
+    }
+    let col = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap_or(0);
+    let (c_type, c_id, c_order, c_subject, c_tools, c_state, c_session, c_section, c_dest, c_edit) = (
+        col("EventType"),
+        col("EventID"),
+        col("Order"),
+        col("SubjectID"),
+        col("ToolInstances"),
+        col("CodeStateID"),
+        col("SessionID"),
+        col("CodeStateSection"),
+        col("DestinationCodeStateSection"),
+        col("EditType"),
+    );
+
+    let mut summary = Ps2Summary::default();
+    let mut ids = HashSet::new();
+    // Open session -> the last Order seen in it.
+    let mut open: HashMap<String, i64> = HashMap::new();
+    let mut states = BTreeSet::new();
+    for rec in rd.records() {
+        let rec = rec.map_err(|e| csv_err(&main_path, MAIN_TABLE_FILE, e))?;
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        let bad = |problem: String| invalid(MAIN_TABLE_FILE, format!("line {line}: {problem}"));
+        let get = |i: usize| rec.get(i).unwrap_or("");
+
+        let ty = get(c_type);
+        let Some(ty) = EVENT_TYPES.iter().find(|t| **t == ty) else {
+            return Err(bad(format!("unknown EventType {ty:?}")));
+        };
+        let id = get(c_id);
+        if id.is_empty() || !ids.insert(id.to_string()) {
+            return Err(bad(format!("EventID {id:?} is empty or repeats")));
+        }
+        for (name, i) in [
+            ("SubjectID", c_subject),
+            ("ToolInstances", c_tools),
+            ("SessionID", c_session),
+        ] {
+            if get(i).is_empty() {
+                return Err(bad(format!("{name} is empty")));
+            }
+        }
+        let order: i64 = get(c_order)
+            .parse()
+            .map_err(|_| bad(format!("Order {:?} is not an integer", get(c_order))))?;
+        let session = get(c_session);
+        match *ty {
+            SESSION_START => {
+                if open.insert(session.to_string(), order).is_some() {
+                    return Err(bad(format!("session {session} starts twice")));
+                }
+                summary.sessions += 1;
+            }
+            _ => {
+                let Some(last) = open.get_mut(session) else {
+                    return Err(bad(format!("event outside session {session}")));
+                };
+                if order <= *last {
+                    return Err(bad(format!(
+                        "Order {order} does not follow {last} in session {session}"
+                    )));
+                }
+                *last = order;
+                if *ty == SESSION_END {
+                    open.remove(session);
+                }
+            }
+        }
+        if ty.starts_with("File.") && get(c_section).is_empty() {
+            return Err(bad(format!("{ty} without CodeStateSection")));
+        }
+        if *ty == "File.Rename" && get(c_dest).is_empty() {
+            return Err(bad("File.Rename without DestinationCodeStateSection".into()));
+        }
+        if *ty == "File.Edit" && get(c_edit).is_empty() {
+            return Err(bad("File.Edit without EditType".into()));
+        }
+        let state = get(c_state);
+        if !state.is_empty() {
+            if !is_code_state_id(state) {
+                return Err(bad(format!("CodeStateID {state:?} is not one of ours")));
+            }
+            if !states.contains(state) {
+                if !root.join(CODE_STATES_DIR).join(state).is_dir() {
+                    return Err(bad(format!(
+                        "CodeStateID {state} has no directory in {DIR}/{CODE_STATES_DIR}"
+                    )));
+                }
+                states.insert(state.to_string());
+            }
+        }
+        summary.events += 1;
+        *summary.by_type.entry(ty.to_string()).or_default() += 1;
+    }
+    if let Some(session) = open.keys().min() {
+        return Err(invalid(
+            MAIN_TABLE_FILE,
+            format!("session {session} never ends"),
+        ));
+    }
+
+    check_code_states(&root, &states)?;
+    summary.code_states = states.len() as u64;
+    Ok(summary)
+}
+
+fn check_metadata(root: &Path) -> Result<(), ExportError> {
+    let path = root.join(METADATA_FILE);
+    let file = File::open(&path).map_err(|e| io_err(&path, e))?;
+    let mut rd = csv::ReaderBuilder::new().from_reader(file);
+    let header = rd
+        .headers()
+        .map_err(|e| csv_err(&path, METADATA_FILE, e))?
+        .clone();
+    if header.iter().ne(["Property", "Value"]) {
+        return Err(invalid(METADATA_FILE, "header is not Property,Value"));
+    }
+    let mut got = BTreeMap::new();
+    for rec in rd.records() {
+        let rec = rec.map_err(|e| csv_err(&path, METADATA_FILE, e))?;
+        let (k, v) = (rec.get(0).unwrap_or(""), rec.get(1).unwrap_or(""));
+        if got.insert(k.to_string(), v.to_string()).is_some() {
+            return Err(invalid(METADATA_FILE, format!("property {k} repeats")));
+        }
+    }
+    for (k, want) in metadata() {
+        match got.remove(k) {
+            Some(v) if v == want => {}
+            Some(v) => {
+                return Err(invalid(
+                    METADATA_FILE,
+                    format!("{k} is {v:?}, expected {want:?}"),
+                ))
+            }
+            None => return Err(invalid(METADATA_FILE, format!("{k} is missing"))),
+        }
+    }
+    if let Some(k) = got.keys().next() {
+        return Err(invalid(METADATA_FILE, format!("unexpected property {k}")));
+    }
+    Ok(())
+}
+
+/// Every referenced code state must hash to its id, and `CodeStates/` must
+/// hold nothing else.
+fn check_code_states(root: &Path, states: &BTreeSet<String>) -> Result<(), ExportError> {
+    let dir = root.join(CODE_STATES_DIR);
+    let entries = fs::read_dir(&dir).map_err(|e| io_err(&dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io_err(&dir, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !states.contains(name.as_ref()) {
+            return Err(invalid(
+                CODE_STATES_DIR,
+                format!("{name} is not a code state the MainTable references"),
+            ));
+        }
+    }
+    for id in states {
+        let files = walk(&dir.join(id))?;
+        let mut ids = Vec::with_capacity(files.len());
+        for (rel_path, full) in &files {
+            let bytes = fs::read(full).map_err(|e| io_err(full, e))?;
+            ids.push((rel_path.as_str(), hex::encode(Sha256::digest(&bytes))));
+        }
+        let got = code_state_id(ids.iter().map(|(p, s)| (*p, s.as_str())));
+        if got != *id {
+            return Err(invalid(
+                CODE_STATES_DIR,
+                format!("{id}: its files hash to {got}, not to its id"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::model::{Action, CodeState, EndReason, KeyTime};
+    use crate::export::replay::{state_id, unified};
+
+    fn cs(path: &str, content: Option<&str>, exists: bool) -> CodeState {
+        CodeState {
+            path: path.into(),
+            exists,
+            content: content.map(String::from),
+            state_id: content.map(state_id),
+        }
+    }
+
+    const A0: &str = "fn a() {}\n";
+    const A1: &str = "fn a() {}\nfn b() { \"x,y\" }\n";
+    const A2: &str = "fn a() { \"ünïcödé ✓\" }\nfn b() { \"x,y\" }\n";
+    const B1: &str = "// new, \"quoted\"\n";
+
+    fn edit(seq: u32, t: i64, file: &str, path: &str, old: &str, new: &str) -> Action {
+        Action {
+            seq,
+            t_ms: t,
+            body: ActionBody::Edit {
+                file_id: file.into(),
+                path: path.into(),
+                diff: Some(unified(old, new, path, path)),
+                state_id: Some(state_id(new)),
+            },
+        }
+    }
+
+    /// One episode with every action kind, a file without recorded content,
+    /// and texts with commas, quotes, newlines and non-ASCII.
+    fn episode(id: &str) -> Episode {
+        let mut actions = vec![
+            Action {
+                seq: 1,
+                t_ms: 10,
+                body: ActionBody::Typing {
+                    app: Some("code".into()),
+                    text: Some("let s = \"a, b\";\nΩ≈ç √".into()),
+                    duration_ms: 900,
+                    keys: vec![
+                        KeyTime {
+                            t: 0,
+                            class: "letter".into(),
+                        },
+                        KeyTime {
+                            t: 120,
+                            class: "punct".into(),
+                        },
+                        KeyTime {
+                            t: 480,
+                            class: "redacted".into(),
+                        },
+                    ],
+                },
+            },
+            edit(2, 1000, "fa", "src/aaaa.rs", A0, A1),
+            Action {
+                seq: 3,
+                t_ms: 1500,
+                body: ActionBody::FileCreate {
+                    file_id: "fb".into(),
+                    path: "src/new/bbbb.rs".into(),
+                    diff: Some(unified("", B1, "src/new/bbbb.rs", "src/new/bbbb.rs")),
+                    state_id: Some(state_id(B1)),
+                },
+            },
+            Action {
+                seq: 4,
+                t_ms: 1600,
+                body: ActionBody::FileSwitch {
+                    file_id: "fa".into(),
+                    path: "src/aaaa.rs".into(),
+                },
+            },
+            Action {
+                seq: 5,
+                t_ms: 1700,
+                body: ActionBody::FileRename {
+                    file_id: "fa".into(),
+                    from: "src/aaaa.rs".into(),
+                    to: "src/cccc.rs".into(),
+                },
+            },
+            edit(6, 2000, "fa", "src/cccc.rs", A1, A2),
+            Action {
+                seq: 7,
+                t_ms: 2100,
+                body: ActionBody::Edit {
+                    file_id: "fc".into(),
+                    path: "secret/dddd.bin".into(),
+                    diff: None,
+                    state_id: None,
+                },
+            },
+            Action {
+                seq: 8,
+                t_ms: 2200,
+                body: ActionBody::Focus {
+                    app: Some("firefox".into()),
+                    title: Some("Docs, \"quoted\" — page".into()),
+                },
+            },
+            Action {
+                seq: 9,
+                t_ms: 2300,
+                body: ActionBody::Mouse {
+                    duration_ms: 400,
+                    moves: 12,
+                    distance_px: 340,
+                    clicks: 2,
+                    scroll: -3,
+                },
+            },
+            Action {
+                seq: 10,
+                t_ms: 2400,
+                body: ActionBody::FileDelete {
+                    file_id: "fb".into(),
+                    path: "src/new/bbbb.rs".into(),
+                },
+            },
+            Action {
+                seq: 11,
+                t_ms: 2500,
+                body: ActionBody::Gap {
+                    reason: "paused".into(),
+                    duration_ms: 5000,
+                    lost: 7,
+                },
+            },
+        ];
+        actions.push(Action {
+            seq: 12,
+            t_ms: 8000,
+            body: ActionBody::Commit {
+                message: Some("Fix \"a\", b\n\nbody line".into()),
+            },
+        });
+        Episode {
+            schema: SCHEMA_VERSION,
+            episode_id: id.into(),
+            subject_id: "subj0123".into(),
+            workspace_id: Some("ws42".into()),
+            week: "2026-W48".into(),
+            duration_ms: 8100,
+            end_reason: EndReason::Commit,
+            files: vec![
+                FileStates {
+                    file_id: "fa".into(),
+                    initial: cs("src/aaaa.rs", Some(A0), true),
+                    final_: cs("src/cccc.rs", Some(A2), true),
+                },
+                FileStates {
+                    file_id: "fb".into(),
+                    initial: cs("src/new/bbbb.rs", None, false),
+                    final_: cs("src/new/bbbb.rs", None, false),
+                },
+                FileStates {
+                    file_id: "fc".into(),
+                    initial: cs("secret/dddd.bin", None, true),
+                    final_: cs("secret/dddd.bin", None, true),
+                },
+            ],
+            actions,
+        }
+    }
+
+    fn write(dir: &Path, eps: &[Episode]) -> Result<Vec<PathBuf>, ExportError> {
+        let mut w: Box<dyn DatasetWriter> = Box::new(create(dir)?);
+        assert_eq!(w.format(), "progsnap2");
+        for ep in eps {
+            w.write_episode(ep)?;
+        }
+        w.finish()
+    }
+
+    fn rows(dir: &Path) -> Vec<BTreeMap<String, String>> {
+        let mut rd = csv::Reader::from_path(dir.join(DIR).join(MAIN_TABLE_FILE)).unwrap();
+        let header = rd.headers().unwrap().clone();
+        rd.records()
+            .map(|r| {
+                let r = r.unwrap();
+                header
+                    .iter()
+                    .zip(r.iter())
+                    .map(|(h, v)| (h.to_string(), v.to_string()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_action_becomes_its_event_with_its_fields() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), &[episode("ep1")]).unwrap();
+        let rows = rows(tmp.path());
+        let types: Vec<&str> = rows.iter().map(|r| r["EventType"].as_str()).collect();
+        assert_eq!(
+            types,
+            [
+                "Session.Start",
+                "X-Keystroke",
+                "File.Edit",
+                "File.Create",
+                "File.Focus",
+                "File.Rename",
+                "File.Edit",
+                "File.Edit",
+                "X-WindowFocus",
+                "X-Mouse",
+                "File.Delete",
+                "X-Gap",
+                "X-Commit",
+                "Session.End",
+            ]
+        );
+        for (i, r) in rows.iter().enumerate() {
+            assert_eq!(r["Order"], i.to_string());
+            assert_eq!(r["SessionID"], "ep1");
+            assert_eq!(r["SubjectID"], "subj0123");
+            assert_eq!(r["X-Week"], "2026-W48");
+            assert_eq!(r["X-WorkspaceID"], "ws42");
+            assert_eq!(
+                r["ToolInstances"],
+                format!("Candor {}", env!("CARGO_PKG_VERSION"))
+            );
+        }
+        assert_eq!(rows[0]["EventID"], "ep1-start");
+        assert_eq!(rows[13]["EventID"], "ep1-end");
+        assert_eq!(rows[13]["X-Reason"], "commit");
+        assert_eq!(rows[13]["X-OffsetMs"], "8100");
+
+        let typing = &rows[1];
+        assert_eq!(typing["EventID"], "ep1-1");
+        assert_eq!(typing["X-Text"], "let s = \"a, b\";\nΩ≈ç √");
+        assert_eq!(typing["X-App"], "code");
+        assert_eq!(typing["X-KeyTimesMs"], "0;120;480");
+        assert_eq!(typing["X-KeyClasses"], "letter;punct;redacted");
+        assert_eq!(typing["X-DurationMs"], "900");
+        assert_eq!(typing["X-OffsetMs"], "10");
+
+        assert_eq!(rows[2]["EditType"], "Insert");
+        assert_eq!(rows[2]["CodeStateSection"], "src/aaaa.rs");
+        assert_eq!(rows[2]["X-FileID"], "fa");
+        assert_eq!(rows[6]["EditType"], "Replace");
+        assert_eq!(rows[7]["EditType"], "GenericEdit");
+        assert_eq!(rows[3]["EditType"], "");
+        assert_eq!(rows[5]["CodeStateSection"], "src/aaaa.rs");
+        assert_eq!(rows[5]["DestinationCodeStateSection"], "src/cccc.rs");
+        assert_eq!(rows[8]["X-Text"], "Docs, \"quoted\" — page");
+        assert_eq!(rows[8]["X-App"], "firefox");
+        assert_eq!(
+            [
+                &rows[9]["X-Moves"],
+                &rows[9]["X-DistancePx"],
+                &rows[9]["X-Clicks"],
+                &rows[9]["X-Scroll"]
+            ],
+            ["12", "340", "2", "-3"]
+        );
+        assert_eq!(
+            [&rows[11]["X-Reason"], &rows[11]["X-Lost"]],
+            ["paused", "7"]
+        );
+        assert_eq!(rows[12]["X-Text"], "Fix \"a\", b\n\nbody line");
+
+        // The state follows the edits; unchanged events reuse it; the file
+        // without recorded content is never in it.
+        let state = |i: usize| rows[i]["CodeStateID"].clone();
+        assert!(rows.iter().all(|r| !r["CodeStateID"].is_empty()));
+        assert_eq!(state(0), state(1));
+        assert_ne!(state(1), state(2));
+        assert_eq!(state(3), state(4));
+        assert_ne!(state(4), state(5));
+        assert_eq!(
+            state(6),
+            state(7),
+            "an unrecorded file does not change the state"
+        );
+        assert_eq!(
+            state(12),
+            state(13),
+            "the final state is the last replayed one"
+        );
+        let at = |i: usize, p: &str| {
+            fs::read_to_string(
+                tmp.path()
+                    .join(DIR)
+                    .join(CODE_STATES_DIR)
+                    .join(state(i))
+                    .join(p),
+            )
+        };
+        assert_eq!(at(0, "src/aaaa.rs").unwrap(), A0);
+        assert_eq!(at(3, "src/new/bbbb.rs").unwrap(), B1);
+        assert_eq!(at(5, "src/cccc.rs").unwrap(), A1);
+        assert!(at(5, "src/aaaa.rs").is_err());
+        assert_eq!(at(13, "src/cccc.rs").unwrap(), A2);
+        assert!(at(13, "src/new/bbbb.rs").is_err());
+        assert!(at(13, "secret/dddd.bin").is_err());
+
+        let s = check(tmp.path()).unwrap();
+        assert_eq!(s.events, 14);
+        assert_eq!(s.sessions, 1);
+        assert_eq!(s.by_type["File.Edit"], 3);
+        assert_eq!(s.by_type["Session.End"], 1);
+        let want: u64 = episode("x")
+            .actions
+            .iter()
+            .filter(|a| event_type(&a.body) == "X-Keystroke")
+            .count() as u64;
+        assert_eq!(s.by_type["X-Keystroke"], want);
+        // Start, after edit, after create, after rename, after edit, after delete.
+        assert_eq!(s.code_states, 6);
+    }
+
+    #[test]
+    fn metadata_is_the_spec_properties() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), &[]).unwrap();
+        let text = fs::read_to_string(tmp.path().join(DIR).join(METADATA_FILE)).unwrap();
+        assert_eq!(
+            text,
+            "Property,Value\nVersion,6\nIsEventOrderingConsistent,true\nEventOrderScope,Restricted\n\
+             EventOrderScopeColumns,SubjectID;SessionID\nCodeStateRepresentation,Directory\n\
+             X-SchemaVersion,1\n"
+        );
+        let s = check(tmp.path()).unwrap();
+        assert_eq!(s, Ps2Summary::default());
+    }
+
+    #[test]
+    fn output_is_deterministic_and_finish_lists_every_file() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let eps = [episode("ep1"), episode("ep2")];
+        let la = write(a.path(), &eps).unwrap();
+        let lb = write(b.path(), &eps).unwrap();
+        assert_eq!(la, lb);
+        let mut sorted = la.clone();
+        sorted.sort();
+        assert_eq!(la, sorted);
+        let mut on_disk: Vec<PathBuf> = walk(a.path())
+            .unwrap()
+            .into_iter()
+            .map(|(p, _)| PathBuf::from(p))
+            .collect();
+        on_disk.sort();
+        assert_eq!(la, on_disk);
+        for p in &la {
+            assert_eq!(
+                fs::read(a.path().join(p)).unwrap(),
+                fs::read(b.path().join(p)).unwrap(),
+                "{p:?}"
+            );
+        }
+        // The same states in two episodes share directories.
+        let dirs = fs::read_dir(a.path().join(DIR).join(CODE_STATES_DIR))
+            .unwrap()
+            .count();
+        assert_eq!(dirs, 6);
+        assert_eq!(check(a.path()).unwrap().sessions, 2);
+    }
+
+    #[test]
+    fn bad_paths_and_repeats_are_errors() {
+        for bad in [
+            "../up.rs",
+            "/abs.rs",
+            "src/../x.rs",
+            "a//b",
+            "./a",
+            "a\\b",
+            "tab\there",
+        ] {
+            let mut ep = episode("ep1");
+            ep.actions.push(Action {
+                seq: 99,
+                t_ms: 9000,
+                body: ActionBody::FileSwitch {
+                    file_id: "fa".into(),
+                    path: bad.into(),
+                },
+            });
+            let tmp = tempfile::tempdir().unwrap();
+            let err = write(tmp.path(), &[ep]).unwrap_err();
+            assert!(matches!(err, ExportError::Invalid { .. }), "{bad}: {err}");
+        }
+        let mut ep = episode("ep1");
+        ep.files[0].initial.path = "../../etc/passwd".into();
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(write(tmp.path(), &[ep]).is_err());
+        assert!(!tmp.path().join("etc").exists());
+
+        let tmp = tempfile::tempdir().unwrap();
+        let err = write(tmp.path(), &[episode("ep1"), episode("ep1")]).unwrap_err();
+        assert!(err.to_string().contains("twice"), "{err}");
+
+        let mut ep = episode("ep1");
+        ep.actions[1].seq = 1;
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(write(tmp.path(), &[ep]).is_err());
+
+        // A path that is also a directory of another path.
+        let mut ep = episode("ep1");
+        ep.files[0].initial.path = "src/new".into();
+        ep.actions.retain(|a| a.seq < 4 && a.seq != 2);
+        ep.files[0].final_ = ep.files[0].initial.clone();
+        let tmp = tempfile::tempdir().unwrap();
+        let err = write(tmp.path(), &[ep]).unwrap_err();
+        assert!(
+            err.to_string().contains("both a file and a directory"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_diff_that_does_not_replay_is_an_error() {
+        let mut ep = episode("ep1");
+        if let ActionBody::Edit { diff, .. } = &mut ep.actions[1].body {
+            *diff = Some(unified("other\n", A1, "p", "p"));
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            write(tmp.path(), &[ep]),
+            Err(ExportError::Replay(_))
+        ));
+    }
+
+    #[test]
+    fn without_recorded_content_there_is_no_code_state() {
+        let mut ep = episode("ep1");
+        ep.files.retain(|f| f.file_id == "fc");
+        ep.actions.retain(|a| {
+            !matches!(
+                a.body,
+                ActionBody::Edit { ref file_id, .. }
+                    | ActionBody::FileCreate { ref file_id, .. }
+                    | ActionBody::FileSwitch { ref file_id, .. }
+                    | ActionBody::FileDelete { ref file_id, .. }
+                    | ActionBody::FileRename { ref file_id, .. } if file_id != "fc"
+            )
+        });
+        let tmp = tempfile::tempdir().unwrap();
+        let files = write(tmp.path(), &[ep]).unwrap();
+        assert_eq!(files.len(), 2);
+        assert!(rows(tmp.path()).iter().all(|r| r["CodeStateID"].is_empty()));
+        assert_eq!(check(tmp.path()).unwrap().code_states, 0);
+    }
+
+    /// Rewrites the MainTable through `f` (header, rows).
+    fn tamper(dir: &Path, f: impl FnOnce(&mut Vec<String>, &mut Vec<Vec<String>>)) {
+        let path = dir.join(DIR).join(MAIN_TABLE_FILE);
+        let mut rd = csv::Reader::from_path(&path).unwrap();
+        let mut header: Vec<String> = rd.headers().unwrap().iter().map(String::from).collect();
+        let mut rows: Vec<Vec<String>> = rd
+            .records()
+            .map(|r| r.unwrap().iter().map(String::from).collect())
+            .collect();
+        f(&mut header, &mut rows);
+        let mut w = csv::Writer::from_path(&path).unwrap();
+        w.write_record(&header).unwrap();
+        for r in rows {
+            w.write_record(&r).unwrap();
+        }
+        w.flush().unwrap();
+    }
+
+    fn check_err(f: impl FnOnce(&mut Vec<String>, &mut Vec<Vec<String>>)) -> String {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), &[episode("ep1")]).unwrap();
+        assert!(check(tmp.path()).is_ok());
+        tamper(tmp.path(), f);
+        let err = check(tmp.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("MainTable.csv") || err.contains("CodeStates"),
+            "{err}"
+        );
+        err
+    }
+
+    #[test]
+    fn check_rejects_a_tampered_main_table() {
+        let col = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap();
+        let err = check_err(|h, rows| {
+            let i = col("X-Text");
+            h.remove(i);
+            for r in rows {
+                r.remove(i);
+            }
+        });
+        assert!(err.contains("X-Text"), "{err}");
+        let err = check_err(|_, rows| rows[3][col("CodeStateID")] = "ab".repeat(32));
+        assert!(err.contains("no directory"), "{err}");
+        let err = check_err(|_, rows| rows[3][col("CodeStateID")] = "../../x".into());
+        assert!(err.contains("not one of ours"), "{err}");
+        let err = check_err(|_, rows| rows[2][col("EventType")] = "Teleport".into());
+        assert!(err.contains("unknown EventType"), "{err}");
+        let err = check_err(|_, rows| rows[2][col("EventID")] = rows[1][col("EventID")].clone());
+        assert!(err.contains("repeats"), "{err}");
+        let err = check_err(|_, rows| {
+            rows.pop();
+        });
+        assert!(err.contains("never ends"), "{err}");
+        let err = check_err(|_, rows| rows.swap(2, 3));
+        assert!(err.contains("does not follow"), "{err}");
+        // A state no row references any more.
+        let err = check_err(|_, rows| {
+            let s = rows[0][col("CodeStateID")].clone();
+            for r in rows.iter_mut() {
+                if r[col("CodeStateID")] == s {
+                    r[col("CodeStateID")] = String::new();
+                }
+            }
+        });
+        assert!(
+            err.contains("not a code state the MainTable references"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn check_rejects_tampered_code_states_and_metadata() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), &[episode("ep1")]).unwrap();
+        let id = rows(tmp.path())[0]["CodeStateID"].clone();
+        fs::write(
+            tmp.path()
+                .join(DIR)
+                .join(CODE_STATES_DIR)
+                .join(&id)
+                .join("src/aaaa.rs"),
+            "changed",
+        )
+        .unwrap();
+        let err = check(tmp.path()).unwrap_err().to_string();
+        assert!(err.contains("hash to"), "{err}");
+
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), &[]).unwrap();
+        let meta = tmp.path().join(DIR).join(METADATA_FILE);
+        let text = fs::read_to_string(&meta).unwrap();
+        fs::write(&meta, text.replace("Version,6", "Version,5")).unwrap();
+        let err = check(tmp.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("DatasetMetadata.csv") && err.contains("Version"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn edit_types_come_from_the_diff() {
+        let d = |a: &str, b: &str| edit_type(Some(&unified(a, b, "p", "p")));
+        assert_eq!(d("a\n", "a\nb\n"), "Insert");
+        assert_eq!(d("a\n-- x\n", "a\n"), "Delete");
+        assert_eq!(d("a\n", "b\n"), "Replace");
+        assert_eq!(edit_type(None), "GenericEdit");
+    }
 }

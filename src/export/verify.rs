@@ -176,7 +176,7 @@ pub fn verify(dir: &Path, redactor: &Redactor) -> Result<VerifyReport, ExportErr
         parquet::verify(dir, &episodes)?;
     }
     if has("progsnap2") {
-        progsnap2::verify(dir, &episodes, redactor)?;
+        check_progsnap2(dir, &episodes, redactor)?;
     }
     Ok(VerifyReport {
         files_checked: present.len(),
@@ -185,4 +185,52 @@ pub fn verify(dir: &Path, redactor: &Redactor) -> Result<VerifyReport, ExportErr
         formats: manifest.formats.clone(),
         replayed_states: replayed,
     })
+}
+
+/// The ProgSnap2 tables against the JSONL: the same sessions and events by
+/// type, and every code state file scanned afresh (intermediate states
+/// exist only there).
+fn check_progsnap2(
+    dir: &Path,
+    episodes: &[Episode],
+    redactor: &Redactor,
+) -> Result<(), ExportError> {
+    let summary = progsnap2::check(dir)?;
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for ep in episodes {
+        *want.entry(progsnap2::SESSION_START.into()).or_default() += 1;
+        *want.entry(progsnap2::SESSION_END.into()).or_default() += 1;
+        for a in &ep.actions {
+            *want
+                .entry(progsnap2::event_type(&a.body).into())
+                .or_default() += 1;
+        }
+    }
+    let file = format!("{}/{}", progsnap2::DIR, progsnap2::MAIN_TABLE_FILE);
+    if summary.sessions != episodes.len() as u64 || summary.by_type != want {
+        return Err(invalid(
+            &file,
+            format!(
+                "{} sessions and events {:?}; the JSONL gives {} and {:?}",
+                summary.sessions,
+                summary.by_type,
+                episodes.len(),
+                want
+            ),
+        ));
+    }
+    let states = dir.join(progsnap2::DIR).join(progsnap2::CODE_STATES_DIR);
+    if states.is_dir() {
+        for rel in list_files(&states)? {
+            let path = states.join(&rel);
+            let text = std::fs::read_to_string(&path).map_err(|e| super::sink::io_err(&path, e))?;
+            if let Some(f) = redactor.scan(&text).first() {
+                return Err(invalid(
+                    &format!("{}/{}/{rel}", progsnap2::DIR, progsnap2::CODE_STATES_DIR),
+                    format!("rule `{}` still matches after redaction", f.rule),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
