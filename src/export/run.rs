@@ -19,7 +19,7 @@ use super::manifest::{
 };
 use super::model::{Episode, SCHEMA_VERSION};
 use super::sink::{io_err, DatasetWriter};
-use super::source::{file_names, read_events, Admission, Tally};
+use super::source::{file_names, read_events, Admission, Admitted, Tally};
 use super::{jsonl, parquet, progsnap2, ExportError};
 use crate::consent::ledger::{self, Action};
 use crate::redact::{rules, Redactor};
@@ -132,6 +132,10 @@ fn admission(store: &mut Store, shape: &Shape, now_ns: i64) -> Result<Admission,
 }
 
 /// Builds every episode the store may give, handing each to `each`.
+///
+/// Two stages on two threads: one reads, unseals and admits events (the
+/// AEAD dominates it), the other segments, redacts, diffs and writes. They
+/// meet over a bounded channel of batches, so memory stays bounded.
 fn episodes(
     store: &mut Store,
     adm: &Admission,
@@ -141,24 +145,57 @@ fn episodes(
     progress: Option<&indicatif::ProgressBar>,
     mut each: impl FnMut(Episode) -> Result<(), ExportError>,
 ) -> Result<(), ExportError> {
-    let mut seg = Segmenter::new(idle_gap_ns);
-    let mut n = 0u64;
-    read_events(store, adm, tally, |a| {
-        n += 1;
-        if n % 8192 == 0 {
+    const BATCH: usize = 2048;
+    let (tx, rx) = crossbeam_channel::bounded::<Vec<Admitted>>(8);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH);
+            let mut local = Tally::default();
+            let result = read_events(store, adm, &mut local, |a| {
+                batch.push(a);
+                if batch.len() == BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    // The builder stopped: its error is the one to report.
+                    tx.send(full)
+                        .map_err(|_| ExportError::Option("stopped".into()))?;
+                }
+                Ok(())
+            });
+            if result.is_ok() && !batch.is_empty() {
+                let _ = tx.send(batch);
+            }
+            (result, local)
+        });
+        let mut seg = Segmenter::new(idle_gap_ns);
+        let mut n = 0u64;
+        let mut built: Result<(), ExportError> = Ok(());
+        'recv: for batch in rx.iter() {
+            n += batch.len() as u64;
             if let Some(p) = progress {
                 p.set_position(n);
             }
+            for a in batch {
+                for raw in seg.push(a) {
+                    if let Err(e) = builder.build(raw).and_then(&mut each) {
+                        built = Err(e);
+                        break 'recv;
+                    }
+                }
+            }
         }
-        for raw in seg.push(a) {
+        // Unblocks the reader if the builder stopped early.
+        drop(rx);
+        let (read, local) = reader
+            .join()
+            .map_err(|_| ExportError::Option("the reading thread panicked".into()))?;
+        *tally = local;
+        built?;
+        read?;
+        if let Some(raw) = seg.finish() {
             each(builder.build(raw)?)?;
         }
         Ok(())
-    })?;
-    if let Some(raw) = seg.finish() {
-        each(builder.build(raw)?)?;
-    }
-    Ok(())
+    })
 }
 
 fn progress_bar(store: &Store, show: bool) -> Option<indicatif::ProgressBar> {
