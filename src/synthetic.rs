@@ -53,6 +53,8 @@ const MESSAGES: &[&str] = &[
     "Bound the cache and add a regression test",
     "Fix the median of even-length inputs",
 ];
+/// Beyond this many lines, the synthetic engineer deletes a block.
+const MAX_LINES: usize = 150;
 const FILES: &[&str] = &["src/lib.rs", "src/parse.rs", "tests/parse.rs", "stats.py"];
 
 #[derive(Clone, Debug)]
@@ -278,15 +280,26 @@ impl Generator {
                 out.push(e);
             }
         }
-        // A burst of lines, then a save.
+        // A burst of lines typed in one place, then a save.
+        let lines = self.files[self.current_file].1.lines().count();
+        let mut at = if lines == 0 {
+            0
+        } else {
+            self.rng.random_range(0..=lines)
+        };
         for _ in 0..self.rng.random_range(1..4) {
             let line = CODE[self.rng.random_range(0..CODE.len())];
             self.t += self.lognormal_ms(900.0, 0.6);
             self.type_text(&mut out, line);
             self.type_char(&mut out, '\n');
-            let f = &mut self.files[self.current_file].1;
-            f.push_str(line);
-            f.push('\n');
+            insert_line(&mut self.files[self.current_file].1, at, line);
+            at += 1;
+        }
+        // Files do not grow forever: now and then a block is cut out.
+        if lines > MAX_LINES {
+            let n = self.rng.random_range(5..30);
+            let from = self.rng.random_range(0..lines - n);
+            remove_lines(&mut self.files[self.current_file].1, from, n);
         }
         self.chord(&mut out, "KeyS", "ctrl+s");
         let kind = if self.files[self.current_file].1.lines().count() <= 3 {
@@ -357,6 +370,26 @@ impl Iterator for Generator {
     }
 }
 
+/// Inserts `line` (and a newline) before line `at` of `text`.
+fn insert_line(text: &mut String, at: usize, line: &str) {
+    let offset = text
+        .match_indices('\n')
+        .nth(at.wrapping_sub(1))
+        .map_or(if at == 0 { 0 } else { text.len() }, |(i, _)| i + 1);
+    text.insert_str(offset, &format!("{line}\n"));
+}
+
+/// Removes `n` lines from line `from` of `text`.
+fn remove_lines(text: &mut String, from: usize, n: usize) {
+    let kept: Vec<&str> = text
+        .split_inclusive('\n')
+        .enumerate()
+        .filter(|(i, _)| *i < from || *i >= from + n)
+        .map(|(_, l)| l)
+        .collect();
+    *text = kept.concat();
+}
+
 /// Sets a field the generator knows is declared; a mismatch is a bug in
 /// this file, caught by its tests.
 fn set(e: &mut Event, field: &str, v: impl Into<crate::event::Value>) {
@@ -369,6 +402,18 @@ fn set(e: &mut Event, field: &str, v: impl Into<crate::event::Value>) {
 mod tests {
     use super::*;
     use crate::event::Value;
+
+    #[test]
+    fn lines_go_in_and_out_where_asked() {
+        let mut t = String::new();
+        insert_line(&mut t, 0, "b");
+        insert_line(&mut t, 0, "a");
+        insert_line(&mut t, 2, "d");
+        insert_line(&mut t, 2, "c");
+        assert_eq!(t, "a\nb\nc\nd\n");
+        remove_lines(&mut t, 1, 2);
+        assert_eq!(t, "a\nd\n");
+    }
 
     #[test]
     fn events_are_valid_ordered_and_deterministic() {
