@@ -1,5 +1,6 @@
 //! Personal-data detectors without keywords: e-mail addresses, phone numbers,
-//! public IP addresses, payment cards (Luhn), IBANs (mod 97) and US SSNs.
+//! public IP addresses, MAC addresses, payment cards (Luhn), IBANs (mod 97)
+//! and US SSNs.
 //!
 //! They are hand-written scanners rather than regexes because they must run
 //! over every byte: e-mails start from `memchr('@')`, and every other family
@@ -23,6 +24,39 @@ fn finding(rule: &'static str, start: usize, end: usize) -> Finding {
 pub fn scan(text: &str, out: &mut Vec<Finding>) {
     emails(text, out);
     numbers(text, out);
+    macs(text, out);
+}
+
+/// MAC addresses (`3c:22:fb:1a:9e:07`, `3C-22-FB-1A-9E-07`): a machine's
+/// hardware identity, and so its owner's. Six hex pairs with one separator
+/// throughout, not part of a longer run; the all-zero address is nobody's.
+fn macs(text: &str, out: &mut Vec<Finding>) {
+    let b = text.as_bytes();
+    let part = |c: u8| c.is_ascii_hexdigit() || c == b':' || c == b'-';
+    let mut next = 0;
+    for p in memchr::memchr2_iter(b':', b'-', b) {
+        if p < 2 || p - 2 < next {
+            continue;
+        }
+        let s = p - 2;
+        let e = s + 17;
+        if e > b.len() || (s > 0 && (part(b[s - 1]) || b[s - 1].is_ascii_alphanumeric())) {
+            continue;
+        }
+        let sep = b[p];
+        let ok = (0..6).all(|k| {
+            let at = s + 3 * k;
+            b[at].is_ascii_hexdigit()
+                && b[at + 1].is_ascii_hexdigit()
+                && (k == 5 || b[at + 2] == sep)
+        });
+        let glued = e < b.len() && (part(b[e]) || b[e].is_ascii_alphanumeric() || b[e] == b'_');
+        let zero = b[s..e].iter().all(|&c| c == b'0' || c == sep);
+        if ok && !glued && !zero {
+            out.push(finding("mac", s, e));
+            next = e;
+        }
+    }
 }
 
 fn is_local_char(b: u8) -> bool {
@@ -593,6 +627,26 @@ mod tests {
         assert!(luhn(&[4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]));
         assert!(iban_mod97(b"GB82WEST12345698765432"));
         assert!(!iban_mod97(b"GB82WEST12345698765433"));
+    }
+
+    #[test]
+    fn mac_addresses_are_found_and_look_alikes_kept() {
+        let found = |t: &str| {
+            let mut v = Vec::new();
+            macs(t, &mut v);
+            v.iter()
+                .map(|f| &t[f.start..f.end])
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        assert_eq!(found("ether 3c:22:fb:1a:9e:07 brd"), "3c:22:fb:1a:9e:07");
+        assert_eq!(found("HWaddr 3C-22-FB-1A-9E-07."), "3C-22-FB-1A-9E-07");
+        assert_eq!(found("00:00:00:00:00:00"), "");
+        assert_eq!(found("3c:22:fb-1a:9e:07"), "", "mixed separators");
+        assert_eq!(found("fe80::3c22:fbff:fe1a:9e07"), "");
+        assert_eq!(found("3c:22:fb:1a:9e:07:11"), "", "part of a longer run");
+        assert_eq!(found("at 12:30:45 then"), "");
+        assert_eq!(found("x3c:22:fb:1a:9e:07"), "");
     }
 
     #[test]
