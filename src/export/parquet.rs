@@ -27,7 +27,9 @@
 //!
 //! Each partition holds one file per export. Rows are buffered per partition
 //! and written as a row group once a partition reaches 65 536 rows or 64 MiB;
-//! when all buffers together pass 256 MiB, the largest is written out early.
+//! when all buffers together pass 256 MiB after an episode, the largest are
+//! written out early until they fit (so memory stays near 256 MiB plus one
+//! episode, however many partitions an export has).
 //! Every write appends the finished bytes to the file and closes it again,
 //! so at most one file is open at a time however many weeks an export
 //! spans. Rows keep the order the episodes came in. The output is a pure
@@ -288,15 +290,18 @@ struct Column {
 }
 
 impl Column {
+    /// Empties the buffers and frees them: a partition that was written
+    /// out may get no more rows, and kept capacity would add up over many
+    /// partitions.
     fn clear(&mut self) {
         match &mut self.values {
-            Values::Bool(v) => v.clear(),
-            Values::I32(v) => v.clear(),
-            Values::I64(v) => v.clear(),
-            Values::Str(v) => v.clear(),
+            Values::Bool(v) => *v = Vec::new(),
+            Values::I32(v) => *v = Vec::new(),
+            Values::I64(v) => *v = Vec::new(),
+            Values::Str(v) => *v = Vec::new(),
         }
         for levels in [&mut self.defs, &mut self.reps].into_iter().flatten() {
-            levels.clear();
+            *levels = Vec::new();
         }
     }
 }
@@ -368,7 +373,8 @@ impl RowBuf {
     }
 }
 
-/// Appends one cell to its column and returns its approximate size.
+/// Appends one cell to its column and returns its approximate heap size
+/// (string bytes plus the `ByteArray` handle), for the buffer limits.
 fn push_cell(col: &mut Column, cell: &Cell<'_>) -> Result<usize, ExportError> {
     fn text(s: &str) -> ByteArray {
         ByteArray::from(s.as_bytes().to_vec())
@@ -389,7 +395,7 @@ fn push_cell(col: &mut Column, cell: &Cell<'_>) -> Result<usize, ExportError> {
         }
         (Values::Str(v), Cell::Str(s), None, None) => {
             v.push(text(s));
-            s.len() + 16
+            s.len() + 32
         }
         (Values::I64(v), Cell::OptI64(x), Some(d), None) => {
             d.push(i16::from(x.is_some()));
@@ -399,7 +405,7 @@ fn push_cell(col: &mut Column, cell: &Cell<'_>) -> Result<usize, ExportError> {
         (Values::Str(v), Cell::OptStr(s), Some(d), None) => {
             d.push(i16::from(s.is_some()));
             v.extend(s.map(text));
-            s.map_or(2, |s| s.len() + 18)
+            s.map_or(2, |s| s.len() + 34)
         }
         (Values::I64(v), Cell::ListI64(list), Some(d), Some(r)) => {
             push_list_levels(d, r, list.as_ref().map(Vec::len));
@@ -409,7 +415,7 @@ fn push_cell(col: &mut Column, cell: &Cell<'_>) -> Result<usize, ExportError> {
         (Values::Str(v), Cell::ListStr(list), Some(d), Some(r)) => {
             push_list_levels(d, r, list.as_ref().map(Vec::len));
             let items = list.iter().flatten();
-            let size = items.clone().map(|s| s.len() + 20).sum::<usize>();
+            let size = items.clone().map(|s| s.len() + 34).sum::<usize>();
             v.extend(items.map(|s| text(s)));
             4 + size
         }
@@ -1594,14 +1600,32 @@ mod tests {
 
     #[test]
     fn small_limits_write_several_row_groups() {
-        let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), &episodes(), TINY);
-        let path = dir
-            .path()
-            .join("parquet/actions/subject_id=aa11/week=2026-W47/part-00ff.parquet");
-        let reader = SerializedFileReader::new(File::open(path).unwrap()).unwrap();
-        assert!(reader.metadata().num_row_groups() > 2);
-        assert_eq!(reader.metadata().file_metadata().num_rows(), 14);
+        // Per-partition limits, then the global budget alone.
+        let budget_only = Limits {
+            row_group_rows: usize::MAX,
+            row_group_bytes: usize::MAX,
+            buffer_bytes: 600,
+        };
+        for limits in [TINY, budget_only] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut eps = episodes();
+            // Interleave weeks, so that the budget must pick among partitions.
+            eps.swap(0, 1);
+            eps.extend(episodes().into_iter().map(|mut e| {
+                e.episode_id.push('b');
+                e
+            }));
+            write(dir.path(), &eps, limits);
+            let path = dir
+                .path()
+                .join("parquet/actions/subject_id=aa11/week=2026-W47/part-00ff.parquet");
+            let reader = SerializedFileReader::new(File::open(path).unwrap()).unwrap();
+            // The budget is checked after each episode, so here each of the
+            // two episodes of the partition makes a row group.
+            assert!(reader.metadata().num_row_groups() >= 2, "{limits:?}");
+            assert_eq!(reader.metadata().file_metadata().num_rows(), 28);
+            assert_eq!(read(dir.path()).unwrap(), sorted(eps));
+        }
     }
 
     #[test]
