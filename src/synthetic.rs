@@ -282,18 +282,17 @@ impl Generator {
         }
         // A burst of lines typed in one place, then a save.
         let lines = self.files[self.current_file].1.lines().count();
-        let mut at = if lines == 0 {
+        let at = if lines == 0 {
             0
         } else {
             self.rng.random_range(0..=lines)
         };
-        for _ in 0..self.rng.random_range(1..4) {
+        for k in 0..self.rng.random_range(1..4) {
             let line = CODE[self.rng.random_range(0..CODE.len())];
             self.t += self.lognormal_ms(900.0, 0.6);
             self.type_text(&mut out, line);
             self.type_char(&mut out, '\n');
-            insert_line(&mut self.files[self.current_file].1, at, line);
-            at += 1;
+            insert_line(&mut self.files[self.current_file].1, at + k, line);
         }
         // Files do not grow forever: now and then a block is cut out.
         if lines > MAX_LINES {
