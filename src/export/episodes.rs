@@ -533,13 +533,27 @@ impl<'a> Builder<'a> {
             self.redactor
                 .burst_text(strokes, red, lo..hi, &mut self.book)
         });
+        let mut masked: Vec<bool> = b
+            .keys
+            .iter()
+            .map(|(i, _, _)| {
+                key_slot
+                    .get(i)
+                    .is_some_and(|(si, pos)| segments[*si].1.masked[*pos])
+            })
+            .collect();
+        // A modifier belongs to the key it modifies: Shift inside a token
+        // would otherwise spell out where its capitals are, and split the
+        // token's keys into one visible key each.
+        for k in (0..b.keys.len()).rev() {
+            if b.keys[k].2 == "modifier" {
+                masked[k] = masked.get(k + 1).copied().unwrap_or(false);
+            }
+        }
         let mut keys: Vec<KeyTime> = Vec::with_capacity(b.keys.len());
         let mut prev_t = 0;
         let mut in_masked = false;
-        for (i, ts, class) in &b.keys {
-            let masked = key_slot
-                .get(i)
-                .is_some_and(|(si, pos)| segments[*si].1.masked[*pos]);
+        for ((_, ts, class), &masked) in b.keys.iter().zip(&masked) {
             if masked && in_masked {
                 continue;
             }
