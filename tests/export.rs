@@ -238,7 +238,7 @@ fn consented_work_exports_redacted_anonymized_and_replayable() {
     grant(&t, ALL_SCOPES);
     capture(&t, work(now_ns()));
     let out = t.tmp.path().join("export");
-    let printed = export_ok(&t, &out, &["--format", "jsonl"]);
+    let printed = export_ok(&t, &out, &[]);
     assert!(printed.contains("exported 1 episodes"), "{printed}");
     let v = verify(&t, &out);
     assert!(v.status.success(), "verify: {}", stderr(&v));
@@ -377,8 +377,8 @@ fn same_salt_gives_identical_files_and_no_salt_gives_unlinkable_ones() {
     let salt = salt_file(&t);
     let salt = salt.to_str().unwrap();
     let (a, b) = (t.tmp.path().join("a"), t.tmp.path().join("b"));
-    export_ok(&t, &a, &["--format", "jsonl", "--salt-file", salt]);
-    export_ok(&t, &b, &["--format", "jsonl", "--salt-file", salt]);
+    export_ok(&t, &a, &["--salt-file", salt]);
+    export_ok(&t, &b, &["--salt-file", salt]);
     assert_eq!(all_bytes(&a), all_bytes(&b), "same store, salt and options");
 
     let (c, d) = (t.tmp.path().join("c"), t.tmp.path().join("d"));

@@ -36,7 +36,7 @@ impl IdentityKind {
 
 /// Account names that identify nobody; replacing them would wreck code
 /// (`root`, `admin`, `user`...) without protecting anyone.
-const GENERIC_ACCOUNTS: &[&str] = &[
+pub const GENERIC_ACCOUNTS: &[&str] = &[
     "root",
     "admin",
     "user",

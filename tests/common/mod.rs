@@ -274,3 +274,23 @@ pub fn count(t: &TestStore, sql: &str) -> i64 {
         .query_row(sql, [], |r| r.get(0))
         .expect("query")
 }
+
+/// Runs git in `dir` with a fixed author, and insists it succeeds.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Ada Example")
+        .env("GIT_AUTHOR_EMAIL", "ada@example.org")
+        .env("GIT_COMMITTER_NAME", "Ada Example")
+        .env("GIT_COMMITTER_EMAIL", "ada@example.org")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
