@@ -6,7 +6,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::model::Episode;
-use super::sink::{io_err, DatasetWriter};
+use super::sink::{io_err, DatasetWriter, Written};
 use super::ExportError;
 
 pub const FILE: &str = "episodes.jsonl";
@@ -37,13 +37,13 @@ impl DatasetWriter for JsonlWriter {
         self.out.write_all(b"\n").map_err(|e| io_err(&self.path, e))
     }
 
-    fn finish(self: Box<Self>) -> Result<Vec<PathBuf>, ExportError> {
+    fn finish(self: Box<Self>) -> Result<Vec<Written>, ExportError> {
         let JsonlWriter { path, out } = *self;
         let file = out
             .into_inner()
             .map_err(|e| io_err(&path, e.into_error()))?;
         file.sync_all().map_err(|e| io_err(&path, e))?;
-        Ok(vec![PathBuf::from(FILE)])
+        Ok(vec![Written::on_disk(PathBuf::from(FILE))])
     }
 }
 

@@ -127,7 +127,7 @@ use parquet::schema::types::{ColumnPath, SchemaDescriptor, Type, TypePtr};
 use super::model::{
     Action, ActionBody, CodeState, EndReason, Episode, FileStates, KeyTime, SCHEMA_VERSION,
 };
-use super::sink::{io_err, DatasetWriter};
+use super::sink::{io_err, DatasetWriter, Written};
 use super::ExportError;
 
 /// The folder, inside the export directory, that holds the tables.
@@ -737,7 +737,7 @@ impl DatasetWriter for ParquetWriter {
         self.enforce_budget()
     }
 
-    fn finish(self: Box<Self>) -> Result<Vec<PathBuf>, ExportError> {
+    fn finish(self: Box<Self>) -> Result<Vec<Written>, ExportError> {
         let ParquetWriter {
             tables, partitions, ..
         } = *self;
@@ -747,7 +747,7 @@ impl DatasetWriter for ParquetWriter {
             written.push(part.finish(&state.schema, &state.props)?);
         }
         written.sort();
-        Ok(written)
+        Ok(written.into_iter().map(Written::on_disk).collect())
     }
 }
 
@@ -1547,7 +1547,7 @@ mod tests {
         for ep in eps {
             w.write_episode(ep).unwrap();
         }
-        w.finish().unwrap()
+        w.finish().unwrap().into_iter().map(|w| w.path).collect()
     }
 
     fn sorted(mut eps: Vec<Episode>) -> Vec<Episode> {

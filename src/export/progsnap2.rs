@@ -44,7 +44,7 @@ use sha2::{Digest, Sha256};
 
 use super::model::{ActionBody, Episode, FileStates, SCHEMA_VERSION};
 use super::replay;
-use super::sink::{io_err, DatasetWriter};
+use super::sink::{io_err, DatasetWriter, Written};
 use super::ExportError;
 
 /// The format's directory inside an export.
@@ -334,6 +334,16 @@ pub struct ProgSnap2Writer {
     tool: String,
     /// Episode ids already written: EventIDs are built from them.
     episodes: HashSet<String>,
+    /// Code states already written, and the directories made for them:
+    /// on a slow file system a stat or a failed mkdir costs as much as a
+    /// write, and there are thousands of states.
+    states_written: HashSet<String>,
+    /// Code states go to disk on their own thread: on a file system where
+    /// a mkdir or a create costs half a millisecond of kernel time, the
+    /// builder would otherwise wait on each.
+    disk: Option<StateDisk>,
+    /// Every code-state file, hashed as it was written.
+    state_files: Vec<Written>,
 }
 
 /// Creates `progsnap2/` in `dir` (which must not have one yet) and writes
@@ -379,6 +389,9 @@ impl ProgSnap2Writer {
             main,
             tool: tool_instances(),
             episodes: HashSet::new(),
+            states_written: HashSet::new(),
+            disk: Some(StateDisk::start()),
+            state_files: Vec::new(),
         })
     }
 
@@ -425,7 +438,7 @@ impl ProgSnap2Writer {
     /// Writes the workspace's code state unless it exists already, and
     /// returns its id (`None`: nothing recorded).
     fn store(
-        &self,
+        &mut self,
         ws: &Workspace,
         what: &dyn Fn() -> String,
     ) -> Result<Option<String>, ExportError> {
@@ -450,25 +463,35 @@ impl ProgSnap2Writer {
             ));
         }
         let id = code_state_id(files.iter().map(|(p, (_, sid))| (*p, *sid)));
-        let states = self.root.join(CODE_STATES_DIR);
-        let target = states.join(&id);
-        if target.is_dir() {
+        if self.states_written.contains(&id) {
             return Ok(Some(id));
         }
-        // Written aside and renamed, so a directory that exists is complete.
-        let tmp = states.join(".tmp");
-        if tmp.exists() {
-            fs::remove_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
-        }
+        // No state directory is written aside and renamed: the whole export
+        // is, so a failure leaves no half state behind anyway.
+        let target = self.root.join(CODE_STATES_DIR).join(&id);
+        let mut batch = Vec::with_capacity(files.len());
         for (path, (content, _)) in &files {
-            let p = tmp.join(path);
-            if let Some(parent) = p.parent() {
-                fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
-            }
-            let mut f = File::create(&p).map_err(|e| io_err(&p, e))?;
-            f.write_all(content.as_bytes()).map_err(|e| io_err(&p, e))?;
+            let rel = PathBuf::from(DIR)
+                .join(CODE_STATES_DIR)
+                .join(&id)
+                .join(path);
+            self.state_files
+                .push(Written::hashed(rel, content.as_bytes()));
+            batch.push((PathBuf::from(path), content.to_string()));
         }
-        fs::rename(&tmp, &target).map_err(|e| io_err(&target, e))?;
+        let sent = self
+            .disk
+            .as_ref()
+            .is_some_and(|d| d.tx.send((target, batch)).is_ok());
+        if !sent {
+            // The thread stopped on an error: that error is the one to tell.
+            let stopped = self.disk.take().map(StateDisk::finish);
+            return Err(match stopped {
+                Some(Err(e)) => e,
+                _ => invalid(CODE_STATES_DIR, "the code-state writer stopped"),
+            });
+        }
+        self.states_written.insert(id.clone());
         Ok(Some(id))
     }
 }
@@ -661,27 +684,74 @@ impl DatasetWriter for ProgSnap2Writer {
         )
     }
 
-    fn finish(self: Box<Self>) -> Result<Vec<PathBuf>, ExportError> {
+    fn finish(self: Box<Self>) -> Result<Vec<Written>, ExportError> {
         let ProgSnap2Writer {
-            root,
             main_path,
             main,
+            state_files,
+            disk,
             ..
         } = *self;
+        if let Some(disk) = disk {
+            disk.finish()?;
+        }
         let file = main
             .into_inner()
             .map_err(|e| io_err(&main_path, e.into_error()))?;
         file.sync_all().map_err(|e| io_err(&main_path, e))?;
         let mut out = vec![
-            PathBuf::from(DIR).join(METADATA_FILE),
-            PathBuf::from(DIR).join(MAIN_TABLE_FILE),
+            Written::on_disk(PathBuf::from(DIR).join(METADATA_FILE)),
+            Written::on_disk(PathBuf::from(DIR).join(MAIN_TABLE_FILE)),
         ];
-        let states = root.join(CODE_STATES_DIR);
-        for (rel_path, _) in walk(&states)? {
-            out.push(PathBuf::from(DIR).join(CODE_STATES_DIR).join(rel_path));
-        }
-        out.sort();
+        out.extend(state_files);
+        out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
+    }
+}
+
+/// The thread that writes code-state directories, in the order given.
+struct StateDisk {
+    tx: crossbeam_channel::Sender<(PathBuf, Vec<(PathBuf, String)>)>,
+    thread: std::thread::JoinHandle<Result<(), ExportError>>,
+}
+
+impl StateDisk {
+    fn start() -> StateDisk {
+        let (tx, rx) = crossbeam_channel::bounded::<(PathBuf, Vec<(PathBuf, String)>)>(256);
+        let thread = std::thread::spawn(move || {
+            let mut made: HashSet<PathBuf> = HashSet::new();
+            for (target, files) in rx {
+                fs::create_dir(&target).map_err(|e| io_err(&target, e))?;
+                for (path, content) in files {
+                    let p = target.join(path);
+                    let mut missing = Vec::new();
+                    let mut dir = p.parent();
+                    while let Some(d) = dir {
+                        if d == target || made.contains(d) {
+                            break;
+                        }
+                        missing.push(d.to_path_buf());
+                        dir = d.parent();
+                    }
+                    for d in missing.into_iter().rev() {
+                        fs::create_dir(&d).map_err(|e| io_err(&d, e))?;
+                        made.insert(d);
+                    }
+                    let mut f = File::create(&p).map_err(|e| io_err(&p, e))?;
+                    f.write_all(content.as_bytes()).map_err(|e| io_err(&p, e))?;
+                }
+            }
+            Ok(())
+        });
+        StateDisk { tx, thread }
+    }
+
+    fn finish(self) -> Result<(), ExportError> {
+        drop(self.tx);
+        self.thread.join().map_err(|_| ExportError::Invalid {
+            file: CODE_STATES_DIR.into(),
+            problem: "the code-state writer panicked".into(),
+        })?
     }
 }
 
@@ -1125,7 +1195,7 @@ mod tests {
         for ep in eps {
             w.write_episode(ep)?;
         }
-        w.finish()
+        Ok(w.finish()?.into_iter().map(|w| w.path).collect())
     }
 
     fn rows(dir: &Path) -> Vec<BTreeMap<String, String>> {

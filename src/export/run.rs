@@ -330,26 +330,26 @@ pub fn export(
     for w in writers {
         written.extend(w.finish()?);
     }
-    let mut files = Vec::new();
-    for rel in super::verify::list_files(tmp.path())? {
-        let path = tmp.path().join(&rel);
-        let bytes = std::fs::read(&path).map_err(|e| io_err(&path, e))?;
+    let mut files = Vec::with_capacity(written.len());
+    for w in written {
+        let (sha256, bytes) = match w.digest {
+            Some(d) => d,
+            None => {
+                let path = tmp.path().join(&w.path);
+                let bytes = std::fs::read(&path).map_err(|e| io_err(&path, e))?;
+                (
+                    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+                    bytes.len() as u64,
+                )
+            }
+        };
         files.push(FileEntry {
-            path: rel,
-            bytes: bytes.len() as u64,
-            sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+            path: w.path.to_string_lossy().into_owned(),
+            bytes,
+            sha256,
         });
     }
-    if files.len() != written.len() {
-        return Err(ExportError::Invalid {
-            file: "export".into(),
-            problem: format!(
-                "the writers report {} files but {} are in the directory",
-                written.len(),
-                files.len()
-            ),
-        });
-    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
     let manifest = Manifest {
         schema_version: SCHEMA_VERSION,
         tool: format!("candor-export {}", env!("CARGO_PKG_VERSION")),
