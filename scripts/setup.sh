@@ -12,6 +12,7 @@ PACKAGES=(
   tmux                                   # consent-screen tests
   dbus gnome-keyring                     # store-key tests against a real Secret Service
   git ca-certificates curl
+  python3 python3-pip                    # DuckDB reads exported Parquet in the tests
 )
 
 as_root() {
@@ -43,4 +44,12 @@ for c in rustfmt clippy; do
     rustup component add "$c"
   fi
 done
+# DuckDB, a second real reader of the exported Parquet (the README's query
+# is run by the tests). Debian's own python3 refuses plain pip installs.
+if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import duckdb' 2>/dev/null; then
+  echo "setup: installing duckdb for python3"
+  python3 -m pip install --quiet duckdb 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages duckdb \
+    || echo "setup: could not install duckdb; its test skips (and fails under CI)"
+fi
 echo "setup: ready ($(cargo --version))"

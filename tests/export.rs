@@ -736,3 +736,70 @@ fn episodes_split_at_idle_gaps_and_commits() {
     export_ok(&t, &out2, &["--format", "jsonl", "--idle-gap", "10m"]);
     assert_eq!(episodes(&out2).len(), 2);
 }
+
+#[test]
+fn duckdb_reads_a_folder_of_two_engineers_exports_with_the_readme_query() {
+    let have = std::process::Command::new("python3")
+        .args(["-c", "import duckdb"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        skip_or_fail("python3 with duckdb is not installed (scripts/setup.sh installs it)");
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let exports = root.path().join("exports");
+    std::fs::create_dir(&exports).unwrap();
+    let mut want = std::collections::BTreeMap::new();
+    for name in ["ada", "grace"] {
+        let t = TestStore::new();
+        grant(&t, ALL_SCOPES);
+        capture(&t, work(now_ns()));
+        let out = exports.join(name);
+        export_ok(&t, &out, &[]);
+        let m = manifest(&out);
+        want.insert(
+            m["consent"]["subject_ids"][0].as_str().unwrap().to_owned(),
+            m["counts"]["actions"].as_u64().unwrap(),
+        );
+    }
+    // The query of the README, verbatim, then a join across the tables.
+    let script = r#"
+import duckdb, json
+con = duckdb.connect()
+rows = con.execute("""
+SELECT subject_id, count(*) AS actions
+FROM read_parquet('exports/*/parquet/actions/**/*.parquet',
+                  hive_partitioning = true, hive_types_autocast = false)
+GROUP BY ALL ORDER BY ALL;
+""").fetchall()
+joined = con.execute("""
+SELECT count(*), sum(len(a.key_t_ms))
+FROM read_parquet('exports/*/parquet/episodes/**/*.parquet', hive_partitioning = true, hive_types_autocast = false) e
+JOIN read_parquet('exports/*/parquet/actions/**/*.parquet', hive_partitioning = true, hive_types_autocast = false) a
+  USING (episode_id)
+WHERE a.type = 'typing'
+""").fetchone()
+print(json.dumps({"rows": rows, "joined": list(joined)}))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .current_dir(root.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "duckdb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows: std::collections::BTreeMap<String, u64> = got["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r[0].as_str().unwrap().to_owned(), r[1].as_u64().unwrap()))
+        .collect();
+    assert_eq!(rows, want, "actions per engineer, as DuckDB sees them");
+    assert_eq!(got["joined"][0], 2, "one typing burst per engineer");
+    assert!(got["joined"][1].as_u64().unwrap() > 10);
+}
