@@ -803,3 +803,22 @@ print(json.dumps({"rows": rows, "joined": list(joined)}))
     assert_eq!(got["joined"][0], 2, "one typing burst per engineer");
     assert!(got["joined"][1].as_u64().unwrap() > 10);
 }
+
+#[test]
+fn an_expired_consent_must_be_renewed_before_anything_leaves() {
+    let t = TestStore::new();
+    let g = grant_for(&t, ALL_SCOPES, "2s");
+    assert!(g.status.success(), "{}", stderr(&g));
+    capture(&t, vec![ev(Kind::WindowFocus, now_ns(), &[("app", s("code"))])]);
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    let out = t.tmp.path().join("x");
+    let o = export(&t, &out, &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("expired"), "{}", stderr(&o));
+    assert!(!out.exists());
+    // Renewed, the events captured under the old consent may leave: they
+    // were consented when captured, and the engineer agrees again now.
+    grant(&t, ALL_SCOPES);
+    export_ok(&t, &out, &[]);
+    assert_eq!(episodes(&out).len(), 1);
+}

@@ -40,6 +40,7 @@ impl EndReason {
 
 /// One span of work in one workspace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Episode {
     pub schema: u32,
     /// HMAC-SHA256 pseudonym (hex, 32 chars) under the export's salt.
@@ -60,6 +61,7 @@ pub struct Episode {
 
 /// A file's state at the start and at the end of an episode.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FileStates {
     /// Pseudonym of the file; it survives renames within an export.
     pub file_id: String,
@@ -70,6 +72,7 @@ pub struct FileStates {
 
 /// A file's content at one point, redacted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CodeState {
     /// Anonymized path relative to the workspace root.
     pub path: String,

@@ -22,6 +22,8 @@ use super::sink::{io_err, DatasetWriter};
 use super::source::{file_names, read_events, Admission, Admitted, Tally};
 use super::{jsonl, parquet, progsnap2, ExportError};
 use crate::consent::ledger::{self, Action};
+use crate::consent::notice::notice_hash;
+use crate::consent::state::Status;
 use crate::redact::{rules, Redactor};
 use crate::store::Store;
 
@@ -117,15 +119,26 @@ impl Shape {
 fn admission(store: &mut Store, shape: &Shape, now_ns: i64) -> Result<Admission, ExportError> {
     let adm = Admission::read(store, now_ns, shape.synthetic, shape.range())?;
     if !shape.synthetic {
-        if adm.history.windows.is_empty() {
-            return Err(ExportError::Refused(
-                "no consent was ever given in this store: nothing may leave".into(),
-            ));
-        }
-        if adm.revoked_now() {
-            return Err(ExportError::Refused(
-                "consent was revoked: nothing recorded under it may leave (grant consent again to export what you record from now on)".into(),
-            ));
+        // Data leaves only under a consent in force now, to this build's
+        // notice (which describes exports): an expired consent, or one to an
+        // older notice, must be renewed first.
+        let why = match adm.history.status(&notice_hash(), now_ns) {
+            Status::Active(_) => None,
+            Status::None => Some("no consent was ever given in this store: nothing may leave".to_owned()),
+            Status::Revoked { .. } => Some(
+                "consent was revoked: nothing recorded under it may leave (grant consent again to export what you record from now on)".to_owned(),
+            ),
+            Status::Expired(r) => Some(format!(
+                "the consent expired at {}: renew it (`candor consent`) before exporting",
+                r.expires_at
+            )),
+            Status::NoticeChanged { record, current } => Some(format!(
+                "the consent was given to notice {} and this build's is {current}: review the notice and consent again (`candor consent`) before exporting",
+                record.notice_sha256
+            )),
+        };
+        if let Some(why) = why {
+            return Err(ExportError::Refused(why));
         }
     }
     Ok(adm)
@@ -415,7 +428,7 @@ pub fn export(
     // The ledger entry comes before the rename: a crash in between leaves
     // an export recorded that did not land, never one that left unrecorded.
     let mut rw = open_ledger()?;
-    let key = rw.sealer(false)?.ledger_key();
+    let key = rw.sealer(true)?.ledger_key();
     let tx = rw
         .conn_mut()
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

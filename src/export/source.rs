@@ -172,15 +172,6 @@ impl Admission {
             subject: record.subject.clone(),
         }))
     }
-
-    /// Whether nothing of the current subject may leave: the last consent
-    /// was revoked.
-    pub fn revoked_now(&self) -> bool {
-        self.history
-            .windows
-            .last()
-            .is_some_and(|w| w.end == crate::consent::state::WindowEnd::Revoked)
-    }
 }
 
 fn purged_ranges(entries: &[Entry]) -> Vec<(i64, i64)> {
