@@ -809,7 +809,10 @@ fn an_expired_consent_must_be_renewed_before_anything_leaves() {
     let t = TestStore::new();
     let g = grant_for(&t, ALL_SCOPES, "2s");
     assert!(g.status.success(), "{}", stderr(&g));
-    capture(&t, vec![ev(Kind::WindowFocus, now_ns(), &[("app", s("code"))])]);
+    capture(
+        &t,
+        vec![ev(Kind::WindowFocus, now_ns(), &[("app", s("code"))])],
+    );
     std::thread::sleep(std::time::Duration::from_millis(2200));
     let out = t.tmp.path().join("x");
     let o = export(&t, &out, &[]);
@@ -821,4 +824,44 @@ fn an_expired_consent_must_be_renewed_before_anything_leaves() {
     grant(&t, ALL_SCOPES);
     export_ok(&t, &out, &[]);
     assert_eq!(episodes(&out).len(), 1);
+}
+
+#[test]
+fn preview_shows_what_would_leave_and_writes_nothing() {
+    let t = TestStore::new();
+    grant(&t, ALL_SCOPES);
+    capture(&t, work(now_ns()));
+    let before = count(&t, "SELECT count(*) FROM consent_ledger");
+    let list = t.run("candor-export", &["preview"]);
+    assert!(list.status.success(), "{}", stderr(&list));
+    let list = String::from_utf8(list.stdout).unwrap();
+    assert!(
+        list.contains("1 episodes") && list.contains("ends: commit"),
+        "{list}"
+    );
+    let one = t.run("candor-export", &["preview", "--episode", "1"]);
+    assert!(one.status.success(), "{}", stderr(&one));
+    let one = String::from_utf8(one.stdout).unwrap();
+    for want in [
+        "typing",
+        "let token = \\\"<SECRET:github-pat#",
+        "| +// contact <EMAIL#1>",
+        "commit",
+    ] {
+        assert!(one.contains(want), "no {want:?} in\n{one}");
+    }
+    for never in [PAT, AWS, EMAIL, "acme", "billing"] {
+        assert!(
+            !one.contains(never) && !list.contains(never),
+            "{never} in the preview"
+        );
+    }
+    let missing = t.run("candor-export", &["preview", "--episode", "9"]);
+    assert!(!missing.status.success() && stderr(&missing).contains("no episode 9"));
+    assert_eq!(
+        count(&t, "SELECT count(*) FROM consent_ledger"),
+        before,
+        "nothing recorded"
+    );
+    assert_eq!(count(&t, "SELECT count(*) FROM exports"), 0);
 }
