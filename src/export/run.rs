@@ -222,7 +222,7 @@ fn progress_bar(store: &Store, show: bool) -> Option<indicatif::ProgressBar> {
     let bar = indicatif::ProgressBar::new(total.max(0) as u64);
     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
     if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} exporting {bar:40} {pos}/{len} events ({per_sec}, {eta} left)",
+        "{spinner} exporting {bar:40} {human_pos}/{human_len} events, {eta} left",
     ) {
         bar.set_style(style);
     }
