@@ -865,3 +865,114 @@ fn preview_shows_what_would_leave_and_writes_nothing() {
     );
     assert_eq!(count(&t, "SELECT count(*) FROM exports"), 0);
 }
+
+#[test]
+fn a_secret_typed_across_an_episode_cut_or_the_range_edge_is_still_redacted() {
+    let t = TestStore::new();
+    grant(&t, ALL_SCOPES);
+    let t0 = now_ns();
+    let mut evs = vec![
+        ev(Kind::WindowFocus, t0, &[("app", s("code"))]),
+        file(Kind::FileModify, t0 + MS, "src/a.rs", Some("a\n")),
+    ];
+    let (head, tail) = PAT.split_at(20);
+    let t1 = type_text(&mut evs, t0 + 100 * MS, &format!("let t = \"{head}"));
+    // A save in another workspace cuts the episode mid-token.
+    let mut other = file(Kind::FileModify, t1, "src/b.rs", Some("b\n"));
+    other.set("workspace", "other-ws").unwrap();
+    evs.push(other);
+    type_text(&mut evs, t1 + 50 * MS, &format!("{tail}\";\n"));
+    capture(&t, evs);
+    let out = t.tmp.path().join("cut");
+    export_ok(&t, &out, &[]);
+    let eps = episodes(&out);
+    assert!(eps.len() >= 2, "the workspace change cuts the episode");
+    // Each half is shown as the one secret it is part of.
+    let texts: Vec<String> = eps
+        .iter()
+        .flat_map(|e| &e.actions)
+        .filter_map(|a| match &a.body {
+            ActionBody::Typing { text, .. } => text.clone(),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        texts.len() >= 2 && texts.iter().all(|t| t.contains("<SECRET:github-pat#1>")),
+        "{texts:?}"
+    );
+    for (path, bytes) in all_bytes(&out) {
+        for half in [head, tail, &PAT[4..16], &PAT[24..]] {
+            assert!(!contains(&bytes, half), "`{half}` in {}", path.display());
+        }
+    }
+    // The range starts in the middle of the token.
+    let since = candor::store::query::format_ns(t0 + 100 * MS + 13 * 80 * MS);
+    let out2 = t.tmp.path().join("since");
+    export_ok(&t, &out2, &["--since", &since]);
+    let m = manifest(&out2);
+    assert!(
+        m["counts"]["events_excluded"]["outside-range"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    for (path, bytes) in all_bytes(&out2) {
+        for part in [&PAT[8..], &PAT[8..28]] {
+            assert!(!contains(&bytes, part), "`{part}` in {}", path.display());
+        }
+    }
+}
+
+#[test]
+fn a_scope_withdrawn_since_takes_its_earlier_data_with_it() {
+    let t = TestStore::new();
+    grant(&t, ALL_SCOPES);
+    let t0 = now_ns();
+    let mut evs = vec![ev(
+        Kind::WindowFocus,
+        t0,
+        &[("app", s("code")), ("title", s("notes - code"))],
+    )];
+    type_text(&mut evs, t0 + MS, "x");
+    evs.push(ev(
+        Kind::MouseMove,
+        t0 + 2 * MS,
+        &[("x", 10.into()), ("y", 10.into())],
+    ));
+    evs.push(ev(
+        Kind::MouseMove,
+        t0 + 3 * MS,
+        &[("x", 40.into()), ("y", 50.into())],
+    ));
+    capture(&t, evs);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    // Amended: no more titles, typed text or mouse.
+    grant(&t, "keys.timing,window.apps,editor.files,editor.content");
+    let out = t.tmp.path().join("x");
+    export_ok(&t, &out, &[]);
+    let eps = episodes(&out);
+    let actions: Vec<&ActionBody> = eps
+        .iter()
+        .flat_map(|e| e.actions.iter().map(|a| &a.body))
+        .collect();
+    assert!(actions
+        .iter()
+        .all(|a| !matches!(a, ActionBody::Focus { title: Some(_), .. })));
+    assert!(actions
+        .iter()
+        .all(|a| !matches!(a, ActionBody::Typing { text: Some(_), .. })));
+    assert!(actions
+        .iter()
+        .all(|a| !matches!(a, ActionBody::Mouse { .. })));
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, ActionBody::Typing { text: None, .. })),
+        "timing stays"
+    );
+    assert_eq!(
+        manifest(&out)["counts"]["events_excluded"]["scope-withdrawn"],
+        2,
+        "the two moves"
+    );
+}

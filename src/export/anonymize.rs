@@ -125,6 +125,10 @@ impl Salt {
 /// Turns identifying values into pseudonyms, consistently within an export.
 pub struct Anonymizer {
     salt: Salt,
+    /// Seeds the timing jitter. It comes from the store's key, not from
+    /// the salt: the same keys get the same jitter in every export, so
+    /// averaging many exports of one episode cannot undo it.
+    jitter_key: Option<Zeroizing<[u8; 32]>>,
     names: HashMap<String, String>,
     pub quantum_ms: i64,
     pub jitter_ms: i64,
@@ -144,6 +148,7 @@ impl Anonymizer {
         }
         Ok(Anonymizer {
             salt,
+            jitter_key: None,
             names: HashMap::new(),
             quantum_ms,
             jitter_ms,
@@ -211,10 +216,27 @@ impl Anonymizer {
         out
     }
 
-    /// The jitter generator of one episode: seeded from the salt, so the
-    /// same salt gives the same export, and no salt gives fresh noise.
-    pub fn timing_rng(&self, episode_id: &str) -> SmallRng {
-        let m = self.mac("jitter", episode_id.as_bytes());
+    /// Seeds the jitter from a secret that stays with the store.
+    pub fn with_jitter_key(mut self, key: [u8; 32]) -> Anonymizer {
+        self.jitter_key = Some(Zeroizing::new(key));
+        self
+    }
+
+    /// The jitter generator of one episode, from its raw identity (never
+    /// written): the same episode gets the same jitter in every export.
+    /// Without a store key (a store that never sealed anything), the salt
+    /// seeds it.
+    pub fn timing_rng(&self, episode: &str) -> SmallRng {
+        let m = match &self.jitter_key {
+            Some(k) => {
+                let mut mac =
+                    Hmac::<Sha256>::new_from_slice(k.as_ref()).expect("HMAC takes any key length");
+                mac.update(b"jitter\0");
+                mac.update(episode.as_bytes());
+                mac.finalize().into_bytes().into()
+            }
+            None => self.mac("jitter", episode.as_bytes()),
+        };
         let mut seed = [0u8; 8];
         seed.copy_from_slice(&m[..8]);
         SmallRng::seed_from_u64(u64::from_le_bytes(seed))

@@ -12,6 +12,7 @@
 //! handed to a writer; a failure stops the export.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use rand::rngs::SmallRng;
 
@@ -49,9 +50,29 @@ fn int_field(e: &Event, name: &str) -> i64 {
     }
 }
 
+/// A focus segment's typed keys, replayed and redacted as a whole, before
+/// the segment is cut into episodes or bursts: a secret typed across a
+/// pause, a save in another workspace or the edge of the time range is
+/// still one secret.
+pub struct SegKeys {
+    strokes: Vec<KeyStroke>,
+    red: KeyRedaction,
+}
+
+/// An admitted event, with its place among its segment's keys.
+pub struct Staged {
+    pub a: Admitted,
+    key: Option<(Arc<SegKeys>, usize)>,
+}
+
+/// Past this many events, a focus segment is redacted in parts, to bound
+/// memory (a day in one window); a secret typed across that seam is
+/// redacted in two halves.
+const MAX_SEGMENT_EVENTS: usize = 200_000;
+
 /// The events of one episode, before redaction.
 pub struct RawEpisode {
-    pub events: Vec<Admitted>,
+    pub events: Vec<Staged>,
     pub end: EndReason,
     pub workspace: Option<String>,
     pub subject: String,
@@ -60,7 +81,7 @@ pub struct RawEpisode {
 /// Cuts the admitted stream into episodes.
 pub struct Segmenter {
     idle_gap_ns: i64,
-    cur: Vec<Admitted>,
+    cur: Vec<Staged>,
     last_ts: i64,
     workspace: Option<String>,
     subject: Option<String>,
@@ -94,7 +115,8 @@ impl Segmenter {
 
     /// Adds an event; returns the episodes it closed (at most two: the one
     /// before it, and its own when it is a commit).
-    pub fn push(&mut self, a: Admitted) -> Vec<RawEpisode> {
+    pub fn push(&mut self, staged: Staged) -> Vec<RawEpisode> {
+        let a = &staged.a;
         let mut out = Vec::new();
         let ts = a.event.wall_ns;
         let subject = a
@@ -129,15 +151,11 @@ impl Segmenter {
         if self.workspace.is_none() {
             self.workspace = workspace.map(str::to_owned);
         }
-        // A gap's stamp is its start; its end is activity too.
-        let end_ts = if a.event.kind == Kind::CaptureGap {
-            ts.saturating_add(int_field(&a.event, "duration_ns"))
-        } else {
-            ts
-        };
-        self.last_ts = self.last_ts.max(end_ts);
+        // A gap's end is not activity: after a night's pause or a crash,
+        // the next event starts a new episode.
+        self.last_ts = self.last_ts.max(ts);
         let commit = a.event.kind == Kind::GitCommit;
-        self.cur.push(a);
+        self.cur.push(staged);
         if commit {
             out.extend(self.close(EndReason::Commit));
         }
@@ -218,6 +236,8 @@ pub struct Builder<'a> {
     /// Workspace names and file names, and what replaces them in titles.
     names: Option<(aho_corasick::AhoCorasick, Vec<String>)>,
     files: HashMap<(String, String), Tracked>,
+    /// The focus segment being read, until its keys can be redacted.
+    pending: Vec<Admitted>,
     pub stats: BuildStats,
 }
 
@@ -248,6 +268,7 @@ impl<'a> Builder<'a> {
             book: Placeholders::new(),
             names: None,
             files: HashMap::new(),
+            pending: Vec::new(),
             stats: BuildStats::default(),
         }
     }
@@ -337,17 +358,84 @@ impl<'a> Builder<'a> {
         id
     }
 
+    /// Takes the next admitted event; returns the events of the focus
+    /// segments now complete, their keys redacted, context events dropped.
+    pub fn stage(&mut self, a: Admitted) -> Result<Vec<Staged>, ExportError> {
+        let mut out = Vec::new();
+        if a.event.kind == Kind::WindowFocus || self.pending.len() >= MAX_SEGMENT_EVENTS {
+            out = self.flush_segment()?;
+        }
+        self.pending.push(a);
+        Ok(out)
+    }
+
+    /// The last segment, at the end of the data.
+    pub fn finish_stage(&mut self) -> Result<Vec<Staged>, ExportError> {
+        self.flush_segment()
+    }
+
+    fn flush_segment(&mut self) -> Result<Vec<Staged>, ExportError> {
+        let events = std::mem::take(&mut self.pending);
+        let mut at = Vec::new();
+        let mut strokes = Vec::new();
+        for (i, a) in events.iter().enumerate() {
+            if let Some(k) = KeyStroke::from_event(&a.event) {
+                at.push(i);
+                strokes.push(k);
+            }
+        }
+        let mut keys: Vec<Option<(Arc<SegKeys>, usize)>> = events.iter().map(|_| None).collect();
+        if !strokes.is_empty() {
+            let prompt = events
+                .first()
+                .filter(|a| a.event.kind == Kind::WindowFocus)
+                .and_then(|a| str_field(&a.event, "title"))
+                .map(str::to_owned);
+            let red = self
+                .redactor
+                .redact_keys(&strokes, prompt.as_deref(), &mut self.book)?;
+            for f in &red.findings {
+                *self.stats.findings_by_rule.entry(f.rule).or_default() += 1;
+            }
+            let seg = Arc::new(SegKeys { strokes, red });
+            for (pos, i) in at.into_iter().enumerate() {
+                keys[i] = Some((seg.clone(), pos));
+            }
+        }
+        Ok(events
+            .into_iter()
+            .zip(keys)
+            .filter(|(a, _)| !a.context)
+            .map(|(a, key)| Staged { a, key })
+            .collect())
+    }
+
     /// Builds, replays and re-scans one episode.
     pub fn build(&mut self, raw: RawEpisode) -> Result<Episode, ExportError> {
         let mut items = raw.events;
         // Store order is arrival order; sources stamp a little apart.
-        items.sort_by_key(|a| a.event.wall_ns);
-        for a in &items {
-            if let Some(c) = &a.covered {
+        items.sort_by_key(|st| st.a.event.wall_ns);
+        for st in &items {
+            if let Some(c) = &st.a.covered {
                 self.stats.records.insert(c.record_id.clone());
             }
         }
-        let events: Vec<Event> = items.into_iter().map(|a| a.event).collect();
+        let mut key_slot: HashMap<usize, (usize, usize)> = HashMap::new();
+        let mut segments: Vec<Arc<SegKeys>> = Vec::new();
+        let mut events: Vec<Event> = Vec::with_capacity(items.len());
+        for (i, st) in items.into_iter().enumerate() {
+            if let Some((seg, pos)) = st.key {
+                let si = match segments.iter().position(|s| Arc::ptr_eq(s, &seg)) {
+                    Some(si) => si,
+                    None => {
+                        segments.push(seg);
+                        segments.len() - 1
+                    }
+                };
+                key_slot.insert(i, (si, pos));
+            }
+            events.push(st.a.event);
+        }
         let t0 = events.first().map_or(0, |e| e.wall_ns);
         let t_end = events.iter().map(|e| e.wall_ns).max().unwrap_or(t0);
         let episode_id = self
@@ -359,32 +447,7 @@ impl<'a> Builder<'a> {
             .workspace
             .as_deref()
             .map(|w| self.anon.pseudonym("workspace", w));
-        let mut rng = self.anon.timing_rng(&episode_id);
-
-        // Typed text is redacted per focus segment, over the whole segment,
-        // before it is cut into bursts: a secret typed across a pause is
-        // still one secret.
-        let has_text = events
-            .iter()
-            .any(|e| e.kind == Kind::KeyDown && e.get("key").is_some());
-        let mut key_slot: HashMap<usize, (usize, usize)> = HashMap::new();
-        let mut segments: Vec<(Vec<KeyStroke>, KeyRedaction)> = Vec::new();
-        if has_text {
-            for seg in self.redactor.redact_key_events(&events, &mut self.book)? {
-                for f in &seg.keys.findings {
-                    *self.stats.findings_by_rule.entry(f.rule).or_default() += 1;
-                }
-                let strokes: Vec<KeyStroke> = seg
-                    .key_events
-                    .iter()
-                    .filter_map(|&i| KeyStroke::from_event(&events[i]))
-                    .collect();
-                for (pos, &i) in seg.key_events.iter().enumerate() {
-                    key_slot.insert(i, (segments.len(), pos));
-                }
-                segments.push((strokes, seg.keys));
-            }
-        }
+        let mut rng = self.anon.timing_rng(&format!("{}\0{t0}", raw.subject));
 
         let mut actions: Vec<(i64, ActionBody)> = Vec::new();
         let mut burst: Option<Burst> = None;
@@ -470,13 +533,28 @@ impl<'a> Builder<'a> {
                 }
             })
             .collect();
+        let mut prev_t = 0;
         let actions: Vec<Action> = actions
             .into_iter()
             .enumerate()
-            .map(|(seq, (ts, body))| Action {
-                seq: seq as u32,
-                t_ms: self.anon.quantize((ts - t0) / MS),
-                body,
+            .map(|(seq, (ts, mut body))| {
+                let ms = (ts - t0) / MS;
+                // A burst's start is a key press: jittered like the keys.
+                let t = match &mut body {
+                    ActionBody::Typing { .. } => self.anon.key_offset(ms, &mut rng),
+                    ActionBody::Mouse { duration_ms, .. } | ActionBody::Gap { duration_ms, .. } => {
+                        *duration_ms = self.anon.quantize(*duration_ms);
+                        self.anon.quantize(ms)
+                    }
+                    _ => self.anon.quantize(ms),
+                }
+                .max(prev_t);
+                prev_t = t;
+                Action {
+                    seq: seq as u32,
+                    t_ms: t,
+                    body,
+                }
             })
             .collect();
         let ep = Episode {
@@ -515,7 +593,7 @@ impl<'a> Builder<'a> {
         b: Burst,
         events: &[Event],
         key_slot: &HashMap<usize, (usize, usize)>,
-        segments: &[(Vec<KeyStroke>, KeyRedaction)],
+        segments: &[Arc<SegKeys>],
         rng: &mut SmallRng,
     ) -> (i64, ActionBody) {
         // The burst's keys within its focus segment (bursts never cross a
@@ -526,12 +604,16 @@ impl<'a> Builder<'a> {
             .filter_map(|(i, _, _)| key_slot.get(i).copied())
             .collect();
         let seg = slots.first().map(|s| s.0);
+        let mut erased_secret = false;
         let text = seg.map(|si| {
-            let (strokes, red) = &segments[si];
+            let (strokes, red) = (&segments[si].strokes, &segments[si].red);
             let lo = slots.iter().map(|s| s.1).min().unwrap_or(0);
             let hi = slots.iter().map(|s| s.1).max().unwrap_or(0) + 1;
-            self.redactor
-                .burst_text(strokes, red, lo..hi, &mut self.book)
+            let (text, found) = self
+                .redactor
+                .burst_text(strokes, red, lo..hi, &mut self.book);
+            erased_secret = found;
+            text
         });
         let mut masked: Vec<bool> = b
             .keys
@@ -539,9 +621,15 @@ impl<'a> Builder<'a> {
             .map(|(i, _, _)| {
                 key_slot
                     .get(i)
-                    .is_some_and(|(si, pos)| segments[*si].1.masked[*pos])
+                    .is_some_and(|(si, pos)| segments[*si].red.masked[*pos])
             })
             .collect();
+        // A secret typed and erased within the burst was found only in the
+        // burst's own text: which keys typed it is not known, so none of
+        // the burst's keys is shown.
+        if erased_secret {
+            masked.iter_mut().for_each(|m| *m = true);
+        }
         // A modifier belongs to the key it modifies: Shift inside a token
         // would otherwise spell out where its capitals are, and split the
         // token's keys into one visible key each.
@@ -575,7 +663,8 @@ impl<'a> Builder<'a> {
             ActionBody::Typing {
                 app: b.app,
                 text,
-                duration_ms: self.anon.quantize((b.last - b.start) / MS),
+                // From the jittered keys: the raw span would undo the jitter.
+                duration_ms: keys.last().map_or(0, |k| k.t),
                 keys,
             },
         )

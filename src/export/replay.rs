@@ -116,6 +116,22 @@ pub fn replay(ep: &Episode) -> Result<Replayed, ReplayError> {
         *slot = Some(next);
     }
     for f in &ep.files {
+        for (which, st) in [("initial", &f.initial), ("final", &f.final_)] {
+            let consistent = match (&st.content, &st.state_id) {
+                (Some(c), Some(id)) => state_id(c) == *id && st.exists,
+                (None, None) => true,
+                _ => false,
+            };
+            if !consistent {
+                return Err(fail(
+                    u32::MAX,
+                    format!(
+                        "the {which} state of {} is not consistent with its id",
+                        f.file_id
+                    ),
+                ));
+            }
+        }
         let got = current.get(f.file_id.as_str()).cloned().flatten();
         match (&f.final_.content, got) {
             (Some(want), Some(got)) if *want != got => {

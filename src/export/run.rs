@@ -115,6 +115,17 @@ impl Shape {
     }
 }
 
+/// The jitter's key, derived from the store's own key (which never leaves
+/// the machine); `None` for a store that never sealed anything.
+fn jitter_key(store: &mut Store) -> Option<[u8; 32]> {
+    let mac = store
+        .sealer(false)
+        .ok()?
+        .ledger_key()
+        .mac(b"candor export jitter v1");
+    Some(<sha2::Sha256 as sha2::Digest>::digest(mac.as_bytes()).into())
+}
+
 /// Refuses what consent forbids outright, with the reason.
 fn admission(store: &mut Store, shape: &Shape, now_ns: i64) -> Result<Admission, ExportError> {
     let adm = Admission::read(store, now_ns, shape.synthetic, shape.range())?;
@@ -188,10 +199,19 @@ fn episodes(
                 p.set_position(n);
             }
             for a in batch {
-                for raw in seg.push(a) {
-                    if let Err(e) = builder.build(raw).and_then(&mut each) {
+                let staged = match builder.stage(a) {
+                    Ok(s) => s,
+                    Err(e) => {
                         built = Err(e);
                         break 'recv;
+                    }
+                };
+                for st in staged {
+                    for raw in seg.push(st) {
+                        if let Err(e) = builder.build(raw).and_then(&mut each) {
+                            built = Err(e);
+                            break 'recv;
+                        }
                     }
                 }
             }
@@ -204,6 +224,11 @@ fn episodes(
         *tally = local;
         built?;
         read?;
+        for st in builder.finish_stage()? {
+            for raw in seg.push(st) {
+                each(builder.build(raw)?)?;
+            }
+        }
         if let Some(raw) = seg.finish() {
             each(builder.build(raw)?)?;
         }
@@ -290,7 +315,10 @@ pub fn export(
     store.conn().execute_batch("BEGIN")?;
     let adm = admission(store, &shape, now_ns)?;
     let salt_supplied = salt.supplied();
-    let anon = Anonymizer::new(salt, shape.quantum_ms, shape.jitter_ms)?;
+    let mut anon = Anonymizer::new(salt, shape.quantum_ms, shape.jitter_ms)?;
+    if let Some(k) = jitter_key(store) {
+        anon = anon.with_jitter_key(k);
+    }
     let export_id = anon.pseudonym(
         "export",
         &format!("{}|{}", adm.consent_head.1, shape.fingerprint(&formats)),
@@ -477,9 +505,17 @@ pub fn export(
     )?;
     tx.commit()?;
     let kept = tmp.keep();
-    std::fs::rename(&kept, out).map_err(|e| {
+    // NOREPLACE: a directory made at `--out` meanwhile is never replaced.
+    rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        &kept,
+        rustix::fs::CWD,
+        out,
+        rustix::fs::RenameFlags::NOREPLACE,
+    )
+    .map_err(|e| {
         let _ = std::fs::remove_dir_all(&kept);
-        io_err(out, e)
+        io_err(out, e.into())
     })?;
     std::fs::File::open(&parent)
         .and_then(|f| f.sync_all())
@@ -504,7 +540,10 @@ pub fn preview(
     shape.validate()?;
     store.conn().execute_batch("BEGIN")?;
     let adm = admission(store, shape, now_ns)?;
-    let anon = Anonymizer::new(Salt::random()?, shape.quantum_ms, shape.jitter_ms)?;
+    let mut anon = Anonymizer::new(Salt::random()?, shape.quantum_ms, shape.jitter_ms)?;
+    if let Some(k) = jitter_key(store) {
+        anon = anon.with_jitter_key(k);
+    }
     let mut builder = Builder::new(redactor, anon);
     builder.set_names(&file_names(store)?)?;
     let mut tally = Tally::default();

@@ -31,6 +31,8 @@ const CHUNK: i64 = 20_000;
 pub enum Exclusion {
     OutsideConsent,
     ScopeNotGranted,
+    /// Granted when recorded, but not by the consent in force now.
+    ScopeWithdrawn,
     Paused,
     Revoked,
     Purged,
@@ -46,6 +48,7 @@ impl Exclusion {
         match self {
             Exclusion::OutsideConsent => "outside-consent",
             Exclusion::ScopeNotGranted => "scope-not-granted",
+            Exclusion::ScopeWithdrawn => "scope-withdrawn",
             Exclusion::Paused => "paused",
             Exclusion::Revoked => "revoked",
             Exclusion::Purged => "purged",
@@ -133,6 +136,17 @@ impl Admission {
         if ts < self.range.0 || ts >= self.range.1 {
             return Err(Exclusion::OutsideRange);
         }
+        self.admit_in_range(ev, synthetic_session)
+    }
+
+    /// [`Admission::admit`] but for the time range, which the caller has
+    /// checked (or reads the event as context only).
+    fn admit_in_range(
+        &self,
+        ev: &mut Event,
+        synthetic_session: bool,
+    ) -> Result<Option<Covered>, Exclusion> {
+        let ts = ev.wall_ns;
         if synthetic_session != self.synthetic {
             return Err(Exclusion::SyntheticMismatch);
         }
@@ -166,6 +180,13 @@ impl Admission {
         }
         if !ev.retain_scopes(|s| record.grants(s)) {
             return Err(Exclusion::ScopeNotGranted);
+        }
+        // A scope the engineer has since withdrawn takes its data with it:
+        // the consent in force now must grant it too.
+        if let Some(now) = self.history.windows.last() {
+            if !ev.retain_scopes(|s| now.record.grants(s)) {
+                return Err(Exclusion::ScopeWithdrawn);
+            }
         }
         Ok(Some(Covered {
             record_id: record.record_id.clone(),
@@ -214,7 +235,15 @@ pub struct Admitted {
     pub id: i64,
     pub event: Event,
     pub covered: Option<Covered>,
+    /// Read only so that typed text around the edge of `--since`/`--until`
+    /// is redacted whole: a key or focus event just outside the range,
+    /// never exported.
+    pub context: bool,
 }
+
+/// How far beyond the time range key events are read as context: a secret
+/// typed across the range's edge is typed within seconds.
+pub const CONTEXT_NS: i64 = 10 * 60 * 1_000_000_000;
 
 /// What reading the store turned away, by reason.
 #[derive(Debug, Default, Clone)]
@@ -278,12 +307,19 @@ pub fn read_events(
             tally.read += 1;
             // Cheap checks first: most of a store is out of range or
             // consent when exporting a slice, and unsealing costs.
-            if wall_ns < adm.range.0 || wall_ns >= adm.range.1 {
+            let outside = wall_ns < adm.range.0 || wall_ns >= adm.range.1;
+            if outside {
                 *tally
                     .excluded
                     .entry(Exclusion::OutsideRange.name())
                     .or_default() += 1;
-                continue;
+                let near = wall_ns >= adm.range.0.saturating_sub(CONTEXT_NS)
+                    && wall_ns < adm.range.1.saturating_add(CONTEXT_NS);
+                let keys = code == i64::from(Kind::KeyDown.code())
+                    || code == i64::from(Kind::WindowFocus.code());
+                if !(near && keys) {
+                    continue;
+                }
             }
             let mut event = decode_row(
                 store,
@@ -293,19 +329,35 @@ pub fn read_events(
                 sealed.as_deref(),
                 blob,
             )?;
-            let covered = match adm.admit(&mut event, synthetic) {
+            let covered = match adm.admit_in_range(&mut event, synthetic) {
                 Ok(c) => c,
                 Err(why) => {
-                    *tally.excluded.entry(why.name()).or_default() += 1;
+                    if !outside {
+                        *tally.excluded.entry(why.name()).or_default() += 1;
+                    }
                     continue;
                 }
             };
+            if outside {
+                each(Admitted {
+                    id,
+                    event,
+                    covered,
+                    context: true,
+                })?;
+                continue;
+            }
             load_content(store, &mut event)?;
             while let Some(g) = gaps.next_if(|g| g.event.wall_ns <= wall_ns) {
                 each(g)?;
             }
             tally.admitted += 1;
-            each(Admitted { id, event, covered })?;
+            each(Admitted {
+                id,
+                event,
+                covered,
+                context: false,
+            })?;
         }
     }
     for g in gaps {
@@ -379,6 +431,7 @@ fn read_gaps(
                     id,
                     event: ev,
                     covered,
+                    context: false,
                 })
             }
             Err(why) => *tally.excluded.entry(why.name()).or_default() += 1,

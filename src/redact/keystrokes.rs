@@ -430,14 +430,15 @@ impl Redactor {
     /// made from) type on their own, with every key the segment masked
     /// shown as its finding's placeholder. The result is scanned again, so
     /// a secret typed and then erased within the burst, which the segment's
-    /// final text no longer shows, is caught too.
+    /// final text no longer shows, is caught too; the flag says whether
+    /// that scan found anything (the keys of such a secret are not masked).
     pub fn burst_text(
         &self,
         keys: &[KeyStroke],
         seg: &KeyRedaction,
         range: std::ops::Range<usize>,
         book: &mut Placeholders,
-    ) -> String {
+    ) -> (String, bool) {
         let mut buf = Buffer::default();
         for i in range {
             if let Some(k) = keys.get(i) {
@@ -464,7 +465,9 @@ impl Redactor {
                 last = None;
             }
         }
-        self.redact(&out, book).text
+        let again = self.redact(&out, book);
+        let found = !again.findings.is_empty();
+        (again.text, found)
     }
 }
 
