@@ -168,6 +168,24 @@ fn a_full_disk_stalls_capture_without_corruption_and_it_recovers() {
         assert!(Instant::now() < deadline, "the writer did not recover");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Keys typed before are still arriving from X and queued: let them
+    // settle, so that what follows measures the recovered writer, not the
+    // backlog racing it.
+    let mut last = u64::MAX;
+    let mut quiet = 0;
+    while quiet < 3 {
+        let w = status(&t)["writer"].clone();
+        let n = |k: &str| w[k].as_u64().unwrap_or(0);
+        let settled = n("received") == n("written") + n("coalesced") + n("dropped");
+        quiet = if settled && n("received") == last {
+            quiet + 1
+        } else {
+            0
+        };
+        last = n("received");
+        assert!(Instant::now() < deadline, "the writer never settled: {w}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     x.xdotool(&["type", "--delay", "20", "ok"]);
     chars += 2;
     std::thread::sleep(Duration::from_millis(300));
