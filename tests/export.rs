@@ -976,3 +976,59 @@ fn a_scope_withdrawn_since_takes_its_earlier_data_with_it() {
         "the two moves"
     );
 }
+
+#[test]
+fn paths_in_window_titles_keep_their_shape_but_not_their_names() {
+    let t = TestStore::new();
+    grant(&t, ALL_SCOPES);
+    let t0 = now_ns();
+    capture(
+        &t,
+        vec![
+            ev(
+                Kind::WindowFocus,
+                t0,
+                &[
+                    ("app", s("term")),
+                    ("title", s("vim /srv/clients/bigbank/src/payroll.rs")),
+                ],
+            ),
+            ev(
+                Kind::WindowFocus,
+                t0 + MS,
+                &[
+                    ("app", s("term")),
+                    ("title", s("(~/work/secretproj) - bash")),
+                ],
+            ),
+        ],
+    );
+    let out = t.tmp.path().join("x");
+    export_ok(&t, &out, &[]);
+    let titles: Vec<String> = episodes(&out)
+        .iter()
+        .flat_map(|e| &e.actions)
+        .filter_map(|a| match &a.body {
+            ActionBody::Focus { title, .. } => title.clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(titles.len(), 2);
+    assert!(
+        titles[0].starts_with("vim …/")
+            && titles[0].contains("/src/")
+            && titles[0].ends_with(".rs"),
+        "{}",
+        titles[0]
+    );
+    assert!(
+        titles[1].starts_with("(~/") && titles[1].ends_with(") - bash"),
+        "{}",
+        titles[1]
+    );
+    for (path, bytes) in all_bytes(&out) {
+        for name in ["/srv", "clients", "bigbank", "payroll", "secretproj"] {
+            assert!(!contains(&bytes, name), "`{name}` in {}", path.display());
+        }
+    }
+}

@@ -73,6 +73,92 @@ pub const PATH_ALLOWLIST: &[&str] = &[
     "workflows",
 ];
 
+/// File extensions kept in anonymized paths: languages, markup, config and
+/// data formats, which tell a model what a file is and nobody who wrote it.
+pub const KNOWN_EXTENSIONS: &[&str] = &[
+    "c",
+    "cc",
+    "cfg",
+    "cjs",
+    "clj",
+    "cmake",
+    "conf",
+    "cpp",
+    "cs",
+    "css",
+    "csv",
+    "cxx",
+    "dart",
+    "diff",
+    "dockerfile",
+    "el",
+    "erl",
+    "ex",
+    "exs",
+    "fs",
+    "gitignore",
+    "go",
+    "gradle",
+    "graphql",
+    "h",
+    "hpp",
+    "hs",
+    "html",
+    "ini",
+    "ipynb",
+    "java",
+    "jl",
+    "js",
+    "json",
+    "jsonl",
+    "jsx",
+    "kt",
+    "kts",
+    "less",
+    "lock",
+    "lua",
+    "m",
+    "md",
+    "mjs",
+    "ml",
+    "mli",
+    "mod",
+    "nix",
+    "php",
+    "pl",
+    "pm",
+    "proto",
+    "ps1",
+    "py",
+    "pyi",
+    "r",
+    "rb",
+    "rs",
+    "rst",
+    "sass",
+    "scala",
+    "scss",
+    "sh",
+    "sql",
+    "sum",
+    "svelte",
+    "svg",
+    "swift",
+    "tex",
+    "tf",
+    "toml",
+    "ts",
+    "tsx",
+    "txt",
+    "vim",
+    "vue",
+    "xml",
+    "yaml",
+    "yml",
+    "zig",
+    "zsh",
+];
+
 /// The export's secret: the HMAC key behind every pseudonym and the seed of
 /// the timing jitter.
 pub struct Salt {
@@ -200,12 +286,11 @@ impl Anonymizer {
         }
         let hashed = hex::encode(&self.mac("name", name.as_bytes())[..6]);
         let out = match name.rsplit_once('.') {
-            // Extensions say which language; odd ones could say more, so
-            // only short alphanumeric ones are kept.
+            // Extensions say which language; an unknown one could say more
+            // (`notes.janedoe`), so only known ones are kept.
             Some((stem, ext))
                 if !stem.is_empty()
-                    && (1..=8).contains(&ext.len())
-                    && ext.chars().all(|c| c.is_ascii_alphanumeric()) =>
+                    && KNOWN_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()) =>
             {
                 format!("{hashed}.{ext}")
             }
@@ -341,6 +426,12 @@ mod tests {
         assert!(env.starts_with('.') && env != ".env");
         let odd = a.path("notes.jane-doe-private");
         assert!(!odd.contains("jane"));
+        let named = a.path("report.janedoe");
+        assert!(
+            !named.contains("janedoe") && !named.contains('.'),
+            "{named}"
+        );
+        assert!(a.path("x.PY").ends_with(".PY"));
     }
 
     #[test]

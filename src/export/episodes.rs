@@ -330,7 +330,41 @@ impl<'a> Builder<'a> {
                 out
             }
         };
-        self.redact(&named)
+        let pathless = self.title_paths(&named);
+        self.redact(&pathless)
+    }
+
+    /// Paths in a title (`vim /srv/clients/acme/x.rs`, `~/src/acme`) keep
+    /// their shape, with names hashed as in file paths; an absolute path
+    /// loses its root to `…/`.
+    fn title_paths(&mut self, title: &str) -> String {
+        let mut out = String::with_capacity(title.len());
+        for (i, token) in title.split(' ').enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            let trim: &[char] = &['(', ')', '[', ']', '"', '\'', ',', ':', ';'];
+            let core = token.trim_matches(trim);
+            let (lead, rest) = if let Some(r) = core.strip_prefix("~/") {
+                ("~/", r)
+            } else if let Some(r) = core.strip_prefix('/') {
+                ("…/", r)
+            } else if core.starts_with("./") || core.starts_with("../") {
+                ("", core)
+            } else {
+                ("", "")
+            };
+            if rest.is_empty() || core.contains("://") {
+                out.push_str(token);
+                continue;
+            }
+            let start = token.find(core).unwrap_or(0);
+            out.push_str(&token[..start]);
+            out.push_str(lead);
+            out.push_str(&self.anon.path(rest));
+            out.push_str(&token[start + core.len()..]);
+        }
+        out
     }
 
     fn redact(&mut self, text: &str) -> String {
