@@ -442,25 +442,22 @@ impl ProgSnap2Writer {
         ws: &Workspace,
         what: &dyn Fn() -> String,
     ) -> Result<Option<String>, ExportError> {
-        let files = ws.recorded();
-        if files.is_empty() {
-            return Ok(None);
-        }
-        // A path that is also another path's directory cannot be written.
+        let mut files = ws.recorded();
+        // A path that is also another path's directory cannot be written:
+        // the file's delete was not captured (a pause, a drop), and the
+        // newer files under it win; the stale file is left out of the state.
         let mut dirs = BTreeSet::new();
         for path in files.keys() {
             check_path(path, what)?;
             let mut at = 0;
             while let Some(i) = path[at..].find('/') {
-                dirs.insert(&path[..at + i]);
+                dirs.insert(path[..at + i].to_owned());
                 at += i + 1;
             }
         }
-        if let Some(p) = files.keys().find(|p| dirs.contains(*p)) {
-            return Err(invalid(
-                CODE_STATES_DIR,
-                format!("{}: {p:?} is both a file and a directory", what()),
-            ));
+        files.retain(|p, _| !dirs.contains(*p));
+        if files.is_empty() {
+            return Ok(None);
         }
         let id = code_state_id(files.iter().map(|(p, (_, sid))| (*p, *sid)));
         if self.states_written.contains(&id) {
@@ -1424,17 +1421,35 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         assert!(write(tmp.path(), &[ep]).is_err());
 
-        // A path that is also a directory of another path.
+        // A path that is also a directory of another path (its delete was
+        // never captured): the newer file under it wins, the stale one is
+        // left out of that state.
         let mut ep = episode("ep1");
         ep.files[0].initial.path = "src/new".into();
         ep.actions.retain(|a| a.seq < 4 && a.seq != 2);
         ep.files[0].final_ = ep.files[0].initial.clone();
         let tmp = tempfile::tempdir().unwrap();
-        let err = write(tmp.path(), &[ep]).unwrap_err();
+        let files = write(tmp.path(), &[ep]).unwrap();
         assert!(
-            err.to_string().contains("both a file and a directory"),
-            "{err}"
+            files
+                .iter()
+                .any(|f| f.to_string_lossy().contains("src/new/")),
+            "{files:?}"
         );
+        // Never both in one state.
+        for f in &files {
+            let s = f.to_string_lossy();
+            if s.ends_with("src/new") {
+                let state = s.trim_end_matches("/src/new");
+                assert!(
+                    !files.iter().any(|g| g
+                        .to_string_lossy()
+                        .starts_with(&format!("{state}/src/new/"))),
+                    "{files:?}"
+                );
+            }
+        }
+        check(tmp.path()).unwrap();
     }
 
     #[test]

@@ -219,6 +219,34 @@ fn check_progsnap2(
             ),
         ));
     }
+    // Its free text, scanned afresh like the JSONL's.
+    let main = dir.join(progsnap2::DIR).join(progsnap2::MAIN_TABLE_FILE);
+    let mut rd = csv::Reader::from_path(&main).map_err(|e| invalid(&file, e.to_string()))?;
+    let header = rd
+        .headers()
+        .map_err(|e| invalid(&file, e.to_string()))?
+        .clone();
+    let text_cols: Vec<usize> = header
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| matches!(*h, "X-Text" | "X-App"))
+        .map(|(i, _)| i)
+        .collect();
+    for (n, row) in rd.records().enumerate() {
+        let row = row.map_err(|e| invalid(&file, e.to_string()))?;
+        for &c in &text_cols {
+            if let Some(f) = row.get(c).and_then(|t| redactor.scan(t).into_iter().next()) {
+                return Err(invalid(
+                    &file,
+                    format!(
+                        "row {}: rule `{}` still matches after redaction",
+                        n + 2,
+                        f.rule
+                    ),
+                ));
+            }
+        }
+    }
     let states = dir.join(progsnap2::DIR).join(progsnap2::CODE_STATES_DIR);
     if states.is_dir() {
         for rel in list_files(&states)? {
