@@ -6,26 +6,8 @@ mod common;
 
 use candor::consent::ledger;
 use candor::consent::{self};
-use candor::store::writer::{self, SessionInfo};
 use common::*;
 use rusqlite::params;
-
-/// Writes events as a capture session would (not synthetic).
-fn capture(t: &TestStore, events: Vec<candor::event::Event>) {
-    let (sink, handle) = writer::start(
-        t.open(),
-        &small_writer(),
-        SessionInfo {
-            source: "daemon".into(),
-            synthetic: false,
-        },
-    )
-    .unwrap();
-    for e in events {
-        sink.send(e).unwrap();
-    }
-    handle.shutdown().unwrap();
-}
 
 fn audit(t: &TestStore, args: &[&str]) -> (bool, String, String) {
     let mut all = vec!["audit"];

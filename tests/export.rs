@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use candor::event::Event;
 use candor::export::model::{ActionBody, Episode};
 use candor::registry::Kind;
-use candor::store::writer::{self, SessionInfo};
 use common::*;
 
 const MS: i64 = 1_000_000;
@@ -19,23 +18,6 @@ const AWS: &str = "AKIAQYLPMN5HFIQR7ABC";
 const EMAIL: &str = "jane.doe@acme-corp.com";
 const ALL_SCOPES: &str =
     "keys.timing,keys.text,mouse,window.apps,window.titles,editor.files,editor.content";
-
-/// Writes events as a capture session would (not synthetic).
-fn capture(t: &TestStore, events: Vec<Event>) {
-    let (sink, handle) = writer::start(
-        t.open(),
-        &small_writer(),
-        SessionInfo {
-            source: "daemon".into(),
-            synthetic: false,
-        },
-    )
-    .unwrap();
-    for e in events {
-        sink.send(e).unwrap();
-    }
-    handle.shutdown().unwrap();
-}
 
 fn ev(kind: Kind, ts: i64, fields: &[(&str, candor::event::Value)]) -> Event {
     let mut e = Event::new(kind, at(ts));

@@ -115,15 +115,18 @@ impl Shape {
     }
 }
 
-/// The jitter's key, derived from the store's own key (which never leaves
-/// the machine); `None` for a store that never sealed anything.
-fn jitter_key(store: &mut Store) -> Option<[u8; 32]> {
-    let mac = store
-        .sealer(false)
-        .ok()?
-        .ledger_key()
-        .mac(b"candor export jitter v1");
-    Some(<sha2::Sha256 as sha2::Digest>::digest(mac.as_bytes()).into())
+/// The anonymizer for `salt`, its jitter keyed from the store's own key
+/// (which never leaves the machine), or from the salt for a store that
+/// never sealed anything.
+fn anonymizer(store: &mut Store, salt: Salt, shape: &Shape) -> Result<Anonymizer, ExportError> {
+    let anon = Anonymizer::new(salt, shape.quantum_ms, shape.jitter_ms)?;
+    Ok(match store.sealer(false) {
+        Ok(sealer) => {
+            let mac = sealer.ledger_key().mac(b"candor export jitter v1");
+            anon.with_jitter_key(<sha2::Sha256 as sha2::Digest>::digest(mac.as_bytes()).into())
+        }
+        Err(_) => anon,
+    })
 }
 
 /// Refuses what consent forbids outright, with the reason.
@@ -315,10 +318,7 @@ pub fn export(
     store.conn().execute_batch("BEGIN")?;
     let adm = admission(store, &shape, now_ns)?;
     let salt_supplied = salt.supplied();
-    let mut anon = Anonymizer::new(salt, shape.quantum_ms, shape.jitter_ms)?;
-    if let Some(k) = jitter_key(store) {
-        anon = anon.with_jitter_key(k);
-    }
+    let anon = anonymizer(store, salt, &shape)?;
     let export_id = anon.pseudonym(
         "export",
         &format!("{}|{}", adm.consent_head.1, shape.fingerprint(&formats)),
@@ -540,10 +540,7 @@ pub fn preview(
     shape.validate()?;
     store.conn().execute_batch("BEGIN")?;
     let adm = admission(store, shape, now_ns)?;
-    let mut anon = Anonymizer::new(Salt::random()?, shape.quantum_ms, shape.jitter_ms)?;
-    if let Some(k) = jitter_key(store) {
-        anon = anon.with_jitter_key(k);
-    }
+    let anon = anonymizer(store, Salt::random()?, shape)?;
     let mut builder = Builder::new(redactor, anon);
     builder.set_names(&file_names(store)?)?;
     let mut tally = Tally::default();

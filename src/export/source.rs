@@ -20,7 +20,7 @@ use crate::consent::ledger::{self, Entry};
 use crate::consent::state::History;
 use crate::event::{Event, Stamp, Value};
 use crate::registry::Kind;
-use crate::store::query::decode_row;
+use crate::store::query::{decode_row, gap_event};
 use crate::store::{writer, Store};
 
 const NS_PER_DAY: i64 = 86_400_000_000_000;
@@ -406,23 +406,7 @@ fn read_gaps(
     let mut out = Vec::new();
     for row in rows {
         let (id, start, end, reason, count, lost_kind, synthetic) = row?;
-        let mut ev = Event::new(
-            Kind::CaptureGap,
-            Stamp {
-                wall_ns: start,
-                mono_ns: 0,
-            },
-        );
-        let bad = |e: crate::event::EventError| ExportError::Invalid {
-            file: "store".into(),
-            problem: format!("gap {id}: {e}"),
-        };
-        ev.set("reason", reason).map_err(bad)?;
-        ev.set("duration_ns", end - start).map_err(bad)?;
-        ev.set("count", count).map_err(bad)?;
-        if let Some(k) = lost_kind {
-            ev.set("lost_kind", k).map_err(bad)?;
-        }
+        let mut ev = gap_event(id, start, end, reason, count, lost_kind)?;
         tally.read += 1;
         match adm.admit(&mut ev, synthetic) {
             Ok(covered) => {

@@ -398,6 +398,32 @@ pub fn recent(store: &mut Store, n: usize) -> Result<Vec<StoredEvent>, StoreErro
     Ok(out.split_off(skip))
 }
 
+/// A `gaps` row as the `capture.gap` event the registry declares.
+pub fn gap_event(
+    id: i64,
+    start: i64,
+    end: i64,
+    reason: String,
+    count: i64,
+    lost_kind: Option<String>,
+) -> Result<Event, StoreError> {
+    let mut ev = Event::new(
+        Kind::CaptureGap,
+        Stamp {
+            wall_ns: start,
+            mono_ns: 0,
+        },
+    );
+    let bad = |e: crate::event::EventError| StoreError::Corrupt(format!("gap {id}: {e}"));
+    ev.set("reason", reason).map_err(bad)?;
+    ev.set("duration_ns", end - start).map_err(bad)?;
+    ev.set("count", count).map_err(bad)?;
+    if let Some(k) = lost_kind {
+        ev.set("lost_kind", k).map_err(bad)?;
+    }
+    Ok(ev)
+}
+
 fn recent_gaps(store: &Store, n: usize) -> Result<Vec<StoredEvent>, StoreError> {
     let mut stmt = store.conn().prepare(
         "SELECT id, session_id, start_ns, end_ns, reason, count, lost_kind FROM gaps ORDER BY start_ns DESC LIMIT ?1",
@@ -416,20 +442,7 @@ fn recent_gaps(store: &Store, n: usize) -> Result<Vec<StoredEvent>, StoreError> 
     let mut out = Vec::new();
     for row in rows {
         let (id, session_id, start, end, reason, count, lost_kind) = row?;
-        let mut ev = Event::new(
-            Kind::CaptureGap,
-            Stamp {
-                wall_ns: start,
-                mono_ns: 0,
-            },
-        );
-        let bad = |e: crate::event::EventError| StoreError::Corrupt(format!("gap {id}: {e}"));
-        ev.set("reason", reason).map_err(bad)?;
-        ev.set("duration_ns", end - start).map_err(bad)?;
-        ev.set("count", count).map_err(bad)?;
-        if let Some(k) = lost_kind {
-            ev.set("lost_kind", k).map_err(bad)?;
-        }
+        let ev = gap_event(id, start, end, reason, count, lost_kind)?;
         out.push(StoredEvent {
             id,
             session_id,

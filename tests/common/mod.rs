@@ -294,3 +294,22 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
+
+/// Writes events as a capture session would (not synthetic), through the
+/// real writer.
+pub fn capture(t: &TestStore, events: Vec<Event>) {
+    use candor::store::writer::{self, SessionInfo};
+    let (sink, handle) = writer::start(
+        t.open(),
+        &small_writer(),
+        SessionInfo {
+            source: "daemon".into(),
+            synthetic: false,
+        },
+    )
+    .expect("start writer");
+    for e in events {
+        sink.send(e).expect("send");
+    }
+    handle.shutdown().expect("shutdown");
+}
