@@ -185,13 +185,17 @@ fn identity(config: &candor::config::RedactConfig) -> Identity {
 }
 
 fn add_configured(identity: &mut Identity, config: &candor::config::RedactConfig) {
-    for n in &config.names {
+    add_terms(identity, &config.names, &config.users, &config.hosts);
+}
+
+fn add_terms(identity: &mut Identity, names: &[String], users: &[String], hosts: &[String]) {
+    for n in names {
         identity.add_full_name(n);
     }
-    for u in &config.users {
+    for u in users {
         identity.add_user(u);
     }
-    for h in &config.hosts {
+    for h in hosts {
         identity.add_host(h);
     }
 }
@@ -307,15 +311,7 @@ fn redact(args: RedactArgs, config: &candor::config::RedactConfig) -> Result<()>
         Identity::from_os()
     };
     add_configured(&mut identity, config);
-    for n in &args.names {
-        identity.add_full_name(n);
-    }
-    for u in &args.users {
-        identity.add_user(u);
-    }
-    for h in &args.hosts {
-        identity.add_host(h);
-    }
+    add_terms(&mut identity, &args.names, &args.users, &args.hosts);
     let redactor = Redactor::new(&identity)?;
     let mut input = Vec::new();
     std::io::stdin()

@@ -496,7 +496,7 @@ impl<'a> Builder<'a> {
                 Kind::KeyDown => {
                     if burst.as_ref().is_some_and(|b| ts - b.last > BURST_GAP_NS) {
                         let b = burst.take().expect("checked");
-                        actions.push(self.burst(b, &events, &key_slot, &segments, &mut rng));
+                        actions.push(self.burst(b, &key_slot, &segments, &mut rng));
                     }
                     let b = burst.get_or_insert_with(|| Burst {
                         start: ts,
@@ -539,7 +539,7 @@ impl<'a> Builder<'a> {
                     // Anything else closes the burst and the pointer run, so
                     // the order of typing, saves and switches survives.
                     if let Some(b) = burst.take() {
-                        actions.push(self.burst(b, &events, &key_slot, &segments, &mut rng));
+                        actions.push(self.burst(b, &key_slot, &segments, &mut rng));
                     }
                     if let Some(m) = mouse.take() {
                         actions.push(mouse_action(m));
@@ -549,7 +549,7 @@ impl<'a> Builder<'a> {
             }
         }
         if let Some(b) = burst.take() {
-            actions.push(self.burst(b, &events, &key_slot, &segments, &mut rng));
+            actions.push(self.burst(b, &key_slot, &segments, &mut rng));
         }
         if let Some(m) = mouse.take() {
             actions.push(mouse_action(m));
@@ -625,7 +625,6 @@ impl<'a> Builder<'a> {
     fn burst(
         &mut self,
         b: Burst,
-        events: &[Event],
         key_slot: &HashMap<usize, (usize, usize)>,
         segments: &[Arc<SegKeys>],
         rng: &mut SmallRng,
@@ -691,7 +690,6 @@ impl<'a> Builder<'a> {
                 },
             });
         }
-        let _ = events;
         (
             b.start,
             ActionBody::Typing {
