@@ -78,29 +78,47 @@ impl X {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        if wm {
-            let openbox = Command::new("openbox")
+        // The socket appears before the server takes clients; a client
+        // started in between (openbox) fails and exits.
+        let root_prop = |prop: &str| {
+            Command::new("xprop")
+                .args(["-root", prop])
                 .env("DISPLAY", &x.display)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start openbox");
-            x.children.push(openbox);
-            // Wait until the window manager has announced itself.
+                .output()
+                .ok()
+        };
+        while !root_prop("_NET_SUPPORTING_WM_CHECK").is_some_and(|o| o.status.success()) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "Xvfb did not take clients"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if wm {
+            let spawn = |display: &str| {
+                Command::new("openbox")
+                    .env("DISPLAY", display)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("start openbox")
+            };
+            x.children.push(spawn(&x.display));
+            // Wait until the window manager has announced itself; one that
+            // exited early (a busy machine) is started again.
             let started = Instant::now();
             loop {
-                let out = Command::new("xprop")
-                    .args(["-root", "_NET_SUPPORTING_WM_CHECK"])
-                    .env("DISPLAY", &x.display)
-                    .output();
-                if out
-                    .map(|o| String::from_utf8_lossy(&o.stdout).contains("window id"))
-                    .unwrap_or(false)
+                if root_prop("_NET_SUPPORTING_WM_CHECK")
+                    .is_some_and(|o| String::from_utf8_lossy(&o.stdout).contains("window id"))
                 {
                     break;
                 }
+                let wm_child = x.children.last_mut().expect("openbox");
+                if wm_child.try_wait().ok().flatten().is_some() {
+                    *wm_child = spawn(&x.display);
+                }
                 assert!(
-                    started.elapsed() < Duration::from_secs(10),
+                    started.elapsed() < Duration::from_secs(20),
                     "openbox did not start"
                 );
                 std::thread::sleep(Duration::from_millis(50));
