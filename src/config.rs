@@ -49,6 +49,49 @@ pub struct Config {
     pub capture: CaptureConfig,
     pub editor: EditorConfig,
     pub redact: RedactConfig,
+    pub ingest: IngestConfig,
+    pub shell: ShellConfig,
+}
+
+/// Limits of the ingest socket, per connected client.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Messages a client may send per second, sustained.
+    pub rate: u32,
+    /// Messages a client may send at once above the sustained rate (an
+    /// editor reformatting a file sends many edits together).
+    pub burst: u32,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            rate: 200,
+            burst: 2_000,
+        }
+    }
+}
+
+/// Commands the shell hook never sends.
+pub const DEFAULT_SHELL_DENY: &[&str] = &["pass", "gpg", "ssh-add", "op", "security", "*password*"];
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShellConfig {
+    /// A plain word names a program: a command line running it anywhere
+    /// (after `sudo`, in a pipeline) is not sent. A pattern with `*`, `?`
+    /// or `[` is matched, ignoring case, against the whole command line.
+    /// Setting this replaces the default list.
+    pub deny: Vec<String>,
+}
+
+impl Default for ShellConfig {
+    fn default() -> Self {
+        ShellConfig {
+            deny: DEFAULT_SHELL_DENY.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
 }
 
 /// Identity the redaction engine must always replace, beyond what the OS
@@ -309,6 +352,12 @@ impl Config {
             return Err(invalid(
                 "capture.mouse_rate_hz",
                 "must be between 1 and 1000",
+            ));
+        }
+        if self.ingest.rate == 0 || self.ingest.burst == 0 {
+            return Err(invalid(
+                "ingest.rate",
+                "ingest.rate and ingest.burst must be at least 1",
             ));
         }
         if self.writer.batch_interval.is_zero() {

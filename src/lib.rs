@@ -14,7 +14,9 @@
 //!   type, and what a key's class reveals.
 //! - [`config`], [`paths`], [`app`]: settings, where files live with what
 //!   rights, and what both binaries share at their edge.
-//! - [`capture`]: the sources (input, focus and exclusions, editor).
+//! - [`capture`]: the sources (input, focus and exclusions, editor, and the
+//!   ingest socket for the shell hook, editor plugins and `candor run`).
+//! - [`socket`]: owner-only Unix sockets (control and ingest).
 //! - [`consent`]: notice, records, ledger, state, gate and consent screen.
 //! - [`daemon`]: runs the sources under the gate; the control socket.
 //! - [`store`]: the single-writer SQLite store with sealed fields and blobs.
@@ -35,5 +37,6 @@ pub mod keymap;
 pub mod paths;
 pub mod redact;
 pub mod registry;
+pub mod socket;
 pub mod store;
 pub mod synthetic;

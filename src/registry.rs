@@ -55,6 +55,8 @@ pub enum Scope {
     WindowTitles,
     EditorFiles,
     EditorContent,
+    EditorActions,
+    ShellCommands,
 }
 
 /// What the notice and the consent screen say about a scope.
@@ -71,7 +73,7 @@ pub struct ScopeDecl {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 10] = [
         Scope::CaptureMeta,
         Scope::KeysTiming,
         Scope::KeysText,
@@ -80,6 +82,8 @@ impl Scope {
         Scope::WindowTitles,
         Scope::EditorFiles,
         Scope::EditorContent,
+        Scope::EditorActions,
+        Scope::ShellCommands,
     ];
 
     pub fn decl(self) -> &'static ScopeDecl {
@@ -92,6 +96,8 @@ impl Scope {
             Scope::WindowTitles => &WINDOW_TITLES,
             Scope::EditorFiles => &EDITOR_FILES,
             Scope::EditorContent => &EDITOR_CONTENT,
+            Scope::EditorActions => &EDITOR_ACTIONS,
+            Scope::ShellCommands => &SHELL_COMMANDS,
         }
     }
 
@@ -213,6 +219,29 @@ const EDITOR_CONTENT: ScopeDecl = ScopeDecl {
     toggleable: true,
 };
 
+const EDITOR_ACTIONS: ScopeDecl = ScopeDecl {
+    scope: Scope::EditorActions,
+    name: "editor.actions",
+    title: "Editor actions (from an editor plugin)",
+    description: "Where the cursor is and what is selected (line and column, never the \
+                  selected text), the editor commands you run (their names only, such as \
+                  editor.action.formatDocument), and diagnostics as counts by severity, in \
+                  files of watched workspaces.",
+    sensitivity: Sensitivity::StoredContent,
+    toggleable: true,
+};
+const SHELL_COMMANDS: ScopeDecl = ScopeDecl {
+    scope: Scope::ShellCommands,
+    name: "shell.commands",
+    title: "Shell commands, tests and builds",
+    description: "The command lines you run in a shell with Candor's hook installed, with the \
+                  directory (relative to a watched workspace, or just \"outside\"), the exit \
+                  status and the duration; and, for `candor run`, test and build results as \
+                  pass/fail counts. Command lines can hold secrets. Sealed on disk.",
+    sensitivity: Sensitivity::HighlySensitive,
+    toggleable: true,
+};
+
 /// The type of a field's value, as the codec stores it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FieldType {
@@ -286,6 +315,10 @@ pub struct KindDecl {
     pub purpose: &'static str,
     pub retention_days: u32,
     pub fields: &'static [FieldDecl],
+    /// Whether local clients (the shell hook, editor plugins, `candor run`)
+    /// may send this kind over the ingest socket. Kinds the daemon observes
+    /// itself (keys, focus, file saves, gaps) can never be sent.
+    pub ingest: bool,
 }
 
 /// Every event kind Candor can record.
@@ -304,6 +337,15 @@ pub enum Kind {
     FileRename,
     GitCommit,
     CaptureGap,
+    ShellCommand,
+    RunTest,
+    RunBuild,
+    EditorFocus,
+    EditorEdit,
+    EditorCursor,
+    EditorSelection,
+    EditorCommand,
+    EditorDiagnostics,
 }
 
 pub const KEY_CLASSES: &[&str] = &[
@@ -373,6 +415,7 @@ const KEY_DOWN: KindDecl = KindDecl {
     purpose: TYPING,
     retention_days: 90,
     fields: KEY_FIELDS,
+    ingest: false,
 };
 const KEY_UP: KindDecl = KindDecl {
     kind: Kind::KeyUp,
@@ -388,6 +431,7 @@ const MOUSE_MOVE: KindDecl = KindDecl {
     purpose: POINTING,
     retention_days: 30,
     fields: &[X, Y],
+    ingest: false,
 };
 const MOUSE_DOWN: KindDecl = KindDecl {
     kind: Kind::MouseDown,
@@ -397,6 +441,7 @@ const MOUSE_DOWN: KindDecl = KindDecl {
     purpose: POINTING,
     retention_days: 90,
     fields: BUTTON_FIELDS,
+    ingest: false,
 };
 const MOUSE_UP: KindDecl = KindDecl {
     kind: Kind::MouseUp,
@@ -415,6 +460,7 @@ const MOUSE_WHEEL: KindDecl = KindDecl {
         FieldDecl::new("dx", FieldType::Int, "horizontal wheel steps"),
         FieldDecl::new("dy", FieldType::Int, "vertical wheel steps; positive is up"),
     ],
+    ingest: false,
 };
 const WINDOW_FOCUS: KindDecl = KindDecl {
     kind: Kind::WindowFocus,
@@ -433,6 +479,7 @@ const WINDOW_FOCUS: KindDecl = KindDecl {
         FieldDecl::new("title", FieldType::Str, "the focused window's title")
             .needs(Scope::WindowTitles),
     ],
+    ingest: false,
 };
 const FILE_CREATE: KindDecl = KindDecl {
     kind: Kind::FileCreate,
@@ -442,6 +489,7 @@ const FILE_CREATE: KindDecl = KindDecl {
     purpose: EDITING,
     retention_days: 180,
     fields: FILE_FIELDS,
+    ingest: false,
 };
 const FILE_MODIFY: KindDecl = KindDecl {
     kind: Kind::FileModify,
@@ -506,6 +554,7 @@ const GIT_COMMIT: KindDecl = KindDecl {
         FieldDecl::new("hash", FieldType::Str, "the commit hash"),
         FieldDecl::new("message", FieldType::Str, "the commit message").needs(Scope::EditorContent),
     ],
+    ingest: false,
 };
 const CAPTURE_GAP: KindDecl = KindDecl {
     kind: Kind::CaptureGap,
@@ -532,10 +581,231 @@ const CAPTURE_GAP: KindDecl = KindDecl {
         ),
         FieldDecl::new("lost_kind", FieldType::Str, "the kind of the lost events").optional(),
     ],
+    ingest: false,
+};
+
+/// Test runners whose output `candor run` can count passes and failures in.
+pub const RUNNERS: &[&str] = &["cargo", "pytest", "go", "npm", "other"];
+
+const WORKFLOW: &str =
+    "Learn how engineers work between edits: the commands they run, and tests that fail, then pass.";
+const WORKSPACE_OPT: FieldDecl = FieldDecl::new(
+    "workspace",
+    FieldType::Str,
+    "the watched workspace the directory is in; absent when outside all of them",
+)
+.optional();
+const CWD: FieldDecl = FieldDecl::new(
+    "cwd",
+    FieldType::Str,
+    "the working directory relative to its watched workspace, or `outside`",
+);
+const DURATION_MS: FieldDecl = FieldDecl::new(
+    "duration_ms",
+    FieldType::Int,
+    "how long the command ran, in milliseconds",
+);
+const SHELL_COMMAND: KindDecl = KindDecl {
+    kind: Kind::ShellCommand,
+    code: 50,
+    name: "shell.command",
+    scope: Scope::ShellCommands,
+    purpose: WORKFLOW,
+    retention_days: 90,
+    fields: &[
+        FieldDecl::new("command", FieldType::Str, "the command line as typed"),
+        CWD,
+        WORKSPACE_OPT,
+        FieldDecl::new(
+            "exit",
+            FieldType::Int,
+            "the exit status; absent when the shell or the daemon ended first",
+        )
+        .optional(),
+        DURATION_MS.optional(),
+        FieldDecl::new("shell", FieldType::Str, "the shell: bash or zsh").optional(),
+    ],
+    ingest: true,
+};
+const RUN_FIELDS: &[FieldDecl] = &[
+    FieldDecl::new("command", FieldType::Str, "the command run"),
+    CWD,
+    WORKSPACE_OPT,
+    FieldDecl::new(
+        "exit",
+        FieldType::Int,
+        "the exit status (128 + N for signal N)",
+    ),
+    DURATION_MS,
+    FieldDecl::new(
+        "runner",
+        FieldType::Enum(RUNNERS),
+        "the runner whose output was read",
+    ),
+    FieldDecl::new(
+        "passed",
+        FieldType::Int,
+        "tests passed, where the output says",
+    )
+    .optional(),
+    FieldDecl::new(
+        "failed",
+        FieldType::Int,
+        "tests failed, where the output says",
+    )
+    .optional(),
+    FieldDecl::new(
+        "skipped",
+        FieldType::Int,
+        "tests skipped or ignored, where the output says",
+    )
+    .optional(),
+];
+const RUN_TEST: KindDecl = KindDecl {
+    kind: Kind::RunTest,
+    code: 51,
+    name: "run.test",
+    scope: Scope::ShellCommands,
+    purpose: WORKFLOW,
+    retention_days: 90,
+    fields: RUN_FIELDS,
+    ingest: true,
+};
+const RUN_BUILD: KindDecl = KindDecl {
+    kind: Kind::RunBuild,
+    code: 52,
+    name: "run.build",
+    ..RUN_TEST
+};
+const EDITOR_WORKSPACE: FieldDecl = FieldDecl::new(
+    "workspace",
+    FieldType::Str,
+    "the watched workspace root's name",
+);
+const EDITOR_PATH: FieldDecl = FieldDecl::new(
+    "path",
+    FieldType::Str,
+    "the file's path relative to the workspace root",
+);
+const EDITOR_NAME: FieldDecl =
+    FieldDecl::new("editor", FieldType::Str, "the editor: nvim or vscode").optional();
+const LINE: FieldDecl = FieldDecl::new("line", FieldType::Int, "0-based line");
+const COL: FieldDecl = FieldDecl::new("col", FieldType::Int, "0-based byte column in the line");
+const NAVIGATING: &str = "Learn how engineers move through code: where they look, select and jump.";
+const EDITOR_FOCUS: KindDecl = KindDecl {
+    kind: Kind::EditorFocus,
+    code: 60,
+    name: "editor.focus",
+    scope: Scope::EditorFiles,
+    purpose: NAVIGATING,
+    retention_days: 180,
+    fields: &[
+        EDITOR_WORKSPACE,
+        EDITOR_PATH,
+        EDITOR_NAME,
+        FieldDecl::new("language", FieldType::Str, "the editor's language id").optional(),
+    ],
+    ingest: true,
+};
+const EDITOR_EDIT: KindDecl = KindDecl {
+    kind: Kind::EditorEdit,
+    code: 61,
+    name: "editor.edit",
+    scope: Scope::EditorContent,
+    purpose: EDITING,
+    retention_days: 180,
+    fields: &[
+        EDITOR_WORKSPACE,
+        EDITOR_PATH,
+        FieldDecl::new(
+            "offset",
+            FieldType::Int,
+            "where the change starts: a byte offset in the buffer before it",
+        ),
+        FieldDecl::new("deleted", FieldType::Int, "how many bytes it removed"),
+        FieldDecl::new("text", FieldType::Str, "the text it inserted"),
+        LINE.optional(),
+        COL.optional(),
+        EDITOR_NAME,
+    ],
+    ingest: true,
+};
+const EDITOR_CURSOR: KindDecl = KindDecl {
+    kind: Kind::EditorCursor,
+    code: 62,
+    name: "editor.cursor",
+    scope: Scope::EditorActions,
+    purpose: NAVIGATING,
+    retention_days: 90,
+    fields: &[EDITOR_WORKSPACE, EDITOR_PATH, LINE, COL, EDITOR_NAME],
+    ingest: true,
+};
+const EDITOR_SELECTION: KindDecl = KindDecl {
+    kind: Kind::EditorSelection,
+    code: 63,
+    name: "editor.selection",
+    fields: &[
+        EDITOR_WORKSPACE,
+        EDITOR_PATH,
+        LINE,
+        COL,
+        FieldDecl::new("end_line", FieldType::Int, "0-based line where it ends"),
+        FieldDecl::new(
+            "end_col",
+            FieldType::Int,
+            "0-based byte column where it ends",
+        ),
+        EDITOR_NAME,
+    ],
+    ..EDITOR_CURSOR
+};
+const EDITOR_COMMAND: KindDecl = KindDecl {
+    kind: Kind::EditorCommand,
+    code: 64,
+    name: "editor.command",
+    fields: &[
+        FieldDecl::new(
+            "command",
+            FieldType::Str,
+            "the command's id or name, never its arguments",
+        ),
+        FieldDecl::new(
+            "workspace",
+            FieldType::Str,
+            "the workspace of the file it ran in",
+        )
+        .optional(),
+        FieldDecl::new("path", FieldType::Str, "the file it ran in").optional(),
+        EDITOR_NAME,
+    ],
+    ..EDITOR_CURSOR
+};
+const EDITOR_DIAGNOSTICS: KindDecl = KindDecl {
+    kind: Kind::EditorDiagnostics,
+    code: 65,
+    name: "editor.diagnostics",
+    fields: &[
+        EDITOR_WORKSPACE,
+        EDITOR_PATH,
+        FieldDecl::new("errors", FieldType::Int, "diagnostics of severity error"),
+        FieldDecl::new(
+            "warnings",
+            FieldType::Int,
+            "diagnostics of severity warning",
+        ),
+        FieldDecl::new(
+            "info",
+            FieldType::Int,
+            "diagnostics of severity information",
+        ),
+        FieldDecl::new("hints", FieldType::Int, "diagnostics of severity hint"),
+        EDITOR_NAME,
+    ],
+    ..EDITOR_CURSOR
 };
 
 impl Kind {
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 22] = [
         Kind::KeyDown,
         Kind::KeyUp,
         Kind::MouseMove,
@@ -549,6 +819,15 @@ impl Kind {
         Kind::FileRename,
         Kind::GitCommit,
         Kind::CaptureGap,
+        Kind::ShellCommand,
+        Kind::RunTest,
+        Kind::RunBuild,
+        Kind::EditorFocus,
+        Kind::EditorEdit,
+        Kind::EditorCursor,
+        Kind::EditorSelection,
+        Kind::EditorCommand,
+        Kind::EditorDiagnostics,
     ];
 
     pub fn decl(self) -> &'static KindDecl {
@@ -566,6 +845,15 @@ impl Kind {
             Kind::FileRename => &FILE_RENAME,
             Kind::GitCommit => &GIT_COMMIT,
             Kind::CaptureGap => &CAPTURE_GAP,
+            Kind::ShellCommand => &SHELL_COMMAND,
+            Kind::RunTest => &RUN_TEST,
+            Kind::RunBuild => &RUN_BUILD,
+            Kind::EditorFocus => &EDITOR_FOCUS,
+            Kind::EditorEdit => &EDITOR_EDIT,
+            Kind::EditorCursor => &EDITOR_CURSOR,
+            Kind::EditorSelection => &EDITOR_SELECTION,
+            Kind::EditorCommand => &EDITOR_COMMAND,
+            Kind::EditorDiagnostics => &EDITOR_DIAGNOSTICS,
         }
     }
 

@@ -15,16 +15,15 @@
 //!   hash, and `git log` the message (under `editor.content`). The author's
 //!   name and e-mail are never recorded.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
-use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use notify::event::{ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 
+use super::workspace::{Deny, Workspace, Workspaces};
 use super::{Control, SourceState};
 use crate::config::EditorConfig;
 use crate::event::{Event, SessionClock};
@@ -33,120 +32,21 @@ use crate::registry::{Kind, Scope};
 /// Files scanned at start, per root, to learn what exists.
 const SCAN_LIMIT: usize = 200_000;
 
-/// The deny list as matchers: file-name globs and directory names.
-pub struct Deny {
-    files: GlobSet,
-    dirs: Vec<String>,
-}
-
-impl Deny {
-    pub fn new(patterns: &[String]) -> Result<Deny, String> {
-        let mut files = GlobSetBuilder::new();
-        let mut dirs = Vec::new();
-        for p in patterns {
-            if let Some(d) = p.strip_suffix('/') {
-                dirs.push(d.to_owned());
-            } else {
-                let glob = GlobBuilder::new(p)
-                    .literal_separator(true)
-                    .build()
-                    .map_err(|e| format!("deny pattern `{p}`: {e}"))?;
-                files.add(glob);
-            }
-        }
-        Ok(Deny {
-            files: files.build().map_err(|e| e.to_string())?,
-            dirs,
-        })
-    }
-
-    /// Whether `rel` (relative to a root) is denied: its file name matches
-    /// a pattern, or one of its directories is a denied directory.
-    pub fn denies(&self, rel: &Path) -> bool {
-        let comps: Vec<String> = rel
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect();
-        let Some((name, dirs)) = comps.split_last() else {
-            return false;
-        };
-        dirs.iter().any(|d| self.dirs.contains(d))
-            || self.dirs.contains(name)
-            || self.files.is_match(name)
-    }
-}
-
-/// One watched workspace.
+/// One watched workspace, with what the watcher knows of it.
 struct Root {
-    path: PathBuf,
-    name: String,
-    /// .gitignore matchers by directory, built when first needed.
-    ignores: HashMap<PathBuf, Option<Gitignore>>,
+    ws: Workspace,
     known: BTreeSet<PathBuf>,
     last_reflog_len: u64,
 }
 
 impl Root {
-    fn new(path: PathBuf) -> Root {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "root".into());
-        let reflog = path.join(".git/logs/HEAD");
+    fn new(ws: Workspace) -> Root {
+        let reflog = ws.path.join(".git/logs/HEAD");
         Root {
             last_reflog_len: std::fs::metadata(&reflog).map(|m| m.len()).unwrap_or(0),
-            path,
-            name,
-            ignores: HashMap::new(),
+            ws,
             known: BTreeSet::new(),
         }
-    }
-
-    fn gitignore_of(&mut self, dir: &Path) -> Option<&Gitignore> {
-        self.ignores
-            .entry(dir.to_owned())
-            .or_insert_with(|| {
-                let mut b = GitignoreBuilder::new(dir);
-                let mut any = false;
-                for f in [dir.join(".gitignore"), dir.join(".git/info/exclude")] {
-                    if f.is_file() && b.add(&f).is_none() {
-                        any = true;
-                    }
-                }
-                any.then(|| b.build().ok()).flatten()
-            })
-            .as_ref()
-    }
-
-    /// Whether git would ignore `abs` (checking .gitignore files from the
-    /// root down to the file's directory). `.git` itself is always ignored.
-    fn ignored(&mut self, abs: &Path, is_dir: bool) -> bool {
-        let Ok(rel) = abs.strip_prefix(&self.path) else {
-            return true;
-        };
-        if rel
-            .components()
-            .next()
-            .is_some_and(|c| c.as_os_str() == ".git")
-        {
-            return true;
-        }
-        let mut dir = self.path.clone();
-        let mut dirs = vec![dir.clone()];
-        if let Some(parent) = rel.parent() {
-            for c in parent.components() {
-                dir.push(c);
-                dirs.push(dir.clone());
-            }
-        }
-        for d in dirs {
-            if let Some(gi) = self.gitignore_of(&d) {
-                if gi.matched_path_or_any_parents(abs, is_dir).is_ignore() {
-                    return true;
-                }
-            }
-        }
-        false
     }
 }
 
@@ -176,20 +76,20 @@ impl Editor {
         self.roots
             .iter()
             .enumerate()
-            .filter(|(_, r)| abs.starts_with(&r.path))
-            .max_by_key(|(_, r)| r.path.components().count())
+            .filter(|(_, r)| abs.starts_with(&r.ws.path))
+            .max_by_key(|(_, r)| r.ws.path.components().count())
             .map(|(i, _)| i)
     }
 
     /// Whether a path may be looked at at all.
     fn admissible(&mut self, abs: &Path) -> Option<(usize, PathBuf)> {
         let i = self.root_of(abs)?;
-        let rel = abs.strip_prefix(&self.roots[i].path).ok()?.to_owned();
+        let rel = abs.strip_prefix(&self.roots[i].ws.path).ok()?.to_owned();
         if rel.as_os_str().is_empty() || self.deny.denies(&rel) {
             return None;
         }
         let is_dir = abs.is_dir();
-        if is_dir || self.roots[i].ignored(abs, is_dir) {
+        if is_dir || self.roots[i].ws.ignored(abs, is_dir) {
             return None;
         }
         Some((i, rel))
@@ -197,7 +97,7 @@ impl Editor {
 
     fn scan(&mut self) {
         for i in 0..self.roots.len() {
-            let mut walker = ignore::WalkBuilder::new(&self.roots[i].path);
+            let mut walker = ignore::WalkBuilder::new(&self.roots[i].ws.path);
             walker
                 .hidden(false)
                 .git_ignore(true)
@@ -210,7 +110,7 @@ impl Editor {
                 }
                 let p = entry.path().to_owned();
                 if entry.file_type().is_some_and(|t| t.is_file()) {
-                    if let Ok(rel) = p.strip_prefix(&self.roots[i].path) {
+                    if let Ok(rel) = p.strip_prefix(&self.roots[i].ws.path) {
                         if !rel.starts_with(".git") && !self.deny.denies(rel) {
                             self.roots[i].known.insert(rel.to_owned());
                             n += 1;
@@ -223,7 +123,9 @@ impl Editor {
 
     fn file_event(&self, kind: Kind, root: usize, rel: &Path, content: Option<Vec<u8>>) {
         let mut e = Event::new(kind, self.clock.stamp());
-        let ok = e.set("workspace", self.roots[root].name.as_str()).is_ok()
+        let ok = e
+            .set("workspace", self.roots[root].ws.name.as_str())
+            .is_ok()
             && e.set("path", rel.to_string_lossy().as_ref()).is_ok()
             && content.is_none_or(|c| e.set("content", c).is_ok());
         if ok {
@@ -251,7 +153,7 @@ impl Editor {
                         self.roots[i].known.remove(&a);
                         let replaced = !self.roots[i].known.insert(b.clone());
                         let mut e = Event::new(Kind::FileRename, self.clock.stamp());
-                        let ok = e.set("workspace", self.roots[i].name.as_str()).is_ok()
+                        let ok = e.set("workspace", self.roots[i].ws.name.as_str()).is_ok()
                             && e.set("from", a.to_string_lossy().as_ref()).is_ok()
                             && e.set("to", b.to_string_lossy().as_ref()).is_ok();
                         if ok {
@@ -278,8 +180,10 @@ impl Editor {
     /// Like `admissible`, for a path that may no longer exist.
     fn admissible_path(&mut self, abs: &Path) -> Option<(usize, PathBuf)> {
         let i = self.root_of(abs)?;
-        let rel = abs.strip_prefix(&self.roots[i].path).ok()?.to_owned();
-        if rel.as_os_str().is_empty() || self.deny.denies(&rel) || self.roots[i].ignored(abs, false)
+        let rel = abs.strip_prefix(&self.roots[i].ws.path).ok()?.to_owned();
+        if rel.as_os_str().is_empty()
+            || self.deny.denies(&rel)
+            || self.roots[i].ws.ignored(abs, false)
         {
             return None;
         }
@@ -326,7 +230,7 @@ impl Editor {
 
     fn check_commit(&mut self, i: usize) {
         use std::io::{Read, Seek, SeekFrom};
-        let root = self.roots[i].path.clone();
+        let root = self.roots[i].ws.path.clone();
         let Ok(mut file) = std::fs::File::open(root.join(".git/logs/HEAD")) else {
             return;
         };
@@ -356,7 +260,7 @@ impl Editor {
                 continue;
             };
             let mut e = Event::new(Kind::GitCommit, self.clock.stamp());
-            if e.set("workspace", self.roots[i].name.as_str()).is_err()
+            if e.set("workspace", self.roots[i].ws.name.as_str()).is_err()
                 || e.set("hash", hash).is_err()
             {
                 continue;
@@ -386,18 +290,12 @@ pub fn spawn(ctl: Arc<Control>, clock: SessionClock, config: &EditorConfig) -> S
     if config.roots.is_empty() {
         return SourceState::Off("no workspace roots are watched (`candor watch add PATH`)".into());
     }
-    let deny = match Deny::new(&config.deny) {
-        Ok(d) => d,
+    let (found, missing) = match Workspaces::from_config(&config.roots, &config.deny) {
+        Ok(w) => w,
         Err(why) => return SourceState::Unavailable(why),
     };
-    let mut roots = Vec::new();
-    let mut missing = Vec::new();
-    for r in &config.roots {
-        match std::fs::canonicalize(r) {
-            Ok(p) if p.is_dir() => roots.push(Root::new(p)),
-            _ => missing.push(r.display().to_string()),
-        }
-    }
+    let Workspaces { roots, deny } = found;
+    let roots: Vec<Root> = roots.into_iter().map(Root::new).collect();
     if roots.is_empty() {
         return SourceState::Unavailable(format!("no watched root exists: {}", missing.join(", ")));
     }
@@ -409,8 +307,8 @@ pub fn spawn(ctl: Arc<Control>, clock: SessionClock, config: &EditorConfig) -> S
         Err(e) => return SourceState::Unavailable(format!("cannot watch files: {e}")),
     };
     for r in &roots {
-        if let Err(e) = watcher.watch(&r.path, RecursiveMode::Recursive) {
-            return SourceState::Unavailable(format!("cannot watch {}: {e}", r.path.display()));
+        if let Err(e) = watcher.watch(&r.ws.path, RecursiveMode::Recursive) {
+            return SourceState::Unavailable(format!("cannot watch {}: {e}", r.ws.path.display()));
         }
     }
     let mut editor = Editor {
@@ -447,8 +345,8 @@ pub fn spawn(ctl: Arc<Control>, clock: SessionClock, config: &EditorConfig) -> S
                 let gone: Vec<String> = editor
                     .roots
                     .iter()
-                    .filter(|r| !r.path.is_dir())
-                    .map(|r| r.path.display().to_string())
+                    .filter(|r| !r.ws.path.is_dir())
+                    .map(|r| r.ws.path.display().to_string())
                     .collect();
                 if !gone.is_empty() {
                     editor.ctl.set_state(
@@ -480,45 +378,5 @@ pub fn spawn(ctl: Arc<Control>, clock: SessionClock, config: &EditorConfig) -> S
             }
         }
         Err(e) => SourceState::Unavailable(format!("cannot start the editor thread: {e}")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_default_deny_list_catches_secret_files() {
-        let d = Deny::new(
-            &crate::config::DEFAULT_DENY
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>(),
-        )
-        .unwrap();
-        for p in [
-            ".env",
-            ".env.local",
-            "deploy/server.pem",
-            "tls.key",
-            "id_ed25519",
-            "home/.ssh/config",
-            ".aws/credentials",
-            ".netrc",
-            "vault.kdbx",
-            "credentials.json",
-            "config/secrets.yaml",
-        ] {
-            assert!(d.denies(Path::new(p)), "{p} is not denied");
-        }
-        for p in [
-            "src/main.rs",
-            "keyboard.rs",
-            "docs/env.md",
-            "identity.rs",
-            "README.md",
-        ] {
-            assert!(!d.denies(Path::new(p)), "{p} is denied");
-        }
     }
 }

@@ -10,7 +10,9 @@
 
 pub mod editor;
 pub mod focus;
+pub mod ingest;
 pub mod input;
+pub mod workspace;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +23,7 @@ use crossbeam_channel::Sender;
 use crate::consent::gate::Gate;
 use crate::event::{Event, Stamp};
 use crate::registry::Kind;
-use crate::store::writer::EventSink;
+use crate::store::writer::{EventSink, Recorded};
 
 /// A pause or resume the daemon must write to the ledger.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -185,9 +187,15 @@ impl Control {
 
     /// Hands an event to the store if capture is running and the consent
     /// covers it.
-    pub fn deliver(&self, mut event: Event) {
+    pub fn deliver(&self, event: Event) {
+        let _ = self.offer(event);
+    }
+
+    /// [`Control::deliver`], saying why an event was not recorded: the
+    /// ingest socket tells its clients.
+    pub fn offer(&self, mut event: Event) -> Result<(), NotRecorded> {
         if self.is_paused() {
-            return;
+            return Err(NotRecorded::Paused);
         }
         // An excluded app's focus hides input, not file saves.
         let input = matches!(
@@ -195,7 +203,7 @@ impl Control {
             crate::registry::Scope::KeysTiming | crate::registry::Scope::Mouse
         );
         if input && self.is_excluded() {
-            return;
+            return Err(NotRecorded::Excluded);
         }
         let admitted = self
             .gate
@@ -203,10 +211,40 @@ impl Control {
             .unwrap_or_else(|p| p.into_inner())
             .admit(&mut event);
         if !admitted {
-            return;
+            return Err(NotRecorded::NotGranted(event.kind.scope()));
         }
-        if let Err(e) = self.sink.record(event) {
-            tracing::error!("a source produced an invalid event: {e}");
+        match self.sink.record(event) {
+            Ok(Recorded::Dropped) => Err(NotRecorded::Dropped),
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::error!("a source produced an invalid event: {e}");
+                Err(NotRecorded::Invalid(e.to_string()))
+            }
+        }
+    }
+}
+
+/// Why [`Control::offer`] did not record an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotRecorded {
+    Paused,
+    Excluded,
+    NotGranted(crate::registry::Scope),
+    /// The store could not keep up; the loss is counted as a gap.
+    Dropped,
+    Invalid(String),
+}
+
+impl std::fmt::Display for NotRecorded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotRecorded::Paused => f.write_str("capture is paused"),
+            NotRecorded::Excluded => f.write_str("an excluded application has focus"),
+            NotRecorded::NotGranted(s) => write!(f, "the consent does not grant {s}"),
+            NotRecorded::Dropped => {
+                f.write_str("the store is overloaded (the loss is recorded as a gap)")
+            }
+            NotRecorded::Invalid(why) => write!(f, "invalid event: {why}"),
         }
     }
 }

@@ -7,7 +7,6 @@
 //! `{"cmd":"status"}`, `{"cmd":"pause","for_ns":N,"reason":"…"}`,
 //! `{"cmd":"resume","reason":"…"}`, `{"cmd":"stop"}`.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -83,37 +82,16 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join(SOCKET)
 }
 
-/// Binds the control socket, 0600. A stale socket left by a crash is
-/// replaced; a live one means another daemon.
+/// Binds the control socket (see [`crate::socket::bind_private`]).
 pub fn bind(data_dir: &Path) -> Result<UnixListener, ControlError> {
     let path = socket_path(data_dir);
-    let io = |source| ControlError::Io {
-        path: path.clone(),
-        source,
-    };
-    if path.exists() {
-        if std::os::unix::net::UnixStream::connect(&path).is_ok() {
-            return Err(ControlError::AlreadyRunning(path));
-        }
-        std::fs::remove_file(&path).map_err(io)?;
-    }
-    // Bind under a restrictive umask so the socket is never, even for an
-    // instant, connectable by others; then make the mode explicit.
-    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
-    let bound = UnixListener::bind(&path);
-    rustix::process::umask(old);
-    let listener = bound.map_err(io)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
-    Ok(listener)
+    crate::socket::bind_private(&path).map_err(|e| match e {
+        crate::socket::SocketError::InUse(p) => ControlError::AlreadyRunning(p),
+        crate::socket::SocketError::Io { path, source } => ControlError::Io { path, source },
+    })
 }
 
-/// Whether the peer runs as the same user as we do.
-pub fn peer_is_us(stream: &UnixStream) -> bool {
-    match stream.peer_cred() {
-        Ok(cred) => cred.uid() == rustix::process::geteuid().as_raw(),
-        Err(_) => false,
-    }
-}
+pub use crate::socket::peer_is_us;
 
 /// Reads one request line from a connection (bounded).
 pub async fn read_request(stream: &mut UnixStream) -> Result<Request, String> {

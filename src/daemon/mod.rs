@@ -5,7 +5,9 @@
 //! Sources start only after the gate passes, and only those whose scopes
 //! are granted: keyboard and mouse (rdev), focus with exclusions (X11), and
 //! file events with snapshots and commits (notify). Pauses go into the
-//! ledger. The control socket serves status, pause, resume and stop;
+//! ledger. The ingest socket takes events from local clients (shell hook,
+//! editor plugins, `candor run`) through the same gate. The control socket
+//! serves status, pause, resume and stop;
 //! SIGINT and SIGTERM stop the daemon cleanly too.
 
 pub mod control;
@@ -13,6 +15,8 @@ pub mod control;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::capture::ingest::{self, IngestStats};
+use crate::capture::workspace::Workspaces;
 use crate::capture::{self, Control, SourceState};
 use crate::event::SessionClock;
 use crate::registry::Scope;
@@ -123,9 +127,51 @@ fn ensure_sources(
     after
 }
 
+/// Binds the ingest socket and serves it on its own task. Capture goes on
+/// without it if it cannot start (its state says why).
+fn start_ingest(
+    ctx: &Context,
+    ctl: &std::sync::Arc<Control>,
+    clock: SessionClock,
+    stats: &std::sync::Arc<IngestStats>,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    Option<tokio::task::JoinHandle<()>>,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let path = ingest::socket_path(&ctx.paths.data_dir);
+    let workspaces =
+        Workspaces::from_config(&ctx.config.editor.roots, &ctx.config.editor.deny).map(|w| w.0);
+    let listener = workspaces.and_then(|w| {
+        crate::socket::bind_private(&path)
+            .map(|l| (l, w))
+            .map_err(|e| e.to_string())
+    });
+    match listener {
+        Ok((listener, workspaces)) => {
+            ctl.set_state("ingest", SourceState::Running);
+            let task = tokio::spawn(ingest::serve(
+                listener,
+                ctl.clone(),
+                clock,
+                workspaces,
+                ctx.config.ingest.clone(),
+                stats.clone(),
+                stop_rx,
+            ));
+            (stop_tx, Some(task))
+        }
+        Err(why) => {
+            ctl.set_state("ingest", SourceState::Unavailable(why));
+            (stop_tx, None)
+        }
+    }
+}
+
 fn status_json(
     ctl: &Control,
     sink: &writer::EventSink,
+    ingest: &IngestStats,
     up_since: Instant,
     paused_until: Option<i64>,
 ) -> serde_json::Value {
@@ -142,6 +188,7 @@ fn status_json(
         "excluded_app_focused": ctl.is_excluded(),
         "sources": ctl.states(),
         "writer": sink.stats(),
+        "ingest": ingest.json(),
     })
 }
 
@@ -184,7 +231,10 @@ pub async fn run(
     let (pause_tx, pause_rx) = crossbeam_channel::unbounded();
     let ctl = Control::new(gate.clone(), sink.clone(), pause_tx);
     let listener = control::bind(&ctx.paths.data_dir)?;
-    let states = ensure_sources(ctx, &ctl, clock);
+    ensure_sources(ctx, &ctl, clock);
+    let ingest_stats = std::sync::Arc::new(IngestStats::default());
+    let (ingest_stop, ingest_task) = start_ingest(ctx, &ctl, clock, &ingest_stats);
+    let states = ctl.states();
     started(&gate, &states);
     tokio::pin!(stop);
     let mut tick = tokio::time::interval(CONSENT_POLL);
@@ -215,7 +265,7 @@ pub async fn run(
                 let reply = match request {
                     control::Request::Status => {
                         let mut reply = control::Reply::ok();
-                        reply.status = Some(status_json(&ctl, &sink, up_since, resume_at.map(|r| r.1)));
+                        reply.status = Some(status_json(&ctl, &sink, &ingest_stats, up_since, resume_at.map(|r| r.1)));
                         reply
                     }
                     control::Request::Pause { for_ns, reason } => {
@@ -265,6 +315,13 @@ pub async fn run(
             }
         }
     };
+    // Clients' open commands are recorded before the pause closes and the
+    // writer drains.
+    let _ = ingest_stop.send(true);
+    if let Some(task) = ingest_task {
+        let _ = task.await;
+    }
+    let _ = std::fs::remove_file(ingest::socket_path(&ctx.paths.data_dir));
     if ctl.is_paused() {
         ctl.set_paused(false, clock.stamp(), "capture stopped");
     }
