@@ -16,6 +16,8 @@
 //!   rights, and what both binaries share at their edge.
 //! - [`capture`]: the sources (input, focus and exclusions, editor, and the
 //!   ingest socket for the shell hook, editor plugins and `candor run`).
+//! - [`clients`]: the shell hook and `candor run`, which offer events to the
+//!   daemon over the ingest socket.
 //! - [`socket`]: owner-only Unix sockets (control and ingest).
 //! - [`consent`]: notice, records, ledger, state, gate and consent screen.
 //! - [`daemon`]: runs the sources under the gate; the control socket.
@@ -28,6 +30,7 @@
 pub mod app;
 pub mod audit;
 pub mod capture;
+pub mod clients;
 pub mod config;
 pub mod consent;
 pub mod daemon;

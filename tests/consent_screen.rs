@@ -4,97 +4,18 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::{Duration, Instant};
-
+use common::tmux::Pane;
 use common::*;
 
-/// A private tmux server running one command in an 80×24 pane.
-struct Pane {
-    socket: String,
-}
-
-impl Pane {
-    fn start(t: &TestStore, name: &str) -> Option<Pane> {
-        if Command::new("tmux").arg("-V").output().is_err() {
-            skip_or_fail("tmux is not installed (apt-get install tmux)");
-            return None;
-        }
-        let socket = format!("candor-test-{name}-{}", std::process::id());
-        let cmd = format!(
-            "env CANDOR_CONFIG_DIR='{}' CANDOR_KEY_STORE=file TERM=xterm-256color '{}' --data-dir '{}' consent; echo EXIT=$?; sleep 600",
-            t.paths.config_dir.display(),
-            bin_path("candor").display(),
-            t.paths.data_dir.display()
-        );
-        let ok = Command::new("tmux")
-            .args([
-                "-L",
-                &socket,
-                "-f",
-                "/dev/null",
-                "new-session",
-                "-d",
-                "-x",
-                "80",
-                "-y",
-                "24",
-                &cmd,
-            ])
-            .env_remove("TMUX")
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "tmux failed to start");
-        Some(Pane { socket })
-    }
-
-    fn tmux(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        for k in keys {
-            self.tmux(&["send-keys", k]);
-            std::thread::sleep(Duration::from_millis(60));
-        }
-    }
-
-    fn type_text(&self, text: &str) {
-        self.tmux(&["send-keys", "-l", text]);
-        std::thread::sleep(Duration::from_millis(100));
-    }
-
-    fn screen(&self) -> String {
-        self.tmux(&["capture-pane", "-p"])
-    }
-
-    fn wait_for(&self, text: &str) -> String {
-        let started = Instant::now();
-        loop {
-            let s = self.screen();
-            if s.contains(text) {
-                return s;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(15),
-                "waited for {text:?}; screen:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Pane {
-    fn drop(&mut self) {
-        self.tmux(&["kill-server"]);
-    }
+/// The `candor consent` binary in an 80×24 pane of a private tmux server.
+fn consent_pane(t: &TestStore, name: &str) -> Option<Pane> {
+    let cmd = format!(
+        "env CANDOR_CONFIG_DIR='{}' CANDOR_KEY_STORE=file TERM=xterm-256color '{}' --data-dir '{}' consent; echo EXIT=$?; sleep 600",
+        t.paths.config_dir.display(),
+        bin_path("candor").display(),
+        t.paths.data_dir.display()
+    );
+    Pane::start(name, &cmd, 80, 24)
 }
 
 fn ledger(t: &TestStore) -> Vec<serde_json::Value> {
@@ -107,7 +28,7 @@ fn ledger(t: &TestStore) -> Vec<serde_json::Value> {
 #[test]
 fn accepting_after_reading_the_notice_records_a_screen_consent() {
     let t = TestStore::new();
-    let Some(p) = Pane::start(&t, "accept") else {
+    let Some(p) = consent_pane(&t, "accept") else {
         return;
     };
     let s = p.wait_for("Step 1 of 3: read the notice");
@@ -168,7 +89,7 @@ fn escape_or_q_cancels_and_records_nothing() {
         ("q", &["End", "Enter", "Space", "q"][..]),
     ] {
         let t = TestStore::new();
-        let Some(p) = Pane::start(&t, name) else {
+        let Some(p) = consent_pane(&t, name) else {
             return;
         };
         p.wait_for("Step 1 of 3");
@@ -186,7 +107,7 @@ fn escape_or_q_cancels_and_records_nothing() {
 fn run_again_it_amends_the_consent_in_force() {
     let t = TestStore::new();
     grant(&t, "mouse");
-    let Some(p) = Pane::start(&t, "amend") else {
+    let Some(p) = consent_pane(&t, "amend") else {
         return;
     };
     let s = p.wait_for("Your consent");
@@ -221,7 +142,7 @@ fn run_again_it_amends_the_consent_in_force() {
 fn run_again_it_can_revoke() {
     let t = TestStore::new();
     grant(&t, "mouse");
-    let Some(p) = Pane::start(&t, "revoke") else {
+    let Some(p) = consent_pane(&t, "revoke") else {
         return;
     };
     p.wait_for("Your consent");

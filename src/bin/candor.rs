@@ -1,6 +1,7 @@
 //! `candor`: the engineer's command. A thin front-end: it parses arguments,
 //! calls the library, and prints.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -8,6 +9,7 @@ use anyhow::{bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 
 use candor::app::{self, Context};
+use candor::clients::{runners, shell, testrun};
 use candor::consent::record::{ConsentRecord, Method};
 use candor::consent::{self, ledger};
 use candor::daemon::control;
@@ -92,6 +94,35 @@ enum Command {
         expect_head: Option<String>,
         #[command(flatten)]
         json: JsonFlag,
+    },
+    /// Prints the shell hook to add to your rc file:
+    /// `eval "$(candor shell-hook bash)"` (or zsh). It sends your commands
+    /// (shell.commands) except those starting with a space or on the deny list.
+    ShellHook {
+        #[arg(value_parser = ["bash", "zsh", "relay"])]
+        target: String,
+        /// The shell a relay serves (used by the hook itself).
+        #[arg(long, hide = true, default_value = "bash", value_parser = ["bash", "zsh"])]
+        shell: String,
+    },
+    /// Runs a test or build command as usual, and records its exit status,
+    /// duration and pass/fail counts (shell.commands):
+    /// `candor run -- cargo test`.
+    Run {
+        /// Record it as a test or a build (guessed from the command if not given).
+        #[arg(long, value_parser = ["test", "build"])]
+        kind: Option<String>,
+        /// Do not say whether it was recorded.
+        #[arg(long, short)]
+        quiet: bool,
+        /// The command and its arguments.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            required = true,
+            value_name = "COMMAND"
+        )]
+        command: Vec<String>,
     },
 }
 
@@ -183,6 +214,17 @@ fn init_logging() {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // The hook's relay is started with the same store and config flags.
+    let mut relay_argv = vec![std::env::current_exe()
+        .context("finding this program's path for the shell hook")?
+        .to_string_lossy()
+        .into_owned()];
+    if let Some(d) = &cli.data_dir {
+        relay_argv.extend(["--data-dir".to_owned(), d.to_string_lossy().into_owned()]);
+    }
+    if let Some(c) = &cli.config {
+        relay_argv.extend(["--config".to_owned(), c.to_string_lossy().into_owned()]);
+    }
     let ctx = Context::load(cli.data_dir, cli.config)?;
     let Some(command) = cli.command else {
         return consent_then_start(&ctx);
@@ -215,6 +257,52 @@ fn run(cli: Cli) -> Result<()> {
             println!("capture resumed");
         }
         Command::Watch { command } => watch(&ctx, command)?,
+        Command::ShellHook { target, shell } => {
+            let filter = shell::CommandFilter::new(&ctx.config.shell.deny)
+                .map_err(|e| anyhow::anyhow!("config [shell] deny: {e}"))?;
+            if target == "relay" {
+                shell::relay(
+                    &ctx.paths.data_dir,
+                    &filter,
+                    &shell,
+                    std::io::stdin().lock(),
+                );
+            } else {
+                relay_argv.extend(["shell-hook", "relay", "--shell", &target].map(str::to_owned));
+                print!(
+                    "{}",
+                    shell::snippet(&target, &relay_argv).map_err(anyhow::Error::msg)?
+                );
+            }
+        }
+        Command::Run {
+            kind,
+            quiet,
+            command,
+        } => {
+            let filter = shell::CommandFilter::new(&ctx.config.shell.deny)
+                .map_err(|e| anyhow::anyhow!("config [shell] deny: {e}"))?;
+            let kind = kind.map(|k| {
+                if k == "test" {
+                    runners::RunKind::Test
+                } else {
+                    runners::RunKind::Build
+                }
+            });
+            let outcome = match testrun::run(&ctx.paths.data_dir, &filter, &command, kind) {
+                Ok(o) => o,
+                Err(e @ testrun::RunError::Spawn { .. }) => {
+                    eprintln!("candor: error: {e}");
+                    std::process::exit(127);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if !quiet {
+                eprintln!("{}", run_note(&outcome));
+            }
+            let _ = std::io::stdout().flush();
+            std::process::exit(outcome.exit);
+        }
         Command::Stop => {
             control::send(&ctx.paths.data_dir, &control::Request::Stop)?;
             println!("candor is stopping; everything captured so far is being written");
@@ -358,6 +446,38 @@ fn watch(ctx: &Context, command: WatchCommand) -> Result<()> {
     Ok(())
 }
 
+fn run_note(o: &testrun::RunOutcome) -> String {
+    let kind = match o.kind {
+        runners::RunKind::Test => "run.test",
+        runners::RunKind::Build => "run.build",
+    };
+    let counts = [
+        ("passed", o.counts.passed),
+        ("failed", o.counts.failed),
+        ("skipped", o.counts.skipped),
+    ]
+    .iter()
+    .filter_map(|(w, n)| n.map(|n| format!("{n} {w}")))
+    .collect::<Vec<_>>();
+    let counts = if counts.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", counts.join(", "))
+    };
+    match &o.recording {
+        testrun::Recording::Recorded => {
+            format!("candor: recorded {kind} (exit {}{counts})", o.exit)
+        }
+        testrun::Recording::Denied => {
+            "candor: not recorded: the command is on the shell deny list".to_owned()
+        }
+        testrun::Recording::NotRecorded(why) => {
+            let why = why.strip_prefix("not recorded: ").unwrap_or(why);
+            format!("candor: not recorded: {why}")
+        }
+    }
+}
+
 fn status_text(s: &serde_json::Value) -> String {
     let mut out = format!(
         "running    for {}\nconsent    {} ({})\n",
@@ -399,6 +519,13 @@ fn status_text(s: &serde_json::Value) -> String {
     );
     if let Some(why) = w["stalled"].as_str() {
         out += &format!("writer     STALLED: {why}\n");
+    }
+    let i = &s["ingest"];
+    if i.is_object() {
+        out += &format!(
+            "clients    {} connected; {} recorded, {} not recorded, {} invalid, {} rate-limited\n",
+            i["connected"], i["recorded"], i["not_recorded"], i["invalid"], i["rate_limited"]
+        );
     }
     out
 }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod tmux;
 pub mod x11;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,474 @@
+//! The shell hook: `candor shell-hook bash|zsh` prints a snippet to `eval`
+//! in the shell's rc file (as atuin and zoxide `init` do), and the relay
+//! the snippet starts.
+//!
+//! The snippet costs the shell almost nothing per prompt: at preexec it
+//! writes the command line, the directory and the time to a pipe, and at
+//! precmd the exit status and the time; one relay process per shell holds
+//! the connection to the daemon, applies the deny list and turns the records
+//! into protocol messages. When the daemon is down the relay drops what it
+//! is given (retrying the connection at most every two seconds), so the
+//! shell never waits and never prints an error.
+//!
+//! Commands that start with a space are never written to the pipe at all.
+//! Commands on the deny list reach the relay but never the daemon.
+
+use std::io::{BufRead, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+use super::client::now_ms;
+
+/// Commands longer than this are cut (at a character boundary) so that a
+/// message stays well under the protocol's 64 KiB line limit.
+pub const MAX_COMMAND: usize = 16 * 1024;
+/// How often the relay tries to reach a daemon that is down.
+const RETRY: Duration = Duration::from_secs(2);
+
+/// Programs that run the next word as a command.
+const WRAPPERS: &[&str] = &[
+    "sudo", "doas", "env", "command", "builtin", "exec", "time", "nohup", "nice", "ionice",
+    "timeout", "watch", "xargs", "strace", "stdbuf", "then", "do", "else", "if", "while", "until",
+    "!",
+];
+
+/// The deny list: plain words name programs, patterns match whole lines.
+pub struct CommandFilter {
+    programs: Vec<String>,
+    lines: GlobSet,
+}
+
+impl CommandFilter {
+    pub fn new(patterns: &[String]) -> Result<CommandFilter, String> {
+        let mut programs = Vec::new();
+        let mut lines = GlobSetBuilder::new();
+        for p in patterns {
+            if p.contains(['*', '?', '[']) {
+                let glob = GlobBuilder::new(p)
+                    .case_insensitive(true)
+                    .literal_separator(false)
+                    .build()
+                    .map_err(|e| format!("shell deny pattern `{p}`: {e}"))?;
+                lines.add(glob);
+            } else if p.trim().is_empty() || p.contains(char::is_whitespace) {
+                return Err(format!(
+                    "shell deny entry `{p}` must be a program name or a pattern with `*`"
+                ));
+            } else {
+                programs.push(p.clone());
+            }
+        }
+        Ok(CommandFilter {
+            programs,
+            lines: lines.build().map_err(|e| e.to_string())?,
+        })
+    }
+
+    /// Whether `line` may not be sent: it matches a pattern, or runs a
+    /// denied program in any command position (after `sudo`, `env X=1`,
+    /// in a pipeline, a list or a substitution).
+    pub fn denies(&self, line: &str) -> bool {
+        if self.lines.is_match(line) {
+            return true;
+        }
+        command_words(line).any(|w| self.programs.iter().any(|p| p == w))
+    }
+}
+
+/// The program names in command position in a shell line (a best effort
+/// without a full shell parser: quotes are stripped, not interpreted).
+fn command_words(line: &str) -> impl Iterator<Item = &str> {
+    line.split(['|', ';', '&', '\n', '(', ')', '`', '{', '}'])
+        .filter_map(|segment| {
+            let mut words = segment
+                .split_whitespace()
+                .map(|w| w.trim_matches(['\'', '"', '$']));
+            loop {
+                let w = words.next()?;
+                if w.is_empty() || w.starts_with('-') {
+                    continue;
+                }
+                // `FOO=bar cmd`: an assignment before the command.
+                if w.contains('=') && !w.starts_with('=') {
+                    continue;
+                }
+                let name = w.rsplit('/').next().unwrap_or(w);
+                if WRAPPERS.contains(&name) {
+                    continue;
+                }
+                // `timeout 5 cmd`, `nice -n 5 cmd`: numbers are arguments.
+                if name.starts_with(|c: char| c.is_ascii_digit())
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || c == '.' || c == 's')
+                {
+                    continue;
+                }
+                return Some(name);
+            }
+        })
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The snippet for `shell`, running the relay as `relay_argv` (the path
+/// of this `candor` and any `--data-dir`/`--config` flags, then
+/// `shell-hook relay --shell <shell>`).
+pub fn snippet(shell: &str, relay_argv: &[String]) -> Result<String, String> {
+    let relay = relay_argv
+        .iter()
+        .map(|a| quote(a))
+        .collect::<Vec<_>>()
+        .join(" ");
+    match shell {
+        "bash" => Ok(BASH.replace("@RELAY@", &relay)),
+        "zsh" => Ok(ZSH.replace("@RELAY@", &relay)),
+        other => Err(format!("no hook for `{other}`: use bash or zsh")),
+    }
+}
+
+const BASH: &str = r#"# Candor's shell hook for bash. Add to ~/.bashrc:  eval "$(candor shell-hook bash)"
+# Sends each command line at preexec and its exit status at precmd to Candor
+# (only under a consent that grants shell.commands). Commands that start with
+# a space are never sent, nor commands on the deny list ([shell] deny).
+if [[ $- == *i* && -z ${__candor_fd-} ]] && (( BASH_VERSINFO[0] >= 5 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] >= 1) )); then
+  exec {__candor_fd}> >(exec @RELAY@ 2>/dev/null)
+  __candor_armed=
+  __candor_ran=
+  __candor_off=
+  __candor_pipe_trap=$(trap -p PIPE)
+  __candor_hist=$(HISTTIMEFORMAT= builtin history 1)
+  [[ $__candor_hist =~ ^[[:space:]]*([0-9]+) ]] && __candor_hist=${BASH_REMATCH[1]}
+  # A relay that died must not take the shell with it: SIGPIPE is ignored
+  # for the write alone, and a failed write turns the hook off.
+  __candor_send() {
+    [[ -z $__candor_off ]] || return 0
+    trap '' PIPE
+    if ! printf "$@" >&"$__candor_fd" 2>/dev/null; then
+      __candor_off=1
+      exec {__candor_fd}>&- 2>/dev/null
+    fi
+    if [[ -n $__candor_pipe_trap ]]; then eval "$__candor_pipe_trap"; else trap - PIPE; fi
+    return 0
+  }
+  __candor_preexec() {
+    [[ -n $__candor_armed && -z ${COMP_LINE-} ]] || return 0
+    __candor_armed=
+    [[ $BASH_COMMAND == __candor_precmd* ]] && return 0
+    local h
+    h=$(HISTTIMEFORMAT= builtin history 1)
+    [[ $h =~ ^[[:space:]]*([0-9]+)[*]?[[:space:]][[:space:]](.*)$ ]] || return 0
+    # A line history did not keep (ignorespace, ignoredups) is not sent.
+    [[ ${BASH_REMATCH[1]} != "$__candor_hist" ]] || return 0
+    __candor_hist=${BASH_REMATCH[1]}
+    [[ ${BASH_REMATCH[2]} == [[:space:]]* ]] && return 0
+    __candor_ran=1
+    __candor_send 'B\t%s\t%s\t%s\0' "${EPOCHREALTIME-}" "$PWD" "${BASH_REMATCH[2]}"
+  }
+  __candor_precmd() {
+    local s=$?
+    if [[ -n $__candor_ran ]]; then
+      __candor_ran=
+      __candor_send 'E\t%s\t%s\0' "${EPOCHREALTIME-}" "$s"
+    fi
+    return $s
+  }
+  __candor_arm() { __candor_armed=1; }
+  trap '__candor_preexec' DEBUG
+  PROMPT_COMMAND="__candor_precmd${PROMPT_COMMAND:+;$PROMPT_COMMAND};__candor_arm"
+fi
+"#;
+
+const ZSH: &str = r#"# Candor's shell hook for zsh. Add to ~/.zshrc:  eval "$(candor shell-hook zsh)"
+# Sends each command line at preexec and its exit status at precmd to Candor
+# (only under a consent that grants shell.commands). Commands that start with
+# a space are never sent, nor commands on the deny list ([shell] deny).
+if [[ -o interactive && -z ${__candor_fd-} ]]; then
+  zmodload zsh/datetime 2>/dev/null
+  exec {__candor_fd}> >(exec @RELAY@ 2>/dev/null)
+  __candor_ran=
+  __candor_off=
+  # A relay that died must not take the shell with it: SIGPIPE is ignored
+  # for the write alone, and a failed write turns the hook off.
+  __candor_send() {
+    setopt localoptions localtraps
+    [[ -z $__candor_off ]] || return 0
+    trap '' PIPE
+    if ! printf "$@" >&$__candor_fd 2>/dev/null; then
+      __candor_off=1
+      exec {__candor_fd}>&- 2>/dev/null
+    fi
+    return 0
+  }
+  __candor_preexec() {
+    [[ $1 == [[:space:]]* || -z $1 ]] && return 0
+    __candor_ran=1
+    __candor_send 'B\t%s\t%s\t%s\0' "${EPOCHREALTIME-}" "$PWD" "$1"
+  }
+  __candor_precmd() {
+    local s=$?
+    if [[ -n $__candor_ran ]]; then
+      __candor_ran=
+      __candor_send 'E\t%s\t%s\0' "${EPOCHREALTIME-}" "$s"
+    fi
+    return 0
+  }
+  preexec_functions=(__candor_preexec $preexec_functions)
+  precmd_functions=(__candor_precmd $precmd_functions)
+fi
+"#;
+
+/// One record from the snippet.
+#[derive(Debug, PartialEq)]
+enum Record {
+    Begin {
+        at_ms: Option<f64>,
+        cwd: String,
+        command: String,
+    },
+    End {
+        at_ms: Option<f64>,
+        status: i64,
+    },
+}
+
+fn epoch_ms(s: &str) -> Option<f64> {
+    let secs: f64 = s.trim().replace(',', ".").parse().ok()?;
+    (secs > 0.0).then_some(secs * 1000.0)
+}
+
+fn parse_record(bytes: &[u8]) -> Option<Record> {
+    let text = String::from_utf8_lossy(bytes);
+    let mut parts = text.splitn(4, '\t');
+    match parts.next()? {
+        "B" => {
+            let at_ms = epoch_ms(parts.next()?);
+            let cwd = parts.next()?.to_owned();
+            let command = parts.next()?.to_owned();
+            Some(Record::Begin {
+                at_ms,
+                cwd,
+                command,
+            })
+        }
+        "E" => {
+            let at_ms = epoch_ms(parts.next()?);
+            let status = parts.next()?.trim().parse().ok()?;
+            Some(Record::End { at_ms, status })
+        }
+        _ => None,
+    }
+}
+
+pub(crate) fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The relay's connection: written by the relay, replies drained by a
+/// thread (so the daemon never blocks on them).
+struct Link {
+    stream: UnixStream,
+    alive: Arc<AtomicBool>,
+}
+
+impl Link {
+    fn open(data_dir: &Path) -> Option<Link> {
+        let path = crate::capture::ingest::socket_path(data_dir);
+        let stream = UnixStream::connect(path).ok()?;
+        stream
+            .set_write_timeout(Some(Duration::from_secs(2)))
+            .ok()?;
+        let alive = Arc::new(AtomicBool::new(true));
+        let reader = stream.try_clone().ok()?;
+        let flag = alive.clone();
+        std::thread::spawn(move || {
+            let mut lines = std::io::BufReader::new(reader);
+            let mut line = String::new();
+            while matches!(lines.read_line(&mut line), Ok(n) if n > 0) {
+                line.clear();
+            }
+            flag.store(false, Ordering::SeqCst);
+        });
+        Some(Link { stream, alive })
+    }
+
+    fn send(&mut self, msg: &serde_json::Value) -> bool {
+        let mut line = msg.to_string();
+        line.push('\n');
+        self.alive.load(Ordering::SeqCst) && self.stream.write_all(line.as_bytes()).is_ok()
+    }
+}
+
+/// Runs the relay until `input` ends (the shell exited): reads the
+/// snippet's records and sends what the deny list allows.
+pub fn relay(data_dir: &Path, filter: &CommandFilter, shell: &str, input: impl BufRead) {
+    let mut input = input;
+    let mut link: Option<Link> = None;
+    let mut last_try: Option<Instant> = None;
+    let mut seq = 0u64;
+    let pid = std::process::id();
+    // The command whose outcome is awaited: its id and start, if it was sent.
+    let mut open: Option<(String, Option<f64>)> = None;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match input.read_until(0, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        if buf.last() == Some(&0) {
+            buf.pop();
+        }
+        let msg = match parse_record(&buf) {
+            Some(Record::Begin {
+                at_ms,
+                cwd,
+                command,
+            }) => {
+                open = None;
+                if command.trim().is_empty() || filter.denies(&command) {
+                    continue;
+                }
+                seq += 1;
+                let id = format!("{shell}-{pid}:{seq}");
+                open = Some((id.clone(), at_ms));
+                serde_json::json!({
+                    "v": 1, "kind": "shell.command", "ts": now_ms(), "id": id,
+                    "command": cut(&command, MAX_COMMAND), "cwd": cwd, "shell": shell,
+                })
+            }
+            Some(Record::End { at_ms, status }) => {
+                let Some((id, began)) = open.take() else {
+                    continue;
+                };
+                let mut m = serde_json::json!({
+                    "v": 1, "kind": "shell.command", "ts": now_ms(), "id": id, "exit": status,
+                });
+                if let (Some(a), Some(b)) = (began, at_ms) {
+                    m["duration_ms"] = serde_json::json!(((b - a).max(0.0)).round() as i64);
+                }
+                m
+            }
+            None => continue,
+        };
+        if link
+            .as_ref()
+            .is_some_and(|l| !l.alive.load(Ordering::SeqCst))
+        {
+            link = None;
+        }
+        if link.is_none() && last_try.is_none_or(|t| t.elapsed() >= RETRY) {
+            last_try = Some(Instant::now());
+            link = Link::open(data_dir);
+        }
+        if let Some(l) = link.as_mut() {
+            if !l.send(&msg) {
+                link = None;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn default_filter() -> CommandFilter {
+        CommandFilter::new(
+            &crate::config::DEFAULT_SHELL_DENY
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect::<Vec<_>>(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_default_deny_list_catches_secret_tools_in_any_position() {
+        let f = default_filter();
+        for line in [
+            "pass show email/work",
+            "gpg --decrypt notes.gpg",
+            "sudo gpg -d x",
+            "env GNUPGHOME=/x gpg -k",
+            "cat key | gpg --import",
+            "ssh-add ~/.ssh/id_ed25519",
+            "op item get Login",
+            "security find-generic-password -s x",
+            "/usr/bin/pass git push",
+            "echo $(pass show db)",
+            "timeout 5 op signin",
+            "mysql -u root --password=hunter2",
+            "export DB_PASSWORD=x",
+            "echo MyPassword",
+        ] {
+            assert!(f.denies(line), "{line} is not denied");
+        }
+        for line in [
+            "cargo test",
+            "ls -la",
+            "git commit -m 'bypass the cache'",
+            "passwd-check --help",
+            "grep -r options src/",
+            "cd security-notes && ls",
+            "make op",
+            "ss -tlnp",
+        ] {
+            assert!(!f.denies(line), "{line} is denied");
+        }
+    }
+
+    #[test]
+    fn bad_entries_are_refused() {
+        assert!(CommandFilter::new(&["two words".into()]).is_err());
+        assert!(CommandFilter::new(&["[".into()]).is_err());
+    }
+
+    #[test]
+    fn records_parse_with_tabs_and_newlines_in_commands() {
+        assert_eq!(
+            parse_record(b"B\t1764340000.123456\t/w\tprintf 'a\tb'\nls"),
+            Some(Record::Begin {
+                at_ms: Some(1_764_340_000_123.456),
+                cwd: "/w".into(),
+                command: "printf 'a\tb'\nls".into()
+            })
+        );
+        assert_eq!(
+            parse_record(b"E\t\t127"),
+            Some(Record::End {
+                at_ms: None,
+                status: 127
+            })
+        );
+        assert_eq!(parse_record(b"X\tjunk"), None);
+    }
+
+    #[test]
+    fn long_commands_are_cut_at_a_character() {
+        let s = "é".repeat(MAX_COMMAND);
+        let c = cut(&s, MAX_COMMAND + 1);
+        assert!(c.len() <= MAX_COMMAND + 1 && s.starts_with(c));
+    }
+
+    #[test]
+    fn snippets_quote_the_relay() {
+        let s = snippet("bash", &["/opt/it's/candor".into(), "shell-hook".into()]).unwrap();
+        assert!(s.contains(r"exec '/opt/it'\''s/candor' 'shell-hook' 2>/dev/null"));
+        assert!(snippet("fish", &[]).is_err());
+    }
+}
