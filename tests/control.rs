@@ -4,7 +4,7 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::time::Duration;
 
 use common::*;
@@ -131,33 +131,7 @@ fn other_users_are_refused_even_if_they_reach_the_socket() {
     let t = TestStore::new();
     grant(&t, "mouse");
     let mut d = daemon(&t);
-    // Open the way on purpose, as a misconfiguration might.
-    for (p, m) in [
-        (t.tmp.path().to_path_buf(), 0o711),
-        (t.paths.data_dir.clone(), 0o711),
-    ] {
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m)).unwrap();
-    }
-    let sock = t.paths.data_dir.join("control.sock");
-    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
-    // A copy of the binary the other user can run, wherever the build lives.
-    let bin_dir = tempfile::Builder::new()
-        .prefix("candor-bin")
-        .tempdir_in("/tmp")
-        .unwrap();
-    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let bin = bin_dir.path().join("candor");
-    std::fs::copy(bin_path("candor"), &bin).unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin)
-        .arg("--data-dir")
-        .arg(&t.paths.data_dir)
-        .arg("stop")
-        .env("CANDOR_CONFIG_DIR", "/nonexistent-candor-config")
-        .output()
-        .unwrap();
+    let out = candor_as_nobody(&t, "control.sock", &["stop"]);
     let err = stderr(&out);
     assert!(!out.status.success());
     assert!(err.contains("refused: not the same user"), "{err}");

@@ -17,12 +17,11 @@ use serde_json::Value;
 
 fn shell_commands(t: &TestStore) -> Vec<Value> {
     let out = t.candor_ok(&["events", "--json", "--last", "200"]);
-    let mut v: Vec<Value> = out
+    let v: Vec<Value> = out
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .filter(|e| e["kind"] == "shell.command")
         .collect();
-    v.reverse();
     v
 }
 

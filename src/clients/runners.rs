@@ -157,10 +157,21 @@ impl Counts {
                 }
             }
             Runner::Pytest => {
-                // "==== 1 failed, 3 passed, 2 skipped, 1 error in 0.12s ===="
-                if t.starts_with('=') && t.ends_with('=') && t.contains(" in ") {
+                // "==== 1 failed, 3 passed, 2 skipped, 1 error in 0.12s ====",
+                // or without the rule under -q.
+                let core = t.trim_matches(|c| c == '=' || c == ' ');
+                let summary = core.rsplit_once(" in ").filter(|(items, time)| {
+                    time.starts_with(|c: char| c.is_ascii_digit())
+                        && items.split(", ").all(|item| {
+                            item.split_once(' ').is_some_and(|(n, w)| {
+                                n.parse::<i64>().is_ok()
+                                    && w.chars().all(|c| c.is_ascii_lowercase())
+                            })
+                        })
+                });
+                if let Some((items, _)) = summary {
                     self.tally(
-                        t,
+                        items,
                         &["passed"],
                         &["failed", "error", "errors"],
                         &["skipped", "xfailed", "deselected"],
@@ -183,6 +194,10 @@ impl Counts {
                 } else if let Some(rest) = t.strip_prefix("Tests ") {
                     // vitest: "Tests  1 failed | 5 passed (6)"
                     self.tally(rest, &["passed"], &["failed"], &["skipped", "todo"]);
+                } else if let Some(rest) = t.strip_prefix("ℹ ") {
+                    // node --test's spec reporter (the default on a terminal
+                    // and, from Node 23, everywhere): "ℹ pass 3".
+                    self.line(runner, &format!("# {rest}"));
                 } else if let Some(n) = t.strip_prefix("# pass ") {
                     // node --test / TAP
                     add(&mut self.passed, n.trim().parse().unwrap_or(0));
@@ -284,6 +299,11 @@ mod tests {
             "tests/test_a.py ..F\n=========== 1 failed, 2 passed, 3 skipped, 1 error in 0.12s ===========",
         );
         assert_eq!((p.passed, p.failed, p.skipped), (Some(2), Some(2), Some(3)));
+        let q = counts(
+            Runner::Pytest,
+            "FAILED t.py::c - assert 1 in 2\n1 failed, 1 passed, 1 skipped in 0.01s",
+        );
+        assert_eq!((q.passed, q.failed, q.skipped), (Some(1), Some(1), Some(1)));
         let g = counts(
             Runner::Go,
             "=== RUN   TestA\n--- PASS: TestA (0.00s)\n--- FAIL: TestB (0.00s)\n--- SKIP: TestC\nFAIL\n",

@@ -314,3 +314,36 @@ pub fn capture(t: &TestStore, events: Vec<Event>) {
     }
     handle.shutdown().expect("shutdown");
 }
+
+/// Opens the way to `t`'s data dir and `socket` for other users (as a
+/// misconfiguration might), then runs a copy of `candor` with `args` as
+/// the user nobody. Needs root.
+pub fn candor_as_nobody(t: &TestStore, socket: &str, args: &[&str]) -> Output {
+    use std::os::unix::fs::PermissionsExt;
+    for (p, m) in [
+        (t.tmp.path().to_path_buf(), 0o711),
+        (t.paths.data_dir.clone(), 0o711),
+        (t.paths.data_dir.join(socket), 0o666),
+    ] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(m)).unwrap();
+    }
+    // A copy of the binary the other user can run, wherever the build lives.
+    let bin_dir = tempfile::Builder::new()
+        .prefix("candor-bin")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = bin_dir.path().join("candor");
+    std::fs::copy(bin_path("candor"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .arg("--data-dir")
+        .arg(&t.paths.data_dir)
+        .args(args)
+        .env("CANDOR_CONFIG_DIR", "/nonexistent-candor-config")
+        .current_dir("/")
+        .output()
+        .unwrap()
+}
