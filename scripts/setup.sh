@@ -2,17 +2,21 @@
 # Installs what building and testing Candor needs on Debian/Ubuntu, skipping
 # whatever is already there: the X11 libraries rdev links against, the
 # virtual X server, window manager and tools the capture tests drive, tmux
-# for the consent-screen tests, and a Rust toolchain if none is found.
+# for the consent-screen and shell-hook tests, zsh, Neovim and Node.js for the
+# workflow clients, and a Rust toolchain if none is found.
 set -euo pipefail
 
 PACKAGES=(
   build-essential pkg-config
   libx11-dev libxtst-dev libxi-dev       # rdev (keyboard/mouse capture on X11)
   xvfb xdotool openbox x11-utils         # capture tests: a real X server, input, focus
-  tmux                                   # consent-screen tests
+  tmux procps                            # consent-screen and shell-hook tests
   dbus gnome-keyring                     # store-key tests against a real Secret Service
   git ca-certificates curl
   python3 python3-pip                    # DuckDB reads exported Parquet in the tests
+  zsh                                    # the shell hook is tested in bash and zsh
+  neovim                                 # the Neovim plugin is tested headless
+  python3-pytest                         # `candor run` reads a real pytest's summary
 )
 
 as_root() {
@@ -23,6 +27,11 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# The VS Code extension is built with tsc and tested with node; `candor run`
+# reads a real `npm test`. A Node.js from elsewhere (nodesource) is kept:
+# Debian's npm would conflict with it.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   as_root apt-get update -qq
