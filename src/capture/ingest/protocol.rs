@@ -386,6 +386,45 @@ mod tests {
         assert_eq!(close.event.get("exit"), Some(&Value::Int(2)));
     }
 
+    /// docs/ingest.md's table of kinds names every kind clients may send
+    /// and all of its fields, and no other kind.
+    #[test]
+    fn the_protocol_document_matches_the_registry() {
+        let doc = include_str!("../../../docs/ingest.md");
+        let table = doc
+            .split("### Kinds clients may send")
+            .nth(1)
+            .and_then(|t| t.split("\n\n").nth(1))
+            .expect("the table of kinds");
+        for kind in Kind::ALL {
+            let row = table.lines().find(|l| {
+                l.split('|')
+                    .nth(1)
+                    .is_some_and(|c| c.contains(&format!("`{kind}`")))
+            });
+            match (kind.decl().ingest, row) {
+                (true, Some(row)) => {
+                    for f in kind.fields() {
+                        if !matches!(f.name, "workspace" | "path" | "cwd") {
+                            assert!(
+                                row.contains(&format!("`{}`", f.name)),
+                                "{kind}.{} is not documented",
+                                f.name
+                            );
+                        }
+                    }
+                    assert!(
+                        row.contains(&format!("`{}`", kind.scope())),
+                        "{kind}'s scope"
+                    );
+                }
+                (true, None) => panic!("{kind} is missing from docs/ingest.md"),
+                (false, Some(_)) => panic!("{kind} is documented as sendable"),
+                (false, None) => {}
+            }
+        }
+    }
+
     #[test]
     fn replies_are_one_json_line() {
         assert_eq!(reply(&Ok(())), "{\"ok\":true}\n");
