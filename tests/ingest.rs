@@ -177,9 +177,15 @@ fn consent_pauses_and_workspaces_decide_and_clients_are_told_why() {
     let (ws, d) = setup(&t, "editor.files", "");
     let f = |rel: &str| ws.join(rel).to_string_lossy().into_owned();
     let focus = |file: String| json!({"v":1,"kind":"editor.focus","ts":now_ms(),"file":file});
+    // Links are judged by their targets.
+    std::os::unix::fs::symlink("/etc/hostname", ws.join("src/host.txt")).unwrap();
+    std::fs::write(ws.join(".env"), "TOKEN=x\n").unwrap();
+    std::os::unix::fs::symlink(ws.join(".env"), ws.join("src/settings.txt")).unwrap();
     let mut c = Conn::open(&t);
     assert_eq!(c.send(&focus(f("src/main.rs")))["ok"], true);
     let cases = [
+        (focus(f("src/host.txt")), "outside", "outside the watched"),
+        (focus(f("src/settings.txt")), "denied", "deny list"),
         (focus(f(".env")), "denied", "deny list"),
         (focus(f("build/out.rs")), "ignored", "git ignores"),
         (focus("/etc/hosts".into()), "outside", "outside the watched"),
@@ -206,7 +212,7 @@ fn consent_pauses_and_workspaces_decide_and_clients_are_told_why() {
     assert_eq!(err_of(&r), "not recorded: capture is paused");
     t.candor_ok(&["resume"]);
     assert_eq!(c.send(&focus(f("src/lib.rs")))["ok"], true);
-    assert_eq!(status(&t)["ingest"]["not_recorded"], 6);
+    assert_eq!(status(&t)["ingest"]["not_recorded"], 8);
     drop(c);
     stop(&t, d);
     let paths: Vec<String> = events(&t)
@@ -224,7 +230,7 @@ fn rate_limited_messages_are_refused_and_recorded_as_a_gap() {
     let (ws, d) = setup(
         &t,
         "editor.files,editor.actions",
-        "[ingest]\nrate = 2\nburst = 10\n",
+        "[ingest]\nrate = 1\nburst = 10\n",
     );
     let file = ws.join("src/lib.rs").to_string_lossy().into_owned();
     let mut c = Conn::open(&t);
@@ -243,6 +249,13 @@ fn rate_limited_messages_are_refused_and_recorded_as_a_gap() {
     }
     assert!((10..=13).contains(&ok), "{ok} accepted");
     assert_eq!(ok as i64 + limited, 60);
+    // Reconnecting does not refill the bucket: it belongs to the process.
+    drop(c);
+    let mut c = Conn::open(&t);
+    let r =
+        c.send(&json!({"v":1,"kind":"editor.cursor","ts":now_ms(),"file":file,"line":99,"col":0}));
+    assert_eq!(r["not_recorded"], "rate-limited", "{r}");
+    limited += 1;
     assert_eq!(status(&t)["ingest"]["rate_limited"], limited);
     drop(c);
     stop(&t, d);

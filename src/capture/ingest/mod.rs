@@ -6,8 +6,10 @@
 //! - Every line is answered. A bad line gets an error naming the problem
 //!   and is counted; the connection stays up. Lines over 64 KiB are refused
 //!   (and skipped to their end).
-//! - Each connection has a token bucket. Messages refused by it are counted
-//!   and written as one `rate-limited` capture gap per run of refusals.
+//! - Each client process (by the peer pid SO_PEERCRED gives, so that
+//!   reconnecting does not refill it) has a token bucket. Messages refused
+//!   by it are counted and written as one `rate-limited` capture gap per run
+//!   of refusals.
 //! - A valid message passes the same gate as every other source: while
 //!   paused, or without its scope, the client reads `not recorded: …`.
 //! - Open shell commands (sent at preexec, closed at precmd) live with
@@ -16,7 +18,8 @@
 
 pub mod protocol;
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -105,6 +108,7 @@ struct Shared {
     workspaces: Mutex<Workspaces>,
     limits: IngestConfig,
     stats: Arc<IngestStats>,
+    buckets: Mutex<HashMap<i32, Bucket>>,
 }
 
 /// A run of rate-limited messages, to be written as one gap.
@@ -122,7 +126,7 @@ struct OpenCommand {
 
 /// One client connection's state.
 struct Conn {
-    bucket: Bucket,
+    pid: Option<i32>,
     limited: Option<Limited>,
     open: Vec<(String, OpenCommand)>,
 }
@@ -134,7 +138,24 @@ fn not_recorded(reason: &'static str, detail: impl Into<String>) -> Refusal {
     }
 }
 
+/// Buckets kept for client processes; beyond this the idle ones go.
+const MAX_BUCKETS: usize = 1024;
+
 impl Shared {
+    fn take_token(&self, pid: Option<i32>) -> bool {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if buckets.len() >= MAX_BUCKETS {
+            // A bucket refilled to its burst holds no state worth keeping.
+            let full = (f64::from(self.limits.burst) / f64::from(self.limits.rate)).ceil();
+            buckets.retain(|_, b| now.saturating_duration_since(b.at).as_secs_f64() < full);
+        }
+        buckets
+            .entry(pid.unwrap_or(0))
+            .or_insert_with(|| Bucket::new(&self.limits))
+            .take(now)
+    }
+
     fn close_limited(&self, conn: &mut Conn) {
         if let Some(l) = conn.limited.take() {
             let now = self.clock.stamp();
@@ -184,7 +205,7 @@ impl Shared {
     fn handle(&self, conn: &mut Conn, line: &[u8]) -> Result<(), Refusal> {
         let now_ms = wall_now_ns() as f64 / 1e6;
         let mut msg = protocol::parse(line, now_ms).map_err(Refusal::Invalid)?;
-        if !conn.bucket.take(Instant::now()) {
+        if !self.take_token(conn.pid) {
             let l = conn.limited.get_or_insert(Limited {
                 since: self.clock.stamp(),
                 count: 0,
@@ -229,7 +250,7 @@ impl Shared {
     fn place(&self, msg: &mut Message) -> Result<(), Refusal> {
         let mut ws = self.workspaces.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(file) = &msg.file {
-            let (i, rel) = ws.file(file).map_err(|h| {
+            let (i, rel) = ws.file(&real_path(file)).map_err(|h| {
                 let reason = match h {
                     super::workspace::Hidden::Outside => "outside",
                     super::workspace::Hidden::Denied => "denied",
@@ -245,7 +266,7 @@ impl Shared {
             set.map_err(|e| Refusal::Invalid(e.to_string()))?;
         }
         if let Some(cwd) = &msg.cwd {
-            let r = match ws.dir(cwd) {
+            let r = match ws.dir(&real_path(cwd)) {
                 Some((name, rel)) => msg
                     .event
                     .set("workspace", name)
@@ -304,6 +325,19 @@ impl Shared {
         }
         self.offer(e)
     }
+}
+
+/// The path with symbolic links resolved, so that a link inside a
+/// workspace to a file outside it (or to a denied one) is judged by its
+/// target. A file not yet saved is resolved through its directory.
+fn real_path(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p)
+        .ok()
+        .or_else(|| {
+            let dir = std::fs::canonicalize(p.parent()?).ok()?;
+            Some(dir.join(p.file_name()?))
+        })
+        .unwrap_or_else(|| p.to_owned())
 }
 
 enum LineRead {
@@ -369,10 +403,11 @@ async fn write_reply(wr: &mut tokio::net::unix::OwnedWriteHalf, text: &str) -> b
 
 async fn serve_conn(shared: Arc<Shared>, stream: UnixStream, mut stop: watch::Receiver<bool>) {
     let stats = shared.stats.clone();
+    let pid = stream.peer_cred().ok().and_then(|c| c.pid());
     let (rd, mut wr) = stream.into_split();
     let mut rd = BufReader::with_capacity(protocol::MAX_LINE + 1, rd);
     let mut conn = Conn {
-        bucket: Bucket::new(&shared.limits),
+        pid,
         limited: None,
         open: Vec::new(),
     };
@@ -429,6 +464,7 @@ pub async fn serve(
         workspaces: Mutex::new(workspaces),
         limits,
         stats: stats.clone(),
+        buckets: Mutex::new(HashMap::new()),
     });
     let mut tasks = tokio::task::JoinSet::new();
     loop {
