@@ -56,10 +56,20 @@ fn accepting_after_reading_the_notice_records_a_screen_consent() {
     p.keys(&["Space", "Down", "Down", "Space"]);
     let s = p.wait_for("sensitivity: interaction");
     assert!(s.contains("kept up to 90 days"), "{s}");
+    // The last scope is reachable in 24 rows, and its row stays in view.
+    p.keys(&["Down", "Down", "Down", "Down", "Down", "Down", "Space"]);
+    let s = p.wait_for("> [x]    shell.commands");
+    assert!(
+        s.contains("shell.commands · sensitivity: highly-sensitive"),
+        "{s}"
+    );
     p.keys(&["Enter"]);
     let s = p.wait_for("Step 3 of 3: confirm");
     assert!(
-        s.contains("keys.timing") && s.contains("mouse") && !s.contains("keys.text"),
+        s.contains("keys.timing")
+            && s.contains("mouse")
+            && s.contains("shell.commands")
+            && !s.contains("keys.text"),
         "{s}"
     );
     p.type_text("I agree");
@@ -77,7 +87,7 @@ fn accepting_after_reading_the_notice_records_a_screen_consent() {
     assert_eq!(r["method"], "screen");
     assert_eq!(
         r["scopes"],
-        serde_json::json!(["capture.meta", "keys.timing", "mouse"])
+        serde_json::json!(["capture.meta", "keys.timing", "mouse", "shell.commands"])
     );
     assert_eq!(r["notice_sha256"], notice_sha256());
 }

@@ -434,8 +434,11 @@ impl App {
     }
 
     fn draw_scopes(&self, frame: &mut Frame, area: Rect) {
+        // Every scope fits when the terminal allows; otherwise the list
+        // scrolls to keep the cursor in view.
+        let rows = u16::try_from(Scope::ALL.len() + 2).unwrap_or(u16::MAX);
         let [list, detail] =
-            Layout::vertical([Constraint::Length(10), Constraint::Min(3)]).areas(area);
+            Layout::vertical([Constraint::Length(rows), Constraint::Min(5)]).areas(area);
         let mut lines = vec![Line::from(format!(
             "  [always] {:<15} {}",
             "capture.meta",
@@ -460,8 +463,12 @@ impl App {
                 line
             });
         }
+        let inner = usize::from(list.height.saturating_sub(2)).max(1);
+        let cursor_line = self.cursor + 1;
+        let offset = (cursor_line + 1).saturating_sub(inner);
         frame.render_widget(
             Paragraph::new(lines)
+                .scroll((u16::try_from(offset).unwrap_or(0), 0))
                 .block(Block::bordered().title(" Scopes (all off unless you turn them on) ")),
             list,
         );
