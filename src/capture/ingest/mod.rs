@@ -205,6 +205,19 @@ impl Shared {
     fn handle(&self, conn: &mut Conn, line: &[u8]) -> Result<(), Refusal> {
         let now_ms = wall_now_ns() as f64 / 1e6;
         let mut msg = protocol::parse(line, now_ms).map_err(Refusal::Invalid)?;
+        // Consent and pause first: a message that may not be recorded is
+        // not looked at further (not even its file's workspace), and is not
+        // a loss, so it neither spends the rate nor becomes a gap.
+        let gate = self.ctl.gate();
+        if !gate.grants(msg.kind.scope()) {
+            return Err(not_recorded(
+                "not-granted",
+                NotRecorded::NotGranted(msg.kind.scope()).to_string(),
+            ));
+        }
+        if self.ctl.is_paused() {
+            return Err(not_recorded("paused", NotRecorded::Paused.to_string()));
+        }
         if !self.take_token(conn.pid) {
             let l = conn.limited.get_or_insert(Limited {
                 since: self.clock.stamp(),
@@ -223,18 +236,6 @@ impl Shared {
             ));
         }
         self.close_limited(conn);
-        // Consent and pause first: a message that may not be recorded is
-        // not looked at further (not even its file's workspace).
-        let gate = self.ctl.gate();
-        if !gate.grants(msg.kind.scope()) {
-            return Err(not_recorded(
-                "not-granted",
-                NotRecorded::NotGranted(msg.kind.scope()).to_string(),
-            ));
-        }
-        if self.ctl.is_paused() {
-            return Err(not_recorded("paused", NotRecorded::Paused.to_string()));
-        }
         self.place(&mut msg)?;
         let stamp = self.clock.stamp();
         (msg.event.wall_ns, msg.event.mono_ns) = (stamp.wall_ns, stamp.mono_ns);
