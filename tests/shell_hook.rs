@@ -128,6 +128,13 @@ fn bash_commands_are_recorded_with_exit_codes_and_ignored_ones_are_not() {
     };
     p.wait_for("ready$");
     hook(&p, &t, "bash");
+    // Something added to PROMPT_COMMAND after the hook must not shift
+    // commands or their exit status.
+    run(
+        &p,
+        "PROMPT_COMMAND=\"$PROMPT_COMMAND; : added-later\"; echo pc-$((3+3))",
+        "pc-6",
+    );
     run(
         &p,
         &format!("cd '{}/src'; echo at-$((40+2))", ws.display()),
@@ -135,7 +142,11 @@ fn bash_commands_are_recorded_with_exit_codes_and_ignored_ones_are_not() {
     );
     run(&p, "echo marker-$((1+1))", "marker-2");
     run(&p, "false; echo false-ran", "false-ran");
-    run(&p, "false", "ready$");
+    run(&p, "(exit 7); echo seven-$((3+4))", "seven-7");
+    run(&p, "(exit 5)", "ready$");
+    // A subshell line, and `wait`, which must not wait for the relay.
+    run(&p, "(cd /tmp && echo in-sub-$((2+2)))", "in-sub-4");
+    run(&p, "wait; echo waited-$((1+1))", "waited-2");
     // Ignored: a leading space, a denied program, a denied pattern.
     run(&p, " echo spaced-$((7*6))-secret", "spaced-42-secret");
     run(
@@ -155,6 +166,11 @@ fn bash_commands_are_recorded_with_exit_codes_and_ignored_ones_are_not() {
     );
     run(&p, "ls /nonexistent-dir", "No such file");
     run(&p, "sleep 0.3; echo slept-$((5*5))", "slept-25");
+    // Ctrl+C at the prompt: the relay is out of the terminal's reach, and
+    // the shell keeps its prompt and its error messages.
+    p.type_text("echo never-run");
+    p.keys(&["C-c"]);
+    run(&p, "no-such-command-xyz", "command not found");
     run(&p, "echo done-$((9*9))", "done-81");
 
     let cmds = wait_for_command(&t, |e| {
@@ -173,31 +189,41 @@ fn bash_commands_are_recorded_with_exit_codes_and_ignored_ones_are_not() {
         (&0.into(), &"src".into(), &"ws".into())
     );
     assert_eq!(m["shell"], "bash");
-    assert_eq!(fields(by_text("false"))["exit"], 1);
+    assert_eq!(fields(by_text("(exit 7); echo seven-$((3+4))"))["exit"], 0);
+    assert_eq!(fields(by_text("(exit 5)"))["exit"], 5);
+    assert_eq!(
+        fields(by_text("(cd /tmp && echo in-sub-$((2+2)))"))["exit"],
+        0
+    );
     assert_eq!(fields(by_text("ls /nonexistent-dir"))["exit"], 2);
+    assert_eq!(fields(by_text("no-such-command-xyz"))["exit"], 127);
     let slept = fields(by_text("sleep 0.3; echo slept-$((5*5))"));
     assert!(slept["duration_ms"].as_i64().unwrap() >= 250, "{slept}");
     for e in &cmds {
         let c = fields(e)["command"].as_str().unwrap();
-        for never in ["spaced-", "pass show", "password", "hunter"] {
+        for never in ["spaced-", "pass show", "password", "hunter", "never-run"] {
             assert!(!c.contains(never), "an ignored command was recorded: {c}");
         }
         assert!(fields(e)["exit"].is_i64(), "no exit status: {e}");
     }
-    assert_eq!(cmds.len(), 8, "{cmds:#?}");
+    assert_eq!(cmds.len(), 13, "{cmds:#?}");
 
-    // A relay that dies takes nothing with it: the shell goes on, quietly.
+    // A relay that dies takes nothing with it: the shell goes on, with its
+    // prompt and its error messages.
     for pid in relay_pids(&t.paths.data_dir) {
         let _ = std::process::Command::new("kill").arg(&pid).status();
     }
     std::thread::sleep(Duration::from_millis(200));
     run(&p, "echo alive-$((6*7))", "alive-42");
+    run(
+        &p,
+        "no-such-command-after",
+        "no-such-command-after: command not found",
+    );
     run(&p, "echo still-$((6*6))", "still-36");
     let screen = p.screen();
-    assert!(
-        !screen.contains("Broken pipe") && !screen.contains("rror"),
-        "{screen}"
-    );
+    assert!(!screen.contains("Broken pipe"), "{screen}");
+    assert!(screen.trim_end().ends_with("ready$"), "{screen}");
     stop(&t, d);
 }
 
@@ -221,12 +247,17 @@ fn with_the_daemon_down_the_bash_hook_is_silent_and_the_shell_works() {
             &format!("down-{}", i + 100),
         );
     }
-    let screen = p.screen();
-    assert!(
-        !screen.contains("candor") || screen.contains("shell-hook"),
-        "{screen}"
+    run(
+        &p,
+        "no-such-command-down",
+        "no-such-command-down: command not found",
     );
-    assert!(!screen.contains("rror"), "{screen}");
+    let screen = p.screen();
+    let noise: Vec<&str> = screen
+        .lines()
+        .filter(|l| !l.contains("shell-hook") && (l.contains("candor") || l.contains("rror")))
+        .collect();
+    assert!(noise.is_empty(), "{screen}");
 }
 
 #[test]

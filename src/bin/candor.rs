@@ -104,6 +104,9 @@ enum Command {
         /// The shell a relay serves (used by the hook itself).
         #[arg(long, hide = true, default_value = "bash", value_parser = ["bash", "zsh"])]
         shell: String,
+        /// The shell's pid: the relay ends when it does.
+        #[arg(long, hide = true)]
+        shell_pid: Option<i32>,
     },
     /// Runs a test or build command as usual, and records its exit status,
     /// duration and pass/fail counts (shell.commands):
@@ -257,7 +260,11 @@ fn run(cli: Cli) -> Result<()> {
             println!("capture resumed");
         }
         Command::Watch { command } => watch(&ctx, command)?,
-        Command::ShellHook { target, shell } => {
+        Command::ShellHook {
+            target,
+            shell,
+            shell_pid,
+        } => {
             let filter = shell::CommandFilter::new(&ctx.config.shell.deny)
                 .map_err(|e| anyhow::anyhow!("config [shell] deny: {e}"))?;
             if target == "relay" {
@@ -265,6 +272,7 @@ fn run(cli: Cli) -> Result<()> {
                     &ctx.paths.data_dir,
                     &filter,
                     &shell,
+                    shell_pid,
                     std::io::stdin().lock(),
                 );
             } else {

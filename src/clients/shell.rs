@@ -135,17 +135,18 @@ pub fn snippet(shell: &str, relay_argv: &[String]) -> Result<String, String> {
 }
 
 const BASH: &str = r#"# Candor's shell hook for bash. Add to ~/.bashrc:  eval "$(candor shell-hook bash)"
-# Sends each command line at preexec and its exit status at precmd to Candor
-# (only under a consent that grants shell.commands). Commands that start with
-# a space are never sent, nor commands on the deny list ([shell] deny).
-if [[ $- == *i* && -z ${__candor_fd-} ]] && (( BASH_VERSINFO[0] >= 5 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] >= 1) )); then
-  exec {__candor_fd}> >(exec @RELAY@ 2>/dev/null)
-  __candor_armed=
-  __candor_ran=
+# Sends each command line as it starts and its exit status when the prompt
+# returns to Candor (only under a consent that grants shell.commands).
+# Commands that start with a space, lines bash keeps out of its history, and
+# commands on the deny list ([shell] deny) are never sent.
+if [[ $- == *i* && -z ${__candor_fd-} ]] && (( BASH_VERSINFO[0] >= 5 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] >= 4) )); then
+  # The relay is started in the background of the process substitution,
+  # so that it is not this shell's child (`wait` must not wait for it).
+  exec {__candor_fd}> >(@RELAY@ --shell-pid $$ <&0 >/dev/null 2>&1 &)
   __candor_off=
+  __candor_bang='\!'
+  __candor_last=${__candor_bang@P}
   __candor_pipe_trap=$(trap -p PIPE)
-  __candor_hist=$(HISTTIMEFORMAT= builtin history 1)
-  [[ $__candor_hist =~ ^[[:space:]]*([0-9]+) ]] && __candor_hist=${BASH_REMATCH[1]}
   # A relay that died must not take the shell with it: SIGPIPE is ignored
   # for the write alone, and a failed write turns the hook off.
   __candor_send() {
@@ -153,46 +154,40 @@ if [[ $- == *i* && -z ${__candor_fd-} ]] && (( BASH_VERSINFO[0] >= 5 || (BASH_VE
     trap '' PIPE
     if ! printf "$@" >&"$__candor_fd" 2>/dev/null; then
       __candor_off=1
-      exec {__candor_fd}>&- 2>/dev/null
+      { exec {__candor_fd}>&-; } 2>/dev/null
     fi
     if [[ -n $__candor_pipe_trap ]]; then eval "$__candor_pipe_trap"; else trap - PIPE; fi
     return 0
   }
-  __candor_preexec() {
-    [[ -n $__candor_armed && -z ${COMP_LINE-} ]] || return 0
-    __candor_armed=
-    [[ $BASH_COMMAND == __candor_precmd* ]] && return 0
-    local h
-    h=$(HISTTIMEFORMAT= builtin history 1)
-    [[ $h =~ ^[[:space:]]*([0-9]+)[*]?[[:space:]][[:space:]](.*)$ ]] || return 0
-    # A line history did not keep (ignorespace, ignoredups) is not sent.
-    [[ ${BASH_REMATCH[1]} != "$__candor_hist" ]] || return 0
-    __candor_hist=${BASH_REMATCH[1]}
-    [[ ${BASH_REMATCH[2]} == [[:space:]]* ]] && return 0
-    __candor_ran=1
-    __candor_send 'B\t%s\t%s\t%s\0' "${EPOCHREALTIME-}" "$PWD" "${BASH_REMATCH[2]}"
+  # Runs in PS0's command substitution, a subshell, once per command line
+  # just before it runs: it hands the relay the line as history kept it,
+  # with the number history had before, so that a line history did not keep
+  # (a leading space, HISTIGNORE, a repeat under ignoredups) is dropped.
+  __candor_ps0() {
+    [[ -z $__candor_off ]] || return 0
+    { printf 'H\t%s\t%s\t%s\t' "${EPOCHREALTIME-}" "$PWD" "$__candor_last"
+      HISTTIMEFORMAT= builtin history 1
+      printf '\0'; } >&"$__candor_fd" 2>/dev/null
   }
   __candor_precmd() {
     local s=$?
-    if [[ -n $__candor_ran ]]; then
-      __candor_ran=
-      __candor_send 'E\t%s\t%s\0' "${EPOCHREALTIME-}" "$s"
-    fi
+    __candor_send 'E\t%s\t%s\0' "${EPOCHREALTIME-}" "$s"
+    __candor_last=${__candor_bang@P}
     return $s
   }
-  __candor_arm() { __candor_armed=1; }
-  trap '__candor_preexec' DEBUG
-  PROMPT_COMMAND="__candor_precmd${PROMPT_COMMAND:+;$PROMPT_COMMAND};__candor_arm"
+  PS0='$(__candor_ps0)'"${PS0-}"
+  PROMPT_COMMAND="__candor_precmd${PROMPT_COMMAND:+;$PROMPT_COMMAND}"
 fi
 "#;
 
 const ZSH: &str = r#"# Candor's shell hook for zsh. Add to ~/.zshrc:  eval "$(candor shell-hook zsh)"
-# Sends each command line at preexec and its exit status at precmd to Candor
-# (only under a consent that grants shell.commands). Commands that start with
-# a space are never sent, nor commands on the deny list ([shell] deny).
+# Sends each command line as it starts and its exit status when the prompt
+# returns to Candor (only under a consent that grants shell.commands).
+# Commands that start with a space, commands matching HISTORY_IGNORE, and
+# commands on the deny list ([shell] deny) are never sent.
 if [[ -o interactive && -z ${__candor_fd-} ]]; then
   zmodload zsh/datetime 2>/dev/null
-  exec {__candor_fd}> >(exec @RELAY@ 2>/dev/null)
+  exec {__candor_fd}> >(@RELAY@ --shell-pid $$ <&0 >/dev/null 2>&1 &)
   __candor_ran=
   __candor_off=
   # A relay that died must not take the shell with it: SIGPIPE is ignored
@@ -203,12 +198,13 @@ if [[ -o interactive && -z ${__candor_fd-} ]]; then
     trap '' PIPE
     if ! printf "$@" >&$__candor_fd 2>/dev/null; then
       __candor_off=1
-      exec {__candor_fd}>&- 2>/dev/null
+      { exec {__candor_fd}>&-; } 2>/dev/null
     fi
     return 0
   }
   __candor_preexec() {
     [[ $1 == [[:space:]]* || -z $1 ]] && return 0
+    [[ -n ${HISTORY_IGNORE-} && $1 == ${~HISTORY_IGNORE} ]] && return 0
     __candor_ran=1
     __candor_send 'B\t%s\t%s\t%s\0' "${EPOCHREALTIME-}" "$PWD" "$1"
   }
@@ -233,6 +229,14 @@ enum Record {
         cwd: String,
         command: String,
     },
+    /// bash: the line as `history 1` prints it, and the number of the last
+    /// line history kept before it.
+    History {
+        at_ms: Option<f64>,
+        cwd: String,
+        last: Option<u64>,
+        entry: String,
+    },
     End {
         at_ms: Option<f64>,
         status: i64,
@@ -242,6 +246,25 @@ enum Record {
 fn epoch_ms(s: &str) -> Option<f64> {
     let secs: f64 = s.trim().replace(',', ".").parse().ok()?;
     (secs > 0.0).then_some(secs * 1000.0)
+}
+
+/// A `history 1` line, "  503* cmd": its number and the command, or
+/// `None` when history did not keep the line (its number is not past
+/// `last`) or the line starts with a space.
+fn history_command(entry: &str, last: Option<u64>) -> Option<String> {
+    let entry = entry.strip_suffix('\n').unwrap_or(entry);
+    let rest = entry.trim_start_matches(' ');
+    let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+    let number: u64 = rest[..digits].parse().ok()?;
+    // "%5d" then '*' for a modified entry or a space, then a space.
+    let rest = &rest[digits..];
+    let command = rest
+        .strip_prefix("* ")
+        .or_else(|| rest.strip_prefix("  "))?;
+    if last.is_some_and(|l| number <= l) || command.starts_with(char::is_whitespace) {
+        return None;
+    }
+    Some(command.to_owned())
 }
 
 fn parse_record(bytes: &[u8]) -> Option<Record> {
@@ -256,6 +279,19 @@ fn parse_record(bytes: &[u8]) -> Option<Record> {
                 at_ms,
                 cwd,
                 command,
+            })
+        }
+        "H" => {
+            let mut parts = text.splitn(5, '\t').skip(1);
+            let at_ms = epoch_ms(parts.next()?);
+            let cwd = parts.next()?.to_owned();
+            let last = parts.next()?.trim().parse().ok();
+            let entry = parts.next()?.to_owned();
+            Some(Record::History {
+                at_ms,
+                cwd,
+                last,
+                entry,
             })
         }
         "E" => {
@@ -315,7 +351,26 @@ impl Link {
 
 /// Runs the relay until `input` ends (the shell exited): reads the
 /// snippet's records and sends what the deny list allows.
-pub fn relay(data_dir: &Path, filter: &CommandFilter, shell: &str, input: impl BufRead) {
+pub fn relay(
+    data_dir: &Path,
+    filter: &CommandFilter,
+    shell: &str,
+    shell_pid: Option<i32>,
+    input: impl BufRead,
+) {
+    // Out of the terminal's session: Ctrl+C or Ctrl+\ at the prompt is for
+    // the shell, not for the relay.
+    let _ = rustix::process::setsid();
+    // A child the shell started may hold the pipe open after the shell is
+    // gone; the relay then goes too.
+    if let Some(pid) = shell_pid.and_then(rustix::process::Pid::from_raw) {
+        std::thread::spawn(move || loop {
+            std::thread::sleep(RETRY);
+            if rustix::process::test_kill_process(pid).is_err() {
+                std::process::exit(0);
+            }
+        });
+    }
     let mut input = input;
     let mut link: Option<Link> = None;
     let mut last_try: Option<Instant> = None;
@@ -333,7 +388,26 @@ pub fn relay(data_dir: &Path, filter: &CommandFilter, shell: &str, input: impl B
         if buf.last() == Some(&0) {
             buf.pop();
         }
-        let msg = match parse_record(&buf) {
+        let record = match parse_record(&buf) {
+            Some(Record::History {
+                at_ms,
+                cwd,
+                last,
+                entry,
+            }) => match history_command(&entry, last) {
+                Some(command) => Some(Record::Begin {
+                    at_ms,
+                    cwd,
+                    command,
+                }),
+                None => {
+                    open = None;
+                    continue;
+                }
+            },
+            other => other,
+        };
+        let msg = match record {
             Some(Record::Begin {
                 at_ms,
                 cwd,
@@ -363,7 +437,7 @@ pub fn relay(data_dir: &Path, filter: &CommandFilter, shell: &str, input: impl B
                 }
                 m
             }
-            None => continue,
+            Some(Record::History { .. }) | None => continue,
         };
         if link
             .as_ref()
@@ -459,6 +533,24 @@ mod tests {
     }
 
     #[test]
+    fn history_lines_are_kept_only_when_history_kept_them() {
+        assert_eq!(
+            history_command("  503  cargo test\n", Some(502)).as_deref(),
+            Some("cargo test")
+        );
+        assert_eq!(
+            history_command(" 1204* git commit -m 'a\nb'\n", Some(1203)).as_deref(),
+            Some("git commit -m 'a\nb'")
+        );
+        // Not kept (a leading space under ignorespace, HISTIGNORE, a repeat
+        // under ignoredups): history 1 is still the line before.
+        assert_eq!(history_command("  502  cargo test\n", Some(502)), None);
+        // Kept, but with its leading space (HISTCONTROL without ignorespace).
+        assert_eq!(history_command("  504   echo hidden\n", Some(503)), None);
+        assert_eq!(history_command("garbage", Some(1)), None);
+    }
+
+    #[test]
     fn long_commands_are_cut_at_a_character() {
         let s = "é".repeat(MAX_COMMAND);
         let c = cut(&s, MAX_COMMAND + 1);
@@ -468,7 +560,10 @@ mod tests {
     #[test]
     fn snippets_quote_the_relay() {
         let s = snippet("bash", &["/opt/it's/candor".into(), "shell-hook".into()]).unwrap();
-        assert!(s.contains(r"exec '/opt/it'\''s/candor' 'shell-hook' 2>/dev/null"));
+        assert!(
+            s.contains(r"'/opt/it'\''s/candor' 'shell-hook' --shell-pid $$"),
+            "{s}"
+        );
         assert!(snippet("fish", &[]).is_err());
     }
 }
