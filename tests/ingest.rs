@@ -341,3 +341,24 @@ fn other_users_are_refused_at_the_ingest_socket() {
     stop(&t, d);
     assert!(!events(&t).iter().any(|e| e["kind"] == "run.build"));
 }
+
+#[test]
+fn a_revocation_records_no_open_command_and_purge_leaves_nothing() {
+    let t = TestStore::new();
+    let (ws, mut d) = setup(&t, "shell.commands", "");
+    let cwd = ws.to_string_lossy().into_owned();
+    let mut c = Conn::open(&t);
+    let r = c.send(
+        &json!({"v":1,"kind":"shell.command","ts":now_ms(),"command":"make","cwd":cwd,"exit":0}),
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    let r = c.send(&json!({"v":1,"kind":"shell.command","ts":now_ms(),"id":"s:9","command":"vim launch-plan.txt","cwd":cwd}));
+    assert_eq!(r["ok"], true, "{r}");
+    // The connection stays open while consent is withdrawn.
+    let out = t.candor_ok(&["consent", "revoke", "--purge"]);
+    assert!(out.contains("erased"), "{out}");
+    exited(&mut d);
+    drop(c);
+    assert_eq!(count(&t, "SELECT count(*) FROM events"), 0);
+    assert_eq!(count(&t, "SELECT count(*) FROM gaps"), 0);
+}

@@ -611,9 +611,27 @@ fn consent_command(ctx: &Context, command: Option<ConsentCommand>) -> Result<()>
                 }
             }
         }
-        Some(ConsentCommand::Revoke { purge }) => {
-            let erased = consent::revoke(&mut store, purge, now)?;
+        Some(ConsentCommand::Revoke { purge: erase }) => {
+            let running = control::send(&ctx.paths.data_dir, &control::Request::Status).is_ok();
+            let mut erased = consent::revoke(&mut store, erase, now)?;
             println!("consent revoked; a running daemon stops recording within a second");
+            if erase && running {
+                // What the daemon recorded before it saw the revocation (its
+                // last batch, its closing gaps) is erased once it has stopped.
+                let started = std::time::Instant::now();
+                while control::send(&ctx.paths.data_dir, &control::Request::Status).is_ok() {
+                    if started.elapsed() > std::time::Duration::from_secs(10) {
+                        bail!("the daemon did not stop after the revocation; run `candor purge --all` once it has");
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                let late = purge::purge(&mut store, purge::Range::ALL, wall_now_ns())?;
+                if let Some(r) = erased.as_mut() {
+                    r.events += late.events;
+                    r.gaps += late.gaps;
+                    r.blobs += late.blobs;
+                }
+            }
             if let Some(r) = erased {
                 println!(
                     "erased {} events, {} gaps and {} blobs",

@@ -51,6 +51,8 @@ pub struct Control {
     paused: Mutex<Option<Stamp>>,
     excluded: Mutex<Option<(String, Stamp)>>,
     stop: AtomicBool,
+    /// Set when consent has ended: every offer is refused from then on.
+    closed: AtomicBool,
     pauses: Sender<PauseChange>,
     states: Mutex<BTreeMap<&'static str, SourceState>>,
     workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
@@ -76,6 +78,7 @@ impl Control {
             paused: Mutex::new(None),
             excluded: Mutex::new(None),
             stop: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             pauses,
             states: Mutex::new(BTreeMap::new()),
             workers: Mutex::new(Vec::new()),
@@ -103,6 +106,12 @@ impl Control {
 
     fn adopt(&self, worker: std::thread::JoinHandle<()>) {
         lock(&self.workers).push(worker);
+    }
+
+    /// Consent has ended (revoked, expired, or the notice changed): from
+    /// now on nothing is recorded, whatever a source still holds.
+    pub fn close_gate(&self) {
+        self.closed.store(true, Ordering::SeqCst);
     }
 
     pub fn stopping(&self) -> bool {
@@ -194,6 +203,9 @@ impl Control {
     /// [`Control::deliver`], saying why an event was not recorded: the
     /// ingest socket tells its clients.
     pub fn offer(&self, mut event: Event) -> Result<(), NotRecorded> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(NotRecorded::ConsentEnded);
+        }
         if self.is_paused() {
             return Err(NotRecorded::Paused);
         }
@@ -227,6 +239,7 @@ impl Control {
 /// Why [`Control::offer`] did not record an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NotRecorded {
+    ConsentEnded,
     Paused,
     Excluded,
     NotGranted(crate::registry::Scope),
@@ -238,6 +251,7 @@ pub enum NotRecorded {
 impl std::fmt::Display for NotRecorded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            NotRecorded::ConsentEnded => f.write_str("consent has ended"),
             NotRecorded::Paused => f.write_str("capture is paused"),
             NotRecorded::Excluded => f.write_str("an excluded application has focus"),
             NotRecorded::NotGranted(s) => write!(f, "the consent does not grant {s}"),

@@ -315,6 +315,12 @@ pub async fn run(
             }
         }
     };
+    // Once consent has ended nothing more may be recorded: not a file the
+    // editor source is still settling, nor a client's open command. Gaps
+    // (bookkeeping) still are.
+    if matches!(ended, Ended::ConsentEnded(_)) {
+        ctl.close_gate();
+    }
     // Clients' open commands are recorded before the pause closes and the
     // writer drains.
     let _ = ingest_stop.send(true);

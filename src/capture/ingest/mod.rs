@@ -180,6 +180,7 @@ impl Shared {
             Ok(()) => Ok(()),
             Err(why) => {
                 let reason = match &why {
+                    NotRecorded::ConsentEnded => "consent-ended",
                     NotRecorded::Paused => "paused",
                     NotRecorded::Excluded => "excluded",
                     NotRecorded::NotGranted(_) => "not-granted",
