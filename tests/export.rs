@@ -1800,6 +1800,21 @@ fn verify_finds_a_secret_planted_in_a_command_line() {
         rewrite(&out, table, |_| good.clone());
     }
     assert!(verify(&t, &out).status.success());
+
+    // An export of another schema is named as such.
+    let mut m = manifest(&out);
+    m["schema_version"] = 1.into();
+    std::fs::write(
+        out.join("manifest.json"),
+        serde_json::to_vec_pretty(&m).unwrap(),
+    )
+    .unwrap();
+    let v = verify(&t, &out);
+    assert!(
+        !v.status.success() && stderr(&v).contains("the export has schema 1"),
+        "{}",
+        stderr(&v)
+    );
 }
 
 #[test]

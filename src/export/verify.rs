@@ -12,7 +12,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::manifest::{Manifest, MANIFEST_FILE};
-use super::model::Episode;
+use super::model::{Episode, SCHEMA_VERSION};
 use super::{command, jsonl, parquet, progsnap2, replay, ExportError};
 use crate::redact::Redactor;
 
@@ -118,6 +118,17 @@ fn invalid(file: &str, problem: impl Into<String>) -> ExportError {
 /// Verifies the export in `dir`.
 pub fn verify(dir: &Path, redactor: &Redactor) -> Result<VerifyReport, ExportError> {
     let manifest = Manifest::read(dir)?;
+    // The Parquet and ProgSnap2 schemas are checked column for column: an
+    // export of another schema cannot be told from a damaged one.
+    if manifest.schema_version != SCHEMA_VERSION {
+        return Err(invalid(
+            MANIFEST_FILE,
+            format!(
+                "the export has schema {}, and this candor-export verifies schema {SCHEMA_VERSION}: verify it with the candor-export that wrote it ({})",
+                manifest.schema_version, manifest.tool
+            ),
+        ));
+    }
     // Checksums, and no file the manifest does not name.
     let listed: BTreeMap<&str, &str> = manifest
         .files
