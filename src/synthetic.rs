@@ -3,13 +3,16 @@
 //! The generator plays an engineer at work: pointer paths with minimum-jerk
 //! velocity profiles sampled at 30 Hz, typing bursts with log-normal
 //! inter-key intervals, key rollover, typos and corrections, saves with file
-//! snapshots, switches to a terminal, scrolling, and commits. It is seeded, so
-//! the same options give the same events. Sessions written from it are
+//! snapshots, switches to a terminal, scrolling, and commits; and what an
+//! editor plugin and the shell hook would send: the file in focus, edits
+//! and cursor moves, diagnostics after saves, and the commands run in the
+//! terminal (tests and builds as `candor run` reports them). It is seeded,
+//! so the same options give the same events. Sessions written from it are
 //! marked synthetic in the store.
 //!
 //! With `with_text` off it produces only what `keys.timing`, `mouse`,
 //! `window.apps` and `editor.files` would record: no typed text, titles,
-//! contents or messages.
+//! contents, messages, commands or editor actions.
 
 use std::collections::VecDeque;
 
@@ -247,6 +250,50 @@ impl Generator {
         self.t += self.lognormal_ms(200.0, 0.3);
     }
 
+    /// An editor plugin's event about the current file.
+    fn editor_event(&self, kind: Kind) -> Event {
+        let mut e = self.ev(kind, self.t);
+        set(&mut e, "workspace", self.opts.workspace.as_str());
+        set(&mut e, "path", self.files[self.current_file].0.as_str());
+        e
+    }
+
+    /// What the shell hook (or `candor run`) reports of `cmd`, run for
+    /// `ms` milliseconds and ended now.
+    fn command_event(&mut self, cmd: &str, ms: i64) -> Event {
+        let kind = match cmd {
+            "cargo test" | "pytest -q" => Kind::RunTest,
+            "cargo build --release" => Kind::RunBuild,
+            _ => Kind::ShellCommand,
+        };
+        let mut e = self.ev(kind, self.t);
+        set(&mut e, "command", cmd);
+        set(&mut e, "cwd", ".");
+        set(&mut e, "workspace", self.opts.workspace.as_str());
+        set(&mut e, "duration_ms", ms);
+        let failed = i64::from(self.rng.random_bool(0.3));
+        set(&mut e, "exit", if failed == 1 { 101 } else { 0 });
+        if kind == Kind::ShellCommand {
+            set(&mut e, "shell", "bash");
+        } else {
+            set(
+                &mut e,
+                "runner",
+                if cmd.starts_with("cargo") {
+                    "cargo"
+                } else {
+                    "pytest"
+                },
+            );
+            if kind == Kind::RunTest {
+                set(&mut e, "passed", self.rng.random_range(5..60i64));
+                set(&mut e, "failed", failed);
+                set(&mut e, "skipped", self.rng.random_range(0..3i64));
+            }
+        }
+        e
+    }
+
     fn file_event(&mut self, out: &mut Vec<Event>, kind: Kind, idx: usize) {
         let mut e = self.ev(kind, self.t);
         set(&mut e, "workspace", self.opts.workspace.as_str());
@@ -265,6 +312,9 @@ impl Generator {
         let editor_title = format!("{} - demo - Code", self.files[self.current_file].0);
         // Back to the editor: focus, point, click.
         self.focus(&mut out, "code", &editor_title);
+        let mut e = self.editor_event(Kind::EditorFocus);
+        set(&mut e, "editor", "vscode");
+        out.push(e);
         let (x, y) = (
             self.rng.random_range(300.0..1800.0),
             self.rng.random_range(120.0..1000.0),
@@ -287,11 +337,37 @@ impl Generator {
         } else {
             self.rng.random_range(0..=lines)
         };
+        if self.opts.with_text {
+            let mut e = self.editor_event(Kind::EditorCursor);
+            set(&mut e, "line", at as i64);
+            set(&mut e, "col", 0);
+            out.push(e);
+        }
         for k in 0..self.rng.random_range(1..4) {
             let line = CODE[self.rng.random_range(0..CODE.len())];
             self.t += self.lognormal_ms(900.0, 0.6);
+            let started = self.t;
             self.type_text(&mut out, line);
             self.type_char(&mut out, '\n');
+            if self.opts.with_text {
+                // The plugin reports the line as one edit once it is in.
+                let offset = self.files[self.current_file]
+                    .1
+                    .lines()
+                    .take(at + k)
+                    .map(|l| l.len() as i64 + 1)
+                    .sum::<i64>();
+                let mut e = self.ev(Kind::EditorEdit, self.t.max(started));
+                set(&mut e, "workspace", self.opts.workspace.as_str());
+                set(&mut e, "path", self.files[self.current_file].0.as_str());
+                set(&mut e, "offset", offset);
+                set(&mut e, "deleted", 0);
+                set(&mut e, "text", format!("{line}\n"));
+                set(&mut e, "line", (at + k) as i64);
+                set(&mut e, "col", 0);
+                set(&mut e, "editor", "vscode");
+                out.push(e);
+            }
             insert_line(&mut self.files[self.current_file].1, at + k, line);
         }
         // Files do not grow forever: now and then a block is cut out.
@@ -307,6 +383,15 @@ impl Generator {
             Kind::FileModify
         };
         self.file_event(&mut out, kind, self.current_file);
+        if self.opts.with_text {
+            self.t += self.lognormal_ms(300.0, 0.4);
+            let mut e = self.editor_event(Kind::EditorDiagnostics);
+            set(&mut e, "errors", i64::from(self.rng.random_bool(0.2)));
+            set(&mut e, "warnings", self.rng.random_range(0..3i64));
+            set(&mut e, "info", 0);
+            set(&mut e, "hints", self.rng.random_range(0..2i64));
+            out.push(e);
+        }
         // Sometimes run something in the terminal.
         if self.rng.random_bool(0.4) {
             let (x, y) = (
@@ -319,7 +404,12 @@ impl Generator {
             let cmd = COMMANDS[self.rng.random_range(0..COMMANDS.len())];
             self.type_text(&mut out, cmd);
             self.type_char(&mut out, '\n');
-            self.t += self.lognormal_ms(2500.0, 0.7);
+            let ran = self.lognormal_ms(2500.0, 0.7);
+            self.t += ran;
+            if self.opts.with_text {
+                let e = self.command_event(cmd, ran / MS);
+                out.push(e);
+            }
         }
         // Every few phases, commit; now and then switch or rename a file.
         if self.phase % 6 == 0 {
@@ -401,6 +491,7 @@ fn set(e: &mut Event, field: &str, v: impl Into<crate::event::Value>) {
 mod tests {
     use super::*;
     use crate::event::Value;
+    use crate::registry::Scope;
 
     #[test]
     fn lines_go_in_and_out_where_asked() {
@@ -416,8 +507,8 @@ mod tests {
 
     #[test]
     fn events_are_valid_ordered_and_deterministic() {
-        let a: Vec<Event> = Generator::new(Options::default()).take(5_000).collect();
-        let b: Vec<Event> = Generator::new(Options::default()).take(5_000).collect();
+        let a: Vec<Event> = Generator::new(Options::default()).take(20_000).collect();
+        let b: Vec<Event> = Generator::new(Options::default()).take(20_000).collect();
         assert_eq!(a, b);
         for w in a.windows(2) {
             assert!(w[0].mono_ns <= w[1].mono_ns);
@@ -431,6 +522,13 @@ mod tests {
             Kind::MouseDown,
             Kind::WindowFocus,
             Kind::FileModify,
+            Kind::EditorFocus,
+            Kind::EditorEdit,
+            Kind::EditorCursor,
+            Kind::EditorDiagnostics,
+            Kind::ShellCommand,
+            Kind::RunTest,
+            Kind::RunBuild,
         ] {
             assert!(a.iter().any(|e| e.kind == kind), "no {kind}");
         }
@@ -446,6 +544,14 @@ mod tests {
             for f in ["key", "text", "title", "content", "message"] {
                 assert!(e.get(f).is_none(), "{} carries {f}", e.kind);
             }
+            assert!(
+                matches!(
+                    e.kind.scope(),
+                    Scope::KeysTiming | Scope::Mouse | Scope::WindowApps | Scope::EditorFiles
+                ),
+                "{}",
+                e.kind
+            );
         }
     }
 

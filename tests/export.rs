@@ -1014,3 +1014,851 @@ fn paths_in_window_titles_keep_their_shape_but_not_their_names() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Workflow events: shell commands, test and build runs, editor plugins.
+
+const WORKFLOW_SCOPES: &str = "keys.timing,keys.text,mouse,window.apps,window.titles,editor.files,editor.content,editor.actions,shell.commands";
+/// Typed in the editor one character per edit, never saved.
+const EDIT_SECRET: &str = "Zx9-EditorOnly-Pw7";
+const DB_PASSWORD: &str = "Hunter2xyz";
+const BEARER: &str = "q8ZbearerOnlyVal3";
+const QUERY_TOKEN: &str = "qtok7Zp2Lm";
+const WS: &str = "acme-payroll";
+
+fn shell(
+    ts: i64,
+    command: &str,
+    cwd: &str,
+    ws: Option<&str>,
+    exit: Option<i64>,
+    ms: Option<i64>,
+) -> Event {
+    let mut e = ev(
+        Kind::ShellCommand,
+        ts,
+        &[
+            ("command", s(command)),
+            ("cwd", s(cwd)),
+            ("shell", s("bash")),
+        ],
+    );
+    if let Some(w) = ws {
+        e.set("workspace", w).unwrap();
+    }
+    if let Some(x) = exit {
+        e.set("exit", x).unwrap();
+    }
+    if let Some(d) = ms {
+        e.set("duration_ms", d).unwrap();
+    }
+    e
+}
+
+/// A `run.test` or `run.build` in the workspace's root.
+fn run(
+    kind: Kind,
+    ts: i64,
+    command: &str,
+    exit: i64,
+    ms: i64,
+    counts: Option<(i64, i64, i64)>,
+) -> Event {
+    let mut e = ev(
+        kind,
+        ts,
+        &[
+            ("command", s(command)),
+            ("cwd", s(".")),
+            ("workspace", s(WS)),
+            ("exit", exit.into()),
+            ("duration_ms", ms.into()),
+            ("runner", s("cargo")),
+        ],
+    );
+    if let Some((p, f, k)) = counts {
+        e.set("passed", p).unwrap();
+        e.set("failed", f).unwrap();
+        e.set("skipped", k).unwrap();
+    }
+    e
+}
+
+fn editor(kind: Kind, ts: i64, path: &str, fields: &[(&str, candor::event::Value)]) -> Event {
+    let mut e = ev(kind, ts, fields);
+    if !matches!(kind, Kind::EditorCommand) || !path.is_empty() {
+        e.set("workspace", WS).unwrap();
+        e.set("path", path).unwrap();
+    }
+    e
+}
+
+/// A stretch of work with an editor plugin and the shell hook: a file
+/// created, a password typed in the editor one key per edit and never
+/// saved, cursor moves, diagnostics, a save with a token in it, commands
+/// with secrets, usernames, hosts and home paths, a failing test run, a
+/// build and a commit. Returns the events and the text typed in the editor.
+fn workflow(t0: i64) -> (Vec<Event>, String) {
+    let path = "src/billing_export.rs";
+    let mut out = vec![
+        ev(
+            Kind::WindowFocus,
+            t0,
+            &[
+                ("app", s("code")),
+                ("title", s("billing_export.rs - acme-payroll")),
+            ],
+        ),
+        file(
+            Kind::FileCreate,
+            t0 + 100 * MS,
+            path,
+            Some("fn main() {}\n"),
+        ),
+        editor(
+            Kind::EditorFocus,
+            t0 + 200 * MS,
+            path,
+            &[("editor", s("vscode")), ("language", s("rust"))],
+        ),
+    ];
+    let typed = format!("let pw = \"{EDIT_SECRET}\";");
+    let mut t = t0 + 300 * MS;
+    for (i, c) in typed.chars().enumerate() {
+        out.push(editor(
+            Kind::EditorEdit,
+            t,
+            path,
+            &[
+                ("offset", (13 + i as i64).into()),
+                ("deleted", 0.into()),
+                ("text", s(&c.to_string())),
+                ("line", 1.into()),
+                ("col", (i as i64).into()),
+                ("editor", s("vscode")),
+            ],
+        ));
+        // The caret follows the text.
+        out.push(editor(
+            Kind::EditorCursor,
+            t + 5 * MS,
+            path,
+            &[("line", 1.into()), ("col", (i as i64 + 1).into())],
+        ));
+        t += 60 * MS;
+    }
+    out.push(editor(
+        Kind::EditorEdit,
+        t,
+        path,
+        &[
+            ("offset", 40.into()),
+            ("deleted", 1.into()),
+            ("text", s("")),
+            ("line", 1.into()),
+            ("editor", s("vscode")),
+        ],
+    ));
+    // A pause, then moving around and selecting.
+    t += 3_000 * MS;
+    out.push(editor(
+        Kind::EditorCursor,
+        t,
+        path,
+        &[("line", 10.into()), ("col", 0.into())],
+    ));
+    out.push(editor(
+        Kind::EditorCursor,
+        t + 300 * MS,
+        path,
+        &[("line", 42.into()), ("col", 4.into())],
+    ));
+    out.push(editor(
+        Kind::EditorSelection,
+        t + 600 * MS,
+        path,
+        &[
+            ("line", 42.into()),
+            ("col", 0.into()),
+            ("end_line", 44.into()),
+            ("end_col", 3.into()),
+        ],
+    ));
+    t += 1_000 * MS;
+    out.push(editor(
+        Kind::EditorCommand,
+        t,
+        path,
+        &[("command", s("editor.action.formatDocument"))],
+    ));
+    for (i, errors) in [1, 1, 0].into_iter().enumerate() {
+        out.push(editor(
+            Kind::EditorDiagnostics,
+            t + (100 + 100 * i as i64) * MS,
+            path,
+            &[
+                ("errors", errors.into()),
+                ("warnings", 2.into()),
+                ("info", 0.into()),
+                ("hints", 1.into()),
+            ],
+        ));
+    }
+    t += 1_000 * MS;
+    out.push(file(
+        Kind::FileModify,
+        t,
+        path,
+        Some(&format!("fn main() {{\n    let token = \"{PAT}\";\n}}\n")),
+    ));
+    // The shell: each command is stamped when it ended.
+    t += 1_000 * MS;
+    out.push(shell(
+        t,
+        &format!("export GITHUB_TOKEN={PAT}"),
+        ".",
+        Some(WS),
+        Some(0),
+        Some(5),
+    ));
+    out.push(shell(
+        t + 2_000 * MS,
+        &format!("mysql -u jdoe -p{DB_PASSWORD} -h db.acme.internal payroll < /home/jdoe/dumps/acme_salaries.sql"),
+        "scripts/acme_tools",
+        Some(WS),
+        Some(1),
+        Some(1_200),
+    ));
+    out.push(shell(
+        t + 3_000 * MS,
+        &format!("curl -H 'Authorization: Bearer {BEARER}' 'https://api.acme-corp.com/v1/payroll?token={QUERY_TOKEN}'"),
+        "outside",
+        None,
+        Some(0),
+        Some(300),
+    ));
+    out.push(shell(
+        t + 4_000 * MS,
+        "ssh jdoe@build-box-7 'tail /home/jdoe/acme.log'",
+        "outside",
+        None,
+        None,
+        None,
+    ));
+    out.push(run(
+        Kind::RunTest,
+        t + 15_000 * MS,
+        "cargo test -p acme-payroll refunds",
+        101,
+        9_000,
+        Some((41, 1, 2)),
+    ));
+    out.push(run(
+        Kind::RunBuild,
+        t + 40_000 * MS,
+        "cargo build --release",
+        0,
+        20_000,
+        None,
+    ));
+    out.push(ev(
+        Kind::GitCommit,
+        t + 41_000 * MS,
+        &[
+            ("workspace", s(WS)),
+            ("hash", s("0123456789abcdef0123456789abcdef01234567")),
+            ("message", s("Refunds")),
+        ],
+    ));
+    (out, typed)
+}
+
+/// The engineer's username and a host name, as a data team configures them.
+fn configure_identity(t: &TestStore) {
+    std::fs::create_dir_all(&t.paths.config_dir).unwrap();
+    std::fs::write(
+        t.paths.config_dir.join("config.toml"),
+        "[redact]\nusers = [\"jdoe\"]\nhosts = [\"build-box-7\"]\n",
+    )
+    .unwrap();
+}
+
+fn main_table(dir: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
+    let mut rd = csv::Reader::from_path(dir.join("progsnap2/MainTable.csv")).unwrap();
+    let header = rd.headers().unwrap().clone();
+    rd.records()
+        .map(|r| {
+            let r = r.unwrap();
+            header
+                .iter()
+                .zip(r.iter())
+                .map(|(h, v)| (h.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn workflow_events_become_redacted_actions_in_every_format() {
+    let t = TestStore::new();
+    configure_identity(&t);
+    grant(&t, WORKFLOW_SCOPES);
+    let (events, typed) = workflow(now_ns());
+    capture(&t, events);
+    let out = t.tmp.path().join("export");
+    export_ok(&t, &out, &[]);
+    let v = verify(&t, &out);
+    assert!(v.status.success(), "verify: {}", stderr(&v));
+
+    // Nothing secret or identifying in any byte of any file.
+    for (path, bytes) in all_bytes(&out) {
+        for needle in [
+            PAT,
+            DB_PASSWORD,
+            BEARER,
+            QUERY_TOKEN,
+            EDIT_SECRET,
+            &EDIT_SECRET[4..14],
+            typed.as_str(),
+            "jdoe",
+            "/home/jdoe",
+            "build-box-7",
+            "acme",
+            "salaries",
+            "dumps",
+        ] {
+            assert!(
+                !contains(&bytes, needle),
+                "{needle} found in {}",
+                path.display()
+            );
+        }
+    }
+
+    let eps = episodes(&out);
+    assert_eq!(eps.len(), 1, "one workspace, no idle gap: one episode");
+    let ep = &eps[0];
+    assert_eq!(ep.end_reason.as_str(), "commit");
+    let src = ep
+        .files
+        .iter()
+        .find(|f| f.final_.path.ends_with(".rs"))
+        .expect("the file");
+    let by_type = |ty: &str| -> Vec<&ActionBody> {
+        ep.actions
+            .iter()
+            .map(|a| &a.body)
+            .filter(|b| b.type_name() == ty)
+            .collect()
+    };
+
+    // The editor: focus, edits summed (never their text), navigation,
+    // a command, diagnostics without repeats; all on the file's pseudonym.
+    let focus = by_type("file_focus");
+    assert_eq!(focus.len(), 1);
+    assert!(
+        matches!(focus[0], ActionBody::FileFocus { file_id, path, language }
+        if *file_id == src.file_id && *path == src.final_.path && language.as_deref() == Some("rust"))
+    );
+    let edits = by_type("editor_edits");
+    assert_eq!(edits.len(), 1, "{edits:?}");
+    match edits[0] {
+        ActionBody::EditorEdits {
+            file_id,
+            edits,
+            inserted_bytes,
+            deleted_bytes,
+            min_line,
+            max_line,
+            duration_ms,
+            ..
+        } => {
+            assert_eq!(*file_id, src.file_id);
+            assert_eq!(*edits, typed.len() as i64 + 1);
+            assert_eq!(*inserted_bytes, typed.len() as i64);
+            assert_eq!(*deleted_bytes, 1);
+            assert_eq!((*min_line, *max_line), (Some(1), Some(1)));
+            assert!(*duration_ms > 0 && duration_ms % 10 == 0);
+        }
+        other => panic!("{other:?}"),
+    }
+    let nav = by_type("navigation");
+    assert_eq!(
+        nav.len(),
+        1,
+        "the caret following the typing is no navigation: {nav:?}"
+    );
+    assert!(
+        matches!(
+            nav[0],
+            ActionBody::Navigation {
+                moves: 2,
+                selections: 1,
+                start_line: 10,
+                end_line: 42,
+                min_line: 10,
+                max_line: 44,
+                ..
+            }
+        ),
+        "{nav:?}"
+    );
+    assert!(
+        matches!(by_type("editor_command")[..], [ActionBody::EditorCommand { command, file_id: Some(f), .. }]
+        if command == "editor.action.formatDocument" && *f == src.file_id)
+    );
+    let diags: Vec<i64> = by_type("diagnostics")
+        .iter()
+        .map(|d| match d {
+            ActionBody::Diagnostics {
+                errors,
+                warnings,
+                hints,
+                ..
+            } => {
+                assert_eq!((*warnings, *hints), (2, 1));
+                *errors
+            }
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(diags, [1, 0], "an unchanged count is not repeated");
+
+    // The shell: commands redacted and anonymized, in order of start.
+    let commands: Vec<(String, String, Option<i64>, Option<i64>)> = by_type("shell_command")
+        .into_iter()
+        .map(|b| match b {
+            ActionBody::ShellCommand {
+                command,
+                cwd,
+                exit,
+                duration_ms,
+            } => (command.clone(), cwd.clone(), *exit, *duration_ms),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(commands.len(), 4, "{commands:?}");
+    assert_eq!(
+        commands[0].0, "export GITHUB_TOKEN=<SECRET:github-pat#1>",
+        "the same placeholder as in the file"
+    );
+    assert_eq!(
+        (commands[0].1.as_str(), commands[0].2, commands[0].3),
+        (".", Some(0), Some(10))
+    );
+    let mysql = &commands[1].0;
+    assert!(
+        mysql.starts_with("mysql -u <USER#1> -p<SECRET:command-password#1> -h <HOST#")
+            && mysql.contains(" payroll < …/home/<USER#1>/")
+            && mysql.ends_with(".sql"),
+        "{mysql}"
+    );
+    assert!(
+        commands[1].1.starts_with("scripts/") && commands[1].1.len() > 8,
+        "cwd hashed: {}",
+        commands[1].1
+    );
+    assert_eq!((commands[1].2, commands[1].3), (Some(1), Some(1_200)));
+    let curl = &commands[2].0;
+    assert!(
+        curl.starts_with("curl -H 'Authorization: Bearer <SECRET:")
+            && curl.contains("https://")
+            && curl.contains("token=<SECRET:"),
+        "{curl}"
+    );
+    assert_eq!(commands[2].1, "outside");
+    assert!(
+        commands[3].0.starts_with("ssh <USER#1>@<HOST#"),
+        "{}",
+        commands[3].0
+    );
+    assert_eq!((commands[3].2, commands[3].3), (None, None));
+
+    let tests = by_type("test_run");
+    assert!(
+        matches!(tests[..], [ActionBody::TestRun { command, cwd, runner, exit: 101, duration_ms: 9_000, passed: Some(41), failed: Some(1), skipped: Some(2) }]
+        if command == "cargo test -p <WORKSPACE> refunds" && cwd == "." && runner == "cargo"),
+        "{tests:?}"
+    );
+    let builds = by_type("build_run");
+    assert!(
+        matches!(builds[..], [ActionBody::BuildRun { command, exit: 0, duration_ms: 20_000, passed: None, .. }]
+        if command == "cargo build --release"),
+        "{builds:?}"
+    );
+    // A run is placed where it started: the build ran for 20 s before the
+    // commit, 1 s after it ended.
+    let at = |ty: &str| {
+        ep.actions
+            .iter()
+            .find(|a| a.body.type_name() == ty)
+            .unwrap()
+            .t_ms
+    };
+    assert_eq!(at("commit") - at("build_run"), 21_000);
+
+    let m = manifest(&out);
+    let findings = &m["redaction"]["findings_by_rule"];
+    assert!(
+        findings["command-password"].as_u64().unwrap() >= 1,
+        "{findings}"
+    );
+    assert!(findings["username"].as_u64().unwrap() >= 3, "{findings}");
+    for ty in [
+        "shell_command",
+        "test_run",
+        "build_run",
+        "file_focus",
+        "editor_edits",
+        "navigation",
+        "editor_command",
+        "diagnostics",
+    ] {
+        assert!(
+            m["counts"]["actions_by_type"][ty].as_u64().unwrap() >= 1,
+            "{ty}"
+        );
+    }
+
+    // ProgSnap2: Run.Program, Run.Test with its outcome and score, Compile
+    // with its result, File.Focus, and X- events for the rest.
+    let rows = main_table(&out);
+    let of = |ty: &str| {
+        rows.iter()
+            .filter(|r| r["EventType"] == ty)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(of("Run.Program").len(), 4);
+    let test = &of("Run.Test")[..];
+    assert_eq!(test.len(), 1);
+    assert_eq!(
+        [
+            &test[0]["ExecutionResult"],
+            &test[0]["Score"],
+            &test[0]["X-Passed"],
+            &test[0]["X-Failed"],
+            &test[0]["X-Runner"]
+        ],
+        ["TestFailed", "0.9762", "41", "1", "cargo"]
+    );
+    let compile = &of("Compile")[..];
+    assert_eq!(compile.len(), 1);
+    assert_eq!(compile[0]["CompileResult"], "Success");
+    assert!(of("File.Focus")
+        .iter()
+        .any(|r| r["X-ActionType"] == "file_focus" && r["CodeStateSection"] == src.final_.path));
+    for ty in [
+        "X-EditorEdits",
+        "X-Navigation",
+        "X-EditorCommand",
+        "X-Diagnostics",
+    ] {
+        assert!(!of(ty).is_empty(), "no {ty}");
+    }
+    assert!(of("Run.Program")
+        .iter()
+        .any(|r| r["X-Command"].starts_with("mysql -u <USER#1> -p<SECRET:")));
+}
+
+#[test]
+fn shell_commands_leave_only_when_granted_at_the_time() {
+    let t = TestStore::new();
+    grant(&t, ALL_SCOPES);
+    let t1 = now_ns();
+    capture(
+        &t,
+        vec![
+            ev(Kind::WindowFocus, t1, &[("app", s("Alacritty"))]),
+            shell(
+                t1 + MS,
+                "echo first-ungranted",
+                ".",
+                Some(WS),
+                Some(0),
+                Some(1),
+            ),
+            run(
+                Kind::RunTest,
+                t1 + 2 * MS,
+                "cargo test first-ungranted",
+                0,
+                1,
+                None,
+            ),
+            editor(
+                Kind::EditorDiagnostics,
+                t1 + 3 * MS,
+                "src/lib.rs",
+                &[
+                    ("errors", 1.into()),
+                    ("warnings", 0.into()),
+                    ("info", 0.into()),
+                    ("hints", 0.into()),
+                ],
+            ),
+        ],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    grant(&t, WORKFLOW_SCOPES);
+    let t2 = now_ns();
+    capture(
+        &t,
+        vec![
+            shell(t2, "echo second-granted", ".", Some(WS), Some(0), Some(1)),
+            run(
+                Kind::RunTest,
+                t2 + MS,
+                "cargo test second-granted",
+                0,
+                1,
+                Some((1, 0, 0)),
+            ),
+        ],
+    );
+    let out = t.tmp.path().join("x");
+    export_ok(&t, &out, &[]);
+    assert!(verify(&t, &out).status.success());
+    let bytes: Vec<u8> = all_bytes(&out).into_iter().flat_map(|(_, b)| b).collect();
+    assert!(
+        !contains(&bytes, "first-ungranted"),
+        "recorded without consent, exported"
+    );
+    assert!(contains(&bytes, "second-granted"));
+    let types: Vec<&'static str> = episodes(&out)
+        .iter()
+        .flat_map(|e| e.actions.iter().map(|a| a.body.type_name()))
+        .collect();
+    assert_eq!(
+        types.iter().filter(|t| **t == "shell_command").count(),
+        1,
+        "{types:?}"
+    );
+    assert_eq!(types.iter().filter(|t| **t == "test_run").count(), 1);
+    assert!(!types.contains(&"diagnostics"));
+    assert_eq!(
+        manifest(&out)["counts"]["events_excluded"]["scope-not-granted"],
+        3,
+        "the command, the test run and the diagnostics"
+    );
+}
+
+#[test]
+fn workflow_events_are_activity_and_belong_to_the_workspace_they_name() {
+    let t = TestStore::new();
+    grant(&t, WORKFLOW_SCOPES);
+    let t0 = now_ns();
+    let min = 60_000 * MS;
+    let mut other = shell(
+        t0 + 2 * min,
+        "make",
+        ".",
+        Some("other-ws"),
+        Some(0),
+        Some(10),
+    );
+    other.set("cwd", "tools").unwrap();
+    capture(
+        &t,
+        vec![
+            file(Kind::FileModify, t0, "src/a.rs", Some("a\n")),
+            // A build of 9 minutes ends 9.5 minutes later: the engineer was
+            // waiting on it, not idle.
+            run(
+                Kind::RunBuild,
+                t0 + 570 * 1_000 * MS,
+                "cargo build",
+                0,
+                540_000,
+                None,
+            ),
+            // From outside every workspace: the episode under way.
+            shell(
+                t0 + 571 * 1_000 * MS,
+                "htop",
+                "outside",
+                None,
+                Some(0),
+                Some(500),
+            ),
+            // In another workspace: a new episode.
+            {
+                other.wall_ns = t0 + 572 * 1_000 * MS;
+                other
+            },
+            // Ten minutes of nothing: idle.
+            editor(
+                Kind::EditorFocus,
+                t0 + 582 * 1_000 * MS + 10 * min,
+                "src/a.rs",
+                &[],
+            ),
+        ],
+    );
+    let out = t.tmp.path().join("x");
+    export_ok(&t, &out, &["--format", "jsonl"]);
+    let eps = episodes(&out);
+    let summary: Vec<(&str, Vec<&str>)> = eps
+        .iter()
+        .map(|e| {
+            (
+                e.end_reason.as_str(),
+                e.actions.iter().map(|a| a.body.type_name()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                "workspace",
+                vec!["file_switch", "edit", "build_run", "shell_command"]
+            ),
+            ("idle", vec!["shell_command"]),
+            ("end", vec!["file_focus"]),
+        ]
+    );
+    assert_eq!(eps[0].workspace_id, eps[2].workspace_id);
+    assert_ne!(eps[0].workspace_id, eps[1].workspace_id);
+    assert!(
+        eps[1].workspace_id.is_some(),
+        "a command names its workspace"
+    );
+}
+
+/// Rewrites `file` of an export and its manifest entry.
+fn rewrite(dir: &Path, file: &str, f: impl FnOnce(String) -> String) {
+    use sha2::Digest;
+    let path = dir.join(file);
+    let text = f(std::fs::read_to_string(&path).unwrap());
+    std::fs::write(&path, &text).unwrap();
+    let mut m = manifest(dir);
+    for e in m["files"].as_array_mut().unwrap() {
+        if e["path"] == file {
+            e["sha256"] = hex::encode(sha2::Sha256::digest(text.as_bytes())).into();
+            e["bytes"] = text.len().into();
+        }
+    }
+    std::fs::write(
+        dir.join("manifest.json"),
+        serde_json::to_vec_pretty(&m).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn verify_finds_a_secret_planted_in_a_command_line() {
+    let t = TestStore::new();
+    grant(&t, WORKFLOW_SCOPES);
+    let t0 = now_ns();
+    capture(
+        &t,
+        vec![shell(
+            t0,
+            "mysql -u app -pSeCrEt1 db",
+            ".",
+            Some(WS),
+            Some(0),
+            Some(20),
+        )],
+    );
+    let out = t.tmp.path().join("x");
+    export_ok(&t, &out, &["--format", "jsonl,progsnap2"]);
+    assert!(verify(&t, &out).status.success());
+    let good_jsonl = std::fs::read_to_string(out.join("episodes.jsonl")).unwrap();
+    assert!(
+        good_jsonl.contains("-p<SECRET:command-password#1>"),
+        "{good_jsonl}"
+    );
+
+    // In the JSONL: a password only the command line's shape gives away.
+    rewrite(&out, "episodes.jsonl", |s| {
+        s.replace("-p<SECRET:command-password#1>", "-pPlanted99")
+    });
+    let v = verify(&t, &out);
+    assert!(
+        !v.status.success() && stderr(&v).contains("command-password"),
+        "{}",
+        stderr(&v)
+    );
+    rewrite(&out, "episodes.jsonl", |_| good_jsonl.clone());
+    assert!(verify(&t, &out).status.success());
+
+    // In the ProgSnap2 MainTable: a token the engine knows, and the same
+    // password.
+    let table = "progsnap2/MainTable.csv";
+    let good = std::fs::read_to_string(out.join(table)).unwrap();
+    for planted in ["-pPlanted99", &format!("-p{PAT}")] {
+        rewrite(&out, table, |s| {
+            s.replace("-p<SECRET:command-password#1>", planted)
+        });
+        let v = verify(&t, &out);
+        assert!(
+            !v.status.success() && stderr(&v).contains("MainTable.csv"),
+            "{planted}: {}",
+            stderr(&v)
+        );
+        rewrite(&out, table, |_| good.clone());
+    }
+    assert!(verify(&t, &out).status.success());
+
+    // An export of another schema is named as such.
+    let mut m = manifest(&out);
+    m["schema_version"] = 1.into();
+    std::fs::write(
+        out.join("manifest.json"),
+        serde_json::to_vec_pretty(&m).unwrap(),
+    )
+    .unwrap();
+    let v = verify(&t, &out);
+    assert!(
+        !v.status.success() && stderr(&v).contains("the export has schema 1"),
+        "{}",
+        stderr(&v)
+    );
+}
+
+#[test]
+fn duckdb_reads_the_workflow_columns() {
+    let have = std::process::Command::new("python3")
+        .args(["-c", "import duckdb"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        skip_or_fail("python3 with duckdb is not installed (scripts/setup.sh installs it)");
+        return;
+    }
+    let t = TestStore::new();
+    configure_identity(&t);
+    grant(&t, WORKFLOW_SCOPES);
+    capture(&t, workflow(now_ns()).0);
+    let out = t.tmp.path().join("export");
+    export_ok(&t, &out, &["--format", "parquet,jsonl"]);
+    let script = r#"
+import duckdb, json, sys
+con = duckdb.connect()
+q = lambda sql: con.execute(sql.replace("{T}", "read_parquet('" + sys.argv[1] + "/parquet/actions/**/*.parquet', hive_partitioning = true, hive_types_autocast = false)")).fetchall()
+print(json.dumps({
+  "tests": q("SELECT runner, exit, passed, failed, skipped, command FROM {T} WHERE type = 'test_run'"),
+  "commands": q("SELECT count(*), count(exit), count(duration_ms) FROM {T} WHERE type = 'shell_command'"),
+  "edits": q("SELECT edits, inserted_bytes, min_line FROM {T} WHERE type = 'editor_edits'"),
+  "diagnostics": q("SELECT sum(errors), sum(warnings) FROM {T} WHERE type = 'diagnostics'"),
+}))
+"#;
+    let res = std::process::Command::new("python3")
+        .args(["-c", script, out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        res.status.success(),
+        "duckdb: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&res.stdout).unwrap();
+    assert_eq!(
+        got["tests"],
+        serde_json::json!([["cargo", 101, 41, 1, 2, "cargo test -p <WORKSPACE> refunds"]])
+    );
+    assert_eq!(got["commands"], serde_json::json!([[4, 3, 3]]));
+    assert_eq!(got["edits"][0][2], 1);
+    assert_eq!(got["diagnostics"], serde_json::json!([[1, 4]]));
+}

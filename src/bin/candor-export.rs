@@ -438,6 +438,45 @@ fn print_episode(out: &mut impl Write, n: usize, ep: &Episode) -> std::io::Resul
             )?,
             ActionBody::Commit { message } => writeln!(out, "{}", message.as_deref().map_or("(message not consented)".to_owned(), |m| format!("{m:?}")))?,
             ActionBody::Gap { reason, duration_ms, lost } => writeln!(out, "{reason}: {duration_ms} ms, {lost} events lost")?,
+            ActionBody::ShellCommand { command, cwd, exit, duration_ms } => writeln!(
+                out,
+                "{command:?} in {cwd}: exit {}, {} ms",
+                exit.map_or("?".to_owned(), |e| e.to_string()),
+                duration_ms.map_or("?".to_owned(), |d| d.to_string())
+            )?,
+            ActionBody::TestRun { command, cwd, runner, exit, duration_ms, passed, failed, skipped }
+            | ActionBody::BuildRun { command, cwd, runner, exit, duration_ms, passed, failed, skipped } => {
+                let n = |v: &Option<i64>| v.map_or("?".to_owned(), |v| v.to_string());
+                writeln!(
+                    out,
+                    "{command:?} in {cwd} ({runner}): exit {exit}, {duration_ms} ms, {} passed, {} failed, {} skipped",
+                    n(passed),
+                    n(failed),
+                    n(skipped)
+                )?
+            }
+            ActionBody::FileFocus { path, language, .. } => writeln!(
+                out,
+                "{path}{}",
+                language.as_deref().map_or(String::new(), |l| format!(" ({l})"))
+            )?,
+            ActionBody::EditorEdits { path, duration_ms, edits, inserted_bytes, deleted_bytes, .. } => writeln!(
+                out,
+                "{path}: {edits} edits, +{inserted_bytes}/-{deleted_bytes} bytes over {duration_ms} ms"
+            )?,
+            ActionBody::Navigation { path, duration_ms, moves, selections, min_line, max_line, .. } => writeln!(
+                out,
+                "{path}: {moves} moves, {selections} selections, lines {min_line}-{max_line}, over {duration_ms} ms"
+            )?,
+            ActionBody::EditorCommand { command, path, .. } => writeln!(
+                out,
+                "{command}{}",
+                path.as_deref().map_or(String::new(), |p| format!(" in {p}"))
+            )?,
+            ActionBody::Diagnostics { path, errors, warnings, info, hints, .. } => writeln!(
+                out,
+                "{path}: {errors} errors, {warnings} warnings, {info} info, {hints} hints"
+            )?,
         }
     }
     Ok(())

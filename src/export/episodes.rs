@@ -6,17 +6,22 @@
 //! then makes the episode's actions: typing bursts (redacted text,
 //! quantized and jittered key timing), edits as unified diffs between
 //! redacted snapshots, file events, focus changes, mouse summaries, commits
-//! and capture gaps. Contents are redacted once, as whole states, and diffs
+//! and capture gaps; and, from the ingest socket's clients, shell commands,
+//! test and build runs (command lines redacted and anonymized, see
+//! [`super::command`]), editor focus, commands and diagnostics, and editor
+//! edits and cursor moves summarized per file (never the text an edit
+//! inserted). Contents are redacted once, as whole states, and diffs
 //! are taken between redacted states, so states and diffs always agree and
 //! replay is exact. Every episode is replayed and re-scanned before it is
 //! handed to a writer; a failure stops the export.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use rand::rngs::SmallRng;
 
 use super::anonymize::{iso_week, Anonymizer};
+use super::command;
 use super::model::{
     Action, ActionBody, CodeState, EndReason, Episode, FileStates, KeyTime, SCHEMA_VERSION,
 };
@@ -24,8 +29,9 @@ use super::replay::{replay, state_id, unified};
 use super::source::Admitted;
 use super::ExportError;
 use crate::event::{Event, Value};
+use crate::redact::engine::apply;
 use crate::redact::keystrokes::{KeyRedaction, KeyStroke};
-use crate::redact::{Placeholders, Redactor};
+use crate::redact::{Finding, Placeholders, Redactor};
 use crate::registry::Kind;
 
 const MS: i64 = 1_000_000;
@@ -33,6 +39,11 @@ const MS: i64 = 1_000_000;
 const BURST_GAP_NS: i64 = 2_000 * MS;
 /// A pause longer than this ends a mouse summary.
 const MOUSE_GAP_NS: i64 = 2_000 * MS;
+/// A pause longer than this ends a run of editor edits, or of cursor moves.
+const EDITOR_GAP_NS: i64 = 2_000 * MS;
+/// A cursor move this soon after an edit in the same file is the caret
+/// following the text typed, not navigation.
+const CARET_NS: i64 = 200 * MS;
 /// The subject of synthetic sessions, which have no consent record.
 pub const SYNTHETIC_SUBJECT: &str = "synthetic";
 
@@ -44,10 +55,42 @@ fn str_field<'a>(e: &'a Event, name: &str) -> Option<&'a str> {
 }
 
 fn int_field(e: &Event, name: &str) -> i64 {
+    opt_int(e, name).unwrap_or(0)
+}
+
+fn opt_int(e: &Event, name: &str) -> Option<i64> {
     match e.get(name) {
-        Some(Value::Int(i)) => *i,
-        _ => 0,
+        Some(Value::Int(i)) => Some(*i),
+        _ => None,
     }
+}
+
+/// The kinds whose `workspace` field places them: file events, commits,
+/// and what the shell hook and editor plugins send.
+fn names_workspace(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::GitCommit
+            | Kind::FileCreate
+            | Kind::FileModify
+            | Kind::FileDelete
+            | Kind::FileRename
+            | Kind::ShellCommand
+            | Kind::RunTest
+            | Kind::RunBuild
+            | Kind::EditorFocus
+            | Kind::EditorEdit
+            | Kind::EditorCursor
+            | Kind::EditorSelection
+            | Kind::EditorCommand
+            | Kind::EditorDiagnostics
+    )
+}
+
+/// When a command started: it is stamped when it ended.
+fn command_start(e: &Event) -> i64 {
+    let ms = int_field(e, "duration_ms").clamp(0, i64::MAX / MS);
+    e.wall_ns.saturating_sub(ms * MS)
 }
 
 /// A focus segment's typed keys, replayed and redacted as a whole, before
@@ -123,16 +166,21 @@ impl Segmenter {
             .covered
             .as_ref()
             .map_or(SYNTHETIC_SUBJECT, |c| c.subject.as_str());
-        let workspace = match a.event.kind {
-            Kind::GitCommit
-            | Kind::FileCreate
-            | Kind::FileModify
-            | Kind::FileDelete
-            | Kind::FileRename => str_field(&a.event, "workspace"),
-            _ => None,
+        // Commands from outside every workspace name none, and join the
+        // episode under way.
+        let workspace = if names_workspace(a.event.kind) {
+            str_field(&a.event, "workspace")
+        } else {
+            None
+        };
+        // A command that ran is activity from its start: a long build
+        // does not make its episode idle.
+        let active_from = match a.event.kind {
+            Kind::ShellCommand | Kind::RunTest | Kind::RunBuild => command_start(&a.event),
+            _ => ts,
         };
         if !self.cur.is_empty() {
-            let end = if ts.saturating_sub(self.last_ts) > self.idle_gap_ns {
+            let end = if active_from.saturating_sub(self.last_ts) > self.idle_gap_ns {
                 Some(EndReason::Idle)
             } else if self.subject.as_deref() != Some(subject) {
                 Some(EndReason::End)
@@ -226,6 +274,9 @@ pub struct BuildStats {
     pub keys: u64,
 }
 
+/// Workspace names and file names, and what replaces them in titles.
+type NameTable = Option<(aho_corasick::AhoCorasick, Vec<String>)>;
+
 /// Turns raw episodes into dataset episodes. One builder serves a whole
 /// export: the placeholder book and the file pseudonyms are shared, so the
 /// same value and the same file read the same in every episode.
@@ -233,8 +284,12 @@ pub struct Builder<'a> {
     redactor: &'a Redactor,
     pub anon: Anonymizer,
     book: Placeholders,
-    /// Workspace names and file names, and what replaces them in titles.
-    names: Option<(aho_corasick::AhoCorasick, Vec<String>)>,
+    /// Workspace names and file names, and what replaces them in titles
+    /// and command lines.
+    names: NameTable,
+    /// Workspace names: a path component that is one becomes
+    /// `<WORKSPACE>` in command lines.
+    workspaces: HashSet<String>,
     files: HashMap<(String, String), Tracked>,
     /// The focus segment being read, until its keys can be redacted.
     pending: Vec<Admitted>,
@@ -247,6 +302,42 @@ struct Burst {
     app: Option<String>,
     /// (event index, time, class)
     keys: Vec<(usize, i64, String)>,
+}
+
+/// Editor edits to one file, summed.
+struct EditAcc {
+    key: (String, String),
+    start: i64,
+    last: i64,
+    edits: i64,
+    inserted: i64,
+    deleted: i64,
+    min_line: Option<i64>,
+    max_line: Option<i64>,
+}
+
+/// Cursor moves and selections in one file, summed.
+struct NavAcc {
+    key: (String, String),
+    start: i64,
+    last: i64,
+    moves: u32,
+    selections: u32,
+    start_line: i64,
+    end_line: i64,
+    min_line: i64,
+    max_line: i64,
+}
+
+/// What an episode remembers of the editor, to leave out repeats.
+#[derive(Default)]
+struct EditorSeen {
+    /// The file the editor last showed.
+    focus: Option<(String, String)>,
+    /// Each file's last diagnostics counts.
+    diagnostics: HashMap<(String, String), [i64; 4]>,
+    /// The file and time of the last edit (the caret follows it).
+    last_edit: Option<((String, String), i64)>,
 }
 
 #[derive(Default)]
@@ -267,6 +358,7 @@ impl<'a> Builder<'a> {
             anon,
             book: Placeholders::new(),
             names: None,
+            workspaces: HashSet::new(),
             files: HashMap::new(),
             pending: Vec::new(),
             stats: BuildStats::default(),
@@ -281,6 +373,9 @@ impl<'a> Builder<'a> {
         let mut pairs: Vec<(String, String)> = Vec::new();
         for (ws, path) in names {
             if path.is_empty() {
+                if !ws.is_empty() {
+                    self.workspaces.insert(ws.clone());
+                }
                 if ws.chars().count() >= 3 {
                     pairs.push((ws.clone(), "<WORKSPACE>".into()));
                 }
@@ -310,28 +405,185 @@ impl<'a> Builder<'a> {
 
     /// A title with file and workspace names replaced, then redacted.
     fn title(&mut self, title: &str) -> String {
-        let named = match &self.names {
-            None => title.to_owned(),
-            Some((ac, repl)) => {
-                let mut out = String::with_capacity(title.len());
-                let mut at = 0;
-                let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
-                for m in ac.find_iter(title) {
-                    let before = title[..m.start()].chars().next_back();
-                    let after = title[m.end()..].chars().next();
-                    if m.start() < at || word(before) || word(after) {
-                        continue;
-                    }
-                    out.push_str(&title[at..m.start()]);
-                    out.push_str(&repl[m.pattern().as_usize()]);
-                    at = m.end();
-                }
-                out.push_str(&title[at..]);
-                out
-            }
-        };
+        let named = replace_names(&self.names, title);
         let pathless = self.title_paths(&named);
         self.redact(&pathless)
+    }
+
+    /// A command line, redacted (the engine's rules and the command line's
+    /// own: [`command::findings`]), then with paths, URLs, hosts and names
+    /// anonymized ([`command::anonymize`]).
+    fn command_line(&mut self, raw: &str) -> String {
+        let found = command::merge(self.redactor.scan(raw), command::findings(raw));
+        let redacted = self.apply(raw, &found);
+        let Builder {
+            anon,
+            names,
+            workspaces,
+            ..
+        } = self;
+        let replace = |s: &str| replace_names(names, s);
+        let mut n = command::Names {
+            anon,
+            workspaces,
+            replace: &replace,
+        };
+        let out = command::anonymize(&redacted, &mut n);
+        // What the scan of `verify` would find is taken out here too
+        // (normally nothing: anonymizing only hashes and keeps placeholders).
+        let stats = &mut self.stats;
+        command::settle(out, self.redactor, &mut self.book, |f| {
+            *stats.findings_by_rule.entry(f.rule).or_default() += 1;
+        })
+    }
+
+    /// Puts placeholders in for `found`, counting them for the manifest.
+    fn apply(&mut self, text: &str, found: &[Finding]) -> String {
+        if found.is_empty() {
+            return text.to_owned();
+        }
+        for f in found {
+            *self.stats.findings_by_rule.entry(f.rule).or_default() += 1;
+        }
+        apply(text, found, &mut self.book)
+    }
+
+    /// A working directory relative to its workspace, hashed as file paths
+    /// are; `.` and `outside` say where, and stay.
+    fn cwd(&mut self, cwd: &str) -> String {
+        match cwd {
+            "" | "." | "./" => ".".to_owned(),
+            "outside" => "outside".to_owned(),
+            c => self.anon.path(c),
+        }
+    }
+
+    /// A file of a workspace as editor events name it: its pseudonym (the
+    /// one its saves have) and its anonymized path.
+    fn file_ref(&mut self, e: &Event) -> Option<((String, String), String, String)> {
+        let ws = str_field(e, "workspace")?.to_owned();
+        let path = str_field(e, "path")?.to_owned();
+        let key = (ws, path);
+        let (id, anon_path) = self.key_ref(&key);
+        Some((key, id, anon_path))
+    }
+
+    /// The actions of the editor's own events (the editor plugins', sent over
+    /// the ingest socket), other than edits and cursor moves.
+    fn editor(&mut self, e: &Event, seen: &mut EditorSeen, actions: &mut Vec<(i64, ActionBody)>) {
+        let ts = e.wall_ns;
+        match e.kind {
+            Kind::EditorFocus => {
+                let Some((key, file_id, path)) = self.file_ref(e) else {
+                    return;
+                };
+                if seen.focus.as_ref() == Some(&key) {
+                    return;
+                }
+                seen.focus = Some(key);
+                let language = str_field(e, "language")
+                    .filter(|l| {
+                        !l.is_empty()
+                            && l.len() <= 40
+                            && l.bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"+#._-".contains(&b))
+                    })
+                    .map(|l| self.redact(l));
+                actions.push((
+                    ts,
+                    ActionBody::FileFocus {
+                        file_id,
+                        path,
+                        language,
+                    },
+                ));
+            }
+            Kind::EditorCommand => {
+                let command = self.redact(str_field(e, "command").unwrap_or(""));
+                let (file_id, path) = match self.file_ref(e) {
+                    Some((_, id, p)) => (Some(id), Some(p)),
+                    None => (None, None),
+                };
+                actions.push((
+                    ts,
+                    ActionBody::EditorCommand {
+                        command,
+                        file_id,
+                        path,
+                    },
+                ));
+            }
+            Kind::EditorDiagnostics => {
+                let Some((key, file_id, path)) = self.file_ref(e) else {
+                    return;
+                };
+                let counts = ["errors", "warnings", "info", "hints"].map(|f| int_field(e, f));
+                if seen.diagnostics.insert(key, counts) == Some(counts) {
+                    return;
+                }
+                let [errors, warnings, info, hints] = counts;
+                actions.push((
+                    ts,
+                    ActionBody::Diagnostics {
+                        file_id,
+                        path,
+                        errors,
+                        warnings,
+                        info,
+                        hints,
+                    },
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    fn edit_action(&mut self, acc: EditAcc) -> (i64, ActionBody) {
+        let (file_id, path) = self.key_ref(&acc.key);
+        (
+            acc.start,
+            ActionBody::EditorEdits {
+                file_id,
+                path,
+                duration_ms: (acc.last - acc.start) / MS,
+                edits: acc.edits,
+                inserted_bytes: acc.inserted,
+                deleted_bytes: acc.deleted,
+                min_line: acc.min_line,
+                max_line: acc.max_line,
+            },
+        )
+    }
+
+    fn nav_action(&mut self, acc: NavAcc) -> (i64, ActionBody) {
+        let (file_id, path) = self.key_ref(&acc.key);
+        (
+            acc.start,
+            ActionBody::Navigation {
+                file_id,
+                path,
+                duration_ms: (acc.last - acc.start) / MS,
+                moves: acc.moves,
+                selections: acc.selections,
+                start_line: acc.start_line,
+                end_line: acc.end_line,
+                min_line: acc.min_line,
+                max_line: acc.max_line,
+            },
+        )
+    }
+
+    /// A file's pseudonym and anonymized path, without registering it: a
+    /// file only looked at has no known state, and must not hide its first
+    /// snapshot from a later save.
+    fn key_ref(&mut self, key: &(String, String)) -> (String, String) {
+        let id = match self.files.get(key) {
+            Some(t) => t.file_id.clone(),
+            None => self
+                .anon
+                .pseudonym("file", &format!("{}\0{}", key.0, key.1)),
+        };
+        (id, self.anon.path(&key.1))
     }
 
     /// Paths in a title (`vim /srv/clients/acme/x.rs`, `~/src/acme`) keep
@@ -489,6 +741,9 @@ impl<'a> Builder<'a> {
         let mut app: Option<String> = None;
         let mut ep_files: Vec<EpFile> = Vec::new();
         let mut last_file: Option<usize> = None;
+        let mut edits: Option<EditAcc> = None;
+        let mut nav: Option<NavAcc> = None;
+        let mut seen = EditorSeen::default();
 
         for (i, e) in events.iter().enumerate() {
             let ts = e.wall_ns;
@@ -535,6 +790,97 @@ impl<'a> Builder<'a> {
                         _ => {}
                     }
                 }
+                // An editor sends an edit and a cursor move with each key:
+                // they run alongside typing, summed per file.
+                Kind::EditorEdit => {
+                    let Some(key) = str_field(e, "workspace")
+                        .zip(str_field(e, "path"))
+                        .map(|(w, p)| (w.to_owned(), p.to_owned()))
+                    else {
+                        continue;
+                    };
+                    if edits
+                        .as_ref()
+                        .is_some_and(|a| a.key != key || ts - a.last > EDITOR_GAP_NS)
+                    {
+                        let a = edits.take().expect("checked");
+                        actions.push(self.edit_action(a));
+                    }
+                    let acc = edits.get_or_insert_with(|| EditAcc {
+                        key: key.clone(),
+                        start: ts,
+                        last: ts,
+                        edits: 0,
+                        inserted: 0,
+                        deleted: 0,
+                        min_line: None,
+                        max_line: None,
+                    });
+                    acc.last = ts;
+                    acc.edits += 1;
+                    // Only the inserted text's length: the text itself
+                    // never leaves (a secret typed one key per edit could
+                    // not be told from the rest).
+                    acc.inserted += str_field(e, "text").map_or(0, str::len) as i64;
+                    acc.deleted += int_field(e, "deleted").max(0);
+                    if let Some(line) = opt_int(e, "line") {
+                        acc.min_line = Some(acc.min_line.map_or(line, |m| m.min(line)));
+                        acc.max_line = Some(acc.max_line.map_or(line, |m| m.max(line)));
+                    }
+                    seen.last_edit = Some((key, ts));
+                }
+                Kind::EditorCursor | Kind::EditorSelection => {
+                    let Some(key) = str_field(e, "workspace")
+                        .zip(str_field(e, "path"))
+                        .map(|(w, p)| (w.to_owned(), p.to_owned()))
+                    else {
+                        continue;
+                    };
+                    let caret = e.kind == Kind::EditorCursor
+                        && seen
+                            .last_edit
+                            .as_ref()
+                            .is_some_and(|(k, t)| *k == key && ts - t <= CARET_NS);
+                    if caret {
+                        continue;
+                    }
+                    if nav
+                        .as_ref()
+                        .is_some_and(|a| a.key != key || ts - a.last > EDITOR_GAP_NS)
+                    {
+                        let a = nav.take().expect("checked");
+                        actions.push(self.nav_action(a));
+                    }
+                    let line = int_field(e, "line");
+                    let acc = nav.get_or_insert(NavAcc {
+                        key,
+                        start: ts,
+                        last: ts,
+                        moves: 0,
+                        selections: 0,
+                        start_line: line,
+                        end_line: line,
+                        min_line: line,
+                        max_line: line,
+                    });
+                    acc.last = ts;
+                    acc.end_line = line;
+                    acc.min_line = acc.min_line.min(line);
+                    acc.max_line = acc.max_line.max(line);
+                    if e.kind == Kind::EditorSelection {
+                        acc.selections += 1;
+                        let end = int_field(e, "end_line");
+                        acc.min_line = acc.min_line.min(end);
+                        acc.max_line = acc.max_line.max(end);
+                    } else {
+                        acc.moves += 1;
+                    }
+                }
+                // Diagnostics and editor commands come in the middle of
+                // typing; they do not cut it.
+                Kind::EditorDiagnostics | Kind::EditorCommand => {
+                    self.editor(e, &mut seen, &mut actions);
+                }
                 _ => {
                     // Anything else closes the burst and the pointer run, so
                     // the order of typing, saves and switches survives.
@@ -544,7 +890,17 @@ impl<'a> Builder<'a> {
                     if let Some(m) = mouse.take() {
                         actions.push(mouse_action(m));
                     }
-                    self.other(e, &mut actions, &mut app, &mut ep_files, &mut last_file)?;
+                    if let Some(a) = edits.take() {
+                        actions.push(self.edit_action(a));
+                    }
+                    if let Some(a) = nav.take() {
+                        actions.push(self.nav_action(a));
+                    }
+                    if e.kind == Kind::EditorFocus {
+                        self.editor(e, &mut seen, &mut actions);
+                    } else {
+                        self.other(e, &mut actions, &mut app, &mut ep_files, &mut last_file)?;
+                    }
                 }
             }
         }
@@ -553,6 +909,12 @@ impl<'a> Builder<'a> {
         }
         if let Some(m) = mouse.take() {
             actions.push(mouse_action(m));
+        }
+        if let Some(a) = edits.take() {
+            actions.push(self.edit_action(a));
+        }
+        if let Some(a) = nav.take() {
+            actions.push(self.nav_action(a));
         }
         actions.sort_by_key(|(t, _)| *t);
 
@@ -576,8 +938,21 @@ impl<'a> Builder<'a> {
                 // A burst's start is a key press: jittered like the keys.
                 let t = match &mut body {
                     ActionBody::Typing { .. } => self.anon.key_offset(ms, &mut rng),
-                    ActionBody::Mouse { duration_ms, .. } | ActionBody::Gap { duration_ms, .. } => {
+                    // Its start is a key press too.
+                    ActionBody::EditorEdits { duration_ms, .. } => {
                         *duration_ms = self.anon.quantize(*duration_ms);
+                        self.anon.key_offset(ms, &mut rng)
+                    }
+                    ActionBody::Mouse { duration_ms, .. }
+                    | ActionBody::Gap { duration_ms, .. }
+                    | ActionBody::Navigation { duration_ms, .. }
+                    | ActionBody::TestRun { duration_ms, .. }
+                    | ActionBody::BuildRun { duration_ms, .. } => {
+                        *duration_ms = self.anon.quantize(*duration_ms);
+                        self.anon.quantize(ms)
+                    }
+                    ActionBody::ShellCommand { duration_ms, .. } => {
+                        *duration_ms = duration_ms.map(|d| self.anon.quantize(d));
                         self.anon.quantize(ms)
                     }
                     _ => self.anon.quantize(ms),
@@ -728,6 +1103,57 @@ impl<'a> Builder<'a> {
                 let message = str_field(e, "message").map(|m| self.redact(m));
                 actions.push((ts, ActionBody::Commit { message }));
             }
+            Kind::ShellCommand | Kind::RunTest | Kind::RunBuild => {
+                if !ws.is_empty() && !self.workspaces.contains(&ws) {
+                    self.workspaces.insert(ws.clone());
+                }
+                let command = self.command_line(str_field(e, "command").unwrap_or(""));
+                let cwd = self.cwd(str_field(e, "cwd").unwrap_or("outside"));
+                let exit = opt_int(e, "exit");
+                let duration_ms = opt_int(e, "duration_ms").map(|d| d.max(0));
+                // Placed where it started: the event is stamped at its end.
+                let start = command_start(e);
+                let body = if e.kind == Kind::ShellCommand {
+                    ActionBody::ShellCommand {
+                        command,
+                        cwd,
+                        exit,
+                        duration_ms,
+                    }
+                } else {
+                    let runner = str_field(e, "runner").unwrap_or("other").to_owned();
+                    let (exit, duration_ms) = (exit.unwrap_or(0), duration_ms.unwrap_or(0));
+                    let (passed, failed, skipped) = (
+                        opt_int(e, "passed"),
+                        opt_int(e, "failed"),
+                        opt_int(e, "skipped"),
+                    );
+                    if e.kind == Kind::RunTest {
+                        ActionBody::TestRun {
+                            command,
+                            cwd,
+                            runner,
+                            exit,
+                            duration_ms,
+                            passed,
+                            failed,
+                            skipped,
+                        }
+                    } else {
+                        ActionBody::BuildRun {
+                            command,
+                            cwd,
+                            runner,
+                            exit,
+                            duration_ms,
+                            passed,
+                            failed,
+                            skipped,
+                        }
+                    }
+                };
+                actions.push((start, body));
+            }
             Kind::CaptureGap => actions.push((
                 ts,
                 ActionBody::Gap {
@@ -868,6 +1294,29 @@ impl<'a> Builder<'a> {
         });
         ep_files.len() - 1
     }
+}
+
+/// `text` with the workspace and file names of `names` replaced, where
+/// they stand as words.
+fn replace_names(names: &NameTable, text: &str) -> String {
+    let Some((ac, repl)) = names else {
+        return text.to_owned();
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    for m in ac.find_iter(text) {
+        let before = text[..m.start()].chars().next_back();
+        let after = text[m.end()..].chars().next();
+        if m.start() < at || word(before) || word(after) {
+            continue;
+        }
+        out.push_str(&text[at..m.start()]);
+        out.push_str(&repl[m.pattern().as_usize()]);
+        at = m.end();
+    }
+    out.push_str(&text[at..]);
+    out
 }
 
 fn mouse_action(m: MouseAcc) -> (i64, ActionBody) {

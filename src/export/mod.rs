@@ -13,6 +13,7 @@
 //! - [`sink`], [`jsonl`], [`parquet`], [`progsnap2`]: the writers.
 
 pub mod anonymize;
+pub mod command;
 pub mod episodes;
 pub mod jsonl;
 pub mod manifest;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 /// The version of the episode schema (JSONL lines, Parquet columns,
 /// ProgSnap2 columns).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Why an episode ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,6 +166,91 @@ pub enum ActionBody {
         duration_ms: i64,
         lost: i64,
     },
+    /// A command line run in a shell (`shell.commands`), placed at its
+    /// start.
+    ShellCommand {
+        /// Redacted, with paths, users and hosts anonymized.
+        command: String,
+        /// The working directory relative to the workspace, anonymized like
+        /// file paths; `.` for the workspace root, `outside` outside every
+        /// watched workspace.
+        cwd: String,
+        /// `None` when the shell or the daemon ended first.
+        exit: Option<i64>,
+        duration_ms: Option<i64>,
+    },
+    /// Tests run through `candor run`, with what the runner's output said.
+    TestRun {
+        command: String,
+        cwd: String,
+        /// `cargo`, `pytest`, `go`, `npm` or `other`.
+        runner: String,
+        exit: i64,
+        duration_ms: i64,
+        passed: Option<i64>,
+        failed: Option<i64>,
+        skipped: Option<i64>,
+    },
+    /// A build run through `candor run`.
+    BuildRun {
+        command: String,
+        cwd: String,
+        runner: String,
+        exit: i64,
+        duration_ms: i64,
+        passed: Option<i64>,
+        failed: Option<i64>,
+        skipped: Option<i64>,
+    },
+    /// The editor showed another file (an editor plugin's focus event).
+    FileFocus {
+        file_id: String,
+        path: String,
+        /// The editor's language id (`rust`, `python`), when it sent one.
+        language: Option<String>,
+    },
+    /// Edits made in the editor to one file without a pause of 2 s or
+    /// more, summarized: never their text, offsets or per-edit timing.
+    EditorEdits {
+        file_id: String,
+        path: String,
+        duration_ms: i64,
+        edits: i64,
+        inserted_bytes: i64,
+        deleted_bytes: i64,
+        /// The lines the edits started on (0-based), when the editor sent
+        /// them.
+        min_line: Option<i64>,
+        max_line: Option<i64>,
+    },
+    /// Cursor moves and selections in one file without a pause of 2 s or
+    /// more, summarized. Lines are 0-based.
+    Navigation {
+        file_id: String,
+        path: String,
+        duration_ms: i64,
+        moves: u32,
+        selections: u32,
+        start_line: i64,
+        end_line: i64,
+        min_line: i64,
+        max_line: i64,
+    },
+    /// An editor command, by its id (never its arguments).
+    EditorCommand {
+        command: String,
+        file_id: Option<String>,
+        path: Option<String>,
+    },
+    /// A file's diagnostics changed: their counts by severity.
+    Diagnostics {
+        file_id: String,
+        path: String,
+        errors: i64,
+        warnings: i64,
+        info: i64,
+        hints: i64,
+    },
 }
 
 impl ActionBody {
@@ -182,8 +267,38 @@ impl ActionBody {
             ActionBody::Mouse { .. } => "mouse",
             ActionBody::Commit { .. } => "commit",
             ActionBody::Gap { .. } => "gap",
+            ActionBody::ShellCommand { .. } => "shell_command",
+            ActionBody::TestRun { .. } => "test_run",
+            ActionBody::BuildRun { .. } => "build_run",
+            ActionBody::FileFocus { .. } => "file_focus",
+            ActionBody::EditorEdits { .. } => "editor_edits",
+            ActionBody::Navigation { .. } => "navigation",
+            ActionBody::EditorCommand { .. } => "editor_command",
+            ActionBody::Diagnostics { .. } => "diagnostics",
         }
     }
+
+    /// Every `type` tag, in declaration order.
+    pub const TYPE_NAMES: [&'static str; 18] = [
+        "typing",
+        "edit",
+        "file_switch",
+        "file_create",
+        "file_delete",
+        "file_rename",
+        "focus",
+        "mouse",
+        "commit",
+        "gap",
+        "shell_command",
+        "test_run",
+        "build_run",
+        "file_focus",
+        "editor_edits",
+        "navigation",
+        "editor_command",
+        "diagnostics",
+    ];
 
     /// The text fields a redaction scan must find clean.
     pub fn texts(&self) -> Vec<&str> {
@@ -193,9 +308,26 @@ impl ActionBody {
             ActionBody::Edit { diff, .. } | ActionBody::FileCreate { diff, .. } => out.extend(diff),
             ActionBody::Focus { app, title } => out.extend([app, title].into_iter().flatten()),
             ActionBody::Commit { message } => out.extend(message),
+            ActionBody::ShellCommand { command, cwd, .. }
+            | ActionBody::TestRun { command, cwd, .. }
+            | ActionBody::BuildRun { command, cwd, .. } => out.extend([command, cwd]),
+            ActionBody::FileFocus { language, .. } => out.extend(language),
+            ActionBody::EditorCommand { command, .. } => out.push(command),
             _ => {}
         }
         out.into_iter().map(String::as_str).collect()
+    }
+
+    /// The command lines, which a redaction scan must also find free of
+    /// the secrets only a command line's shape gives away
+    /// ([`super::command::secrets`]: `mysql -pHunter2`).
+    pub fn command_line(&self) -> Option<&str> {
+        match self {
+            ActionBody::ShellCommand { command, .. }
+            | ActionBody::TestRun { command, .. }
+            | ActionBody::BuildRun { command, .. } => Some(command),
+            _ => None,
+        }
     }
 }
 

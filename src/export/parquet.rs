@@ -38,7 +38,7 @@
 //! each file's key-value metadata holds `candor.table` and `candor.schema`
 //! (the [`SCHEMA_VERSION`]).
 //!
-//! # Schema (version 1)
+//! # Schema (version 2)
 //!
 //! Strings are UTF-8 (`BYTE_ARRAY` annotated `STRING`); lists use the
 //! standard three-level `LIST` layout. Partition columns are marked *(path)*.
@@ -71,9 +71,9 @@
 //! | `episode_id` | string | no | the episode the action belongs to |
 //! | `seq` | int64 | no | position in the episode, from 0 |
 //! | `t_ms` | int64 | no | time since the episode's start |
-//! | `type` | string | no | `typing`, `edit`, `file_switch`, `file_create`, `file_delete`, `file_rename`, `focus`, `mouse`, `commit` or `gap` |
-//! | `file_id` | string | yes | file pseudonym (`edit`, `file_switch`, `file_create`, `file_delete`, `file_rename`) |
-//! | `path` | string | yes | anonymized path (`edit`, `file_switch`, `file_create`, `file_delete`) |
+//! | `type` | string | no | the action type, as in the JSONL (`typing`, `edit`, … `diagnostics`) |
+//! | `file_id` | string | yes | file pseudonym (`edit`, `file_switch`, `file_create`, `file_delete`, `file_rename`, `file_focus`, `editor_edits`, `navigation`, `diagnostics`; `editor_command` when it names a file) |
+//! | `path` | string | yes | anonymized path (the same types but `file_rename`) |
 //! | `from_path` | string | yes | path before a `file_rename` |
 //! | `to_path` | string | yes | path after a `file_rename` |
 //! | `app` | string | yes | application (`typing`, `focus`); null when unknown |
@@ -81,8 +81,8 @@
 //! | `text` | string | yes | redacted typed text (`typing`, with `keys.text`) |
 //! | `diff` | string | yes | unified diff from the previous state (`edit`, `file_create`, with `editor.content`) |
 //! | `state_id` | string | yes | SHA-256 of the content after the action (`edit`, `file_create`) |
-//! | `duration_ms` | int64 | yes | length (`typing`, `mouse`, `gap`) |
-//! | `moves` | int64 | yes | pointer moves (`mouse`) |
+//! | `duration_ms` | int64 | yes | length (`typing`, `mouse`, `gap`, `test_run`, `build_run`, `editor_edits`, `navigation`; `shell_command` when known) |
+//! | `moves` | int64 | yes | pointer moves (`mouse`), cursor moves (`navigation`) |
 //! | `distance_px` | int64 | yes | pointer distance in pixels (`mouse`) |
 //! | `clicks` | int64 | yes | clicks (`mouse`) |
 //! | `scroll` | int64 | yes | scroll amount (`mouse`) |
@@ -91,6 +91,17 @@
 //! | `lost` | int64 | yes | events lost (`gap`) |
 //! | `key_t_ms` | list\<int64\> | yes | per key, offset from the burst's start (`typing`; empty list when no keys, null for other types) |
 //! | `key_class` | list\<string\> | yes | per key, its class, aligned with `key_t_ms` (`typing`; null for other types) |
+//! | `command` | string | yes | the command line, redacted and anonymized (`shell_command`, `test_run`, `build_run`); the command id (`editor_command`) |
+//! | `cwd` | string | yes | working directory relative to the workspace, anonymized; `.` or `outside` (`shell_command`, `test_run`, `build_run`) |
+//! | `exit` | int64 | yes | exit status (`test_run`, `build_run`; `shell_command` when known) |
+//! | `runner` | string | yes | `cargo`, `pytest`, `go`, `npm` or `other` (`test_run`, `build_run`) |
+//! | `passed`, `failed`, `skipped` | int64 | yes | test counts, where the runner's output gave them (`test_run`, `build_run`) |
+//! | `language` | string | yes | the editor's language id (`file_focus`) |
+//! | `edits`, `inserted_bytes`, `deleted_bytes` | int64 | yes | edit count and bytes in and out (`editor_edits`) |
+//! | `selections` | int64 | yes | selections made (`navigation`) |
+//! | `start_line`, `end_line` | int64 | yes | the cursor's first and last line, 0-based (`navigation`) |
+//! | `min_line`, `max_line` | int64 | yes | the lines reached (`navigation`) or edited (`editor_edits`), 0-based |
+//! | `errors`, `warnings`, `info`, `hints` | int64 | yes | diagnostics by severity (`diagnostics`) |
 //!
 //! ## `files`: two rows per file an episode touches
 //!
@@ -189,6 +200,26 @@ const ACTIONS_SCHEMA: &str = "message actions {
       required binary element (STRING);
     }
   }
+  optional binary command (STRING);
+  optional binary cwd (STRING);
+  optional int64 exit;
+  optional binary runner (STRING);
+  optional int64 passed;
+  optional int64 failed;
+  optional int64 skipped;
+  optional binary language (STRING);
+  optional int64 edits;
+  optional int64 inserted_bytes;
+  optional int64 deleted_bytes;
+  optional int64 selections;
+  optional int64 start_line;
+  optional int64 end_line;
+  optional int64 min_line;
+  optional int64 max_line;
+  optional int64 errors;
+  optional int64 warnings;
+  optional int64 info;
+  optional int64 hints;
 }";
 
 const FILES_SCHEMA: &str = "message files {
@@ -773,6 +804,26 @@ fn action_cells<'a>(episode_id: &'a str, action: &'a Action) -> Vec<Cell<'a>> {
         reason: Option<&'a str>,
         lost: Option<i64>,
         keys: Option<&'a [KeyTime]>,
+        command: Option<&'a str>,
+        cwd: Option<&'a str>,
+        exit: Option<i64>,
+        runner: Option<&'a str>,
+        passed: Option<i64>,
+        failed: Option<i64>,
+        skipped: Option<i64>,
+        language: Option<&'a str>,
+        edits: Option<i64>,
+        inserted_bytes: Option<i64>,
+        deleted_bytes: Option<i64>,
+        selections: Option<i64>,
+        start_line: Option<i64>,
+        end_line: Option<i64>,
+        min_line: Option<i64>,
+        max_line: Option<i64>,
+        errors: Option<i64>,
+        warnings: Option<i64>,
+        info: Option<i64>,
+        hints: Option<i64>,
     }
     let mut c = Cols::default();
     match &action.body {
@@ -840,6 +891,119 @@ fn action_cells<'a>(episode_id: &'a str, action: &'a Action) -> Vec<Cell<'a>> {
             c.duration_ms = Some(*duration_ms);
             c.lost = Some(*lost);
         }
+        ActionBody::ShellCommand {
+            command,
+            cwd,
+            exit,
+            duration_ms,
+        } => {
+            c.command = Some(command);
+            c.cwd = Some(cwd);
+            c.exit = *exit;
+            c.duration_ms = *duration_ms;
+        }
+        ActionBody::TestRun {
+            command,
+            cwd,
+            runner,
+            exit,
+            duration_ms,
+            passed,
+            failed,
+            skipped,
+        }
+        | ActionBody::BuildRun {
+            command,
+            cwd,
+            runner,
+            exit,
+            duration_ms,
+            passed,
+            failed,
+            skipped,
+        } => {
+            c.command = Some(command);
+            c.cwd = Some(cwd);
+            c.runner = Some(runner);
+            c.exit = Some(*exit);
+            c.duration_ms = Some(*duration_ms);
+            c.passed = *passed;
+            c.failed = *failed;
+            c.skipped = *skipped;
+        }
+        ActionBody::FileFocus {
+            file_id,
+            path,
+            language,
+        } => {
+            c.file_id = Some(file_id);
+            c.path = Some(path);
+            c.language = language.as_deref();
+        }
+        ActionBody::EditorEdits {
+            file_id,
+            path,
+            duration_ms,
+            edits,
+            inserted_bytes,
+            deleted_bytes,
+            min_line,
+            max_line,
+        } => {
+            c.file_id = Some(file_id);
+            c.path = Some(path);
+            c.duration_ms = Some(*duration_ms);
+            c.edits = Some(*edits);
+            c.inserted_bytes = Some(*inserted_bytes);
+            c.deleted_bytes = Some(*deleted_bytes);
+            c.min_line = *min_line;
+            c.max_line = *max_line;
+        }
+        ActionBody::Navigation {
+            file_id,
+            path,
+            duration_ms,
+            moves,
+            selections,
+            start_line,
+            end_line,
+            min_line,
+            max_line,
+        } => {
+            c.file_id = Some(file_id);
+            c.path = Some(path);
+            c.duration_ms = Some(*duration_ms);
+            c.moves = Some(i64::from(*moves));
+            c.selections = Some(i64::from(*selections));
+            c.start_line = Some(*start_line);
+            c.end_line = Some(*end_line);
+            c.min_line = Some(*min_line);
+            c.max_line = Some(*max_line);
+        }
+        ActionBody::EditorCommand {
+            command,
+            file_id,
+            path,
+        } => {
+            c.command = Some(command);
+            c.file_id = file_id.as_deref();
+            c.path = path.as_deref();
+        }
+        ActionBody::Diagnostics {
+            file_id,
+            path,
+            errors,
+            warnings,
+            info,
+            hints,
+        } => {
+            c.file_id = Some(file_id);
+            c.path = Some(path);
+            c.errors = Some(*errors);
+            c.warnings = Some(*warnings);
+            c.info = Some(*info);
+            c.hints = Some(*hints);
+        }
     }
     vec![
         Cell::Str(episode_id),
@@ -865,6 +1029,26 @@ fn action_cells<'a>(episode_id: &'a str, action: &'a Action) -> Vec<Cell<'a>> {
         Cell::OptI64(c.lost),
         Cell::ListI64(c.keys.map(|k| k.iter().map(|k| k.t).collect())),
         Cell::ListStr(c.keys.map(|k| k.iter().map(|k| k.class.as_str()).collect())),
+        Cell::OptStr(c.command),
+        Cell::OptStr(c.cwd),
+        Cell::OptI64(c.exit),
+        Cell::OptStr(c.runner),
+        Cell::OptI64(c.passed),
+        Cell::OptI64(c.failed),
+        Cell::OptI64(c.skipped),
+        Cell::OptStr(c.language),
+        Cell::OptI64(c.edits),
+        Cell::OptI64(c.inserted_bytes),
+        Cell::OptI64(c.deleted_bytes),
+        Cell::OptI64(c.selections),
+        Cell::OptI64(c.start_line),
+        Cell::OptI64(c.end_line),
+        Cell::OptI64(c.min_line),
+        Cell::OptI64(c.max_line),
+        Cell::OptI64(c.errors),
+        Cell::OptI64(c.warnings),
+        Cell::OptI64(c.info),
+        Cell::OptI64(c.hints),
     ]
 }
 
@@ -1248,6 +1432,7 @@ fn action_from_row(file: &str, cols: &[Field]) -> Result<Action, ExportError> {
     let s = |i| opt_str(file, cols, i);
     let rs = |i| req_str(file, cols, i);
     let n = |i| req_i64(file, cols, i);
+    let o = |i| opt_i64(file, cols, i);
     let u = |i| req_u32(file, cols, i);
     let kind = rs(3)?;
     let body = match kind.as_str() {
@@ -1319,6 +1504,71 @@ fn action_from_row(file: &str, cols: &[Field]) -> Result<Action, ExportError> {
             reason: rs(19)?,
             duration_ms: n(13)?,
             lost: n(20)?,
+        },
+        "shell_command" => ActionBody::ShellCommand {
+            command: rs(23)?,
+            cwd: rs(24)?,
+            exit: o(25)?,
+            duration_ms: o(13)?,
+        },
+        "test_run" => ActionBody::TestRun {
+            command: rs(23)?,
+            cwd: rs(24)?,
+            runner: rs(26)?,
+            exit: n(25)?,
+            duration_ms: n(13)?,
+            passed: o(27)?,
+            failed: o(28)?,
+            skipped: o(29)?,
+        },
+        "build_run" => ActionBody::BuildRun {
+            command: rs(23)?,
+            cwd: rs(24)?,
+            runner: rs(26)?,
+            exit: n(25)?,
+            duration_ms: n(13)?,
+            passed: o(27)?,
+            failed: o(28)?,
+            skipped: o(29)?,
+        },
+        "file_focus" => ActionBody::FileFocus {
+            file_id: rs(4)?,
+            path: rs(5)?,
+            language: s(30)?,
+        },
+        "editor_edits" => ActionBody::EditorEdits {
+            file_id: rs(4)?,
+            path: rs(5)?,
+            duration_ms: n(13)?,
+            edits: n(31)?,
+            inserted_bytes: n(32)?,
+            deleted_bytes: n(33)?,
+            min_line: o(37)?,
+            max_line: o(38)?,
+        },
+        "navigation" => ActionBody::Navigation {
+            file_id: rs(4)?,
+            path: rs(5)?,
+            duration_ms: n(13)?,
+            moves: u(14)?,
+            selections: u(34)?,
+            start_line: n(35)?,
+            end_line: n(36)?,
+            min_line: n(37)?,
+            max_line: n(38)?,
+        },
+        "editor_command" => ActionBody::EditorCommand {
+            command: rs(23)?,
+            file_id: s(4)?,
+            path: s(5)?,
+        },
+        "diagnostics" => ActionBody::Diagnostics {
+            file_id: rs(4)?,
+            path: rs(5)?,
+            errors: n(39)?,
+            warnings: n(40)?,
+            info: n(41)?,
+            hints: n(42)?,
         },
         other => return Err(invalid(file, format!("action type {other:?}"))),
     };
@@ -1515,15 +1765,115 @@ mod tests {
                     initial: state("src/main.rs", Some("ä\n")),
                     final_: state("src/main.rs", Some("ä\nb\n")),
                 }],
-                actions: vec![action(
-                    0,
-                    ActionBody::Edit {
-                        file_id: "f1".into(),
-                        path: "src/main.rs".into(),
-                        diff: s("+b\n"),
-                        state_id: s("x"),
-                    },
-                )],
+                actions: vec![
+                    action(
+                        0,
+                        ActionBody::Edit {
+                            file_id: "f1".into(),
+                            path: "src/main.rs".into(),
+                            diff: s("+b\n"),
+                            state_id: s("x"),
+                        },
+                    ),
+                    action(
+                        1,
+                        ActionBody::ShellCommand {
+                            command: "cargo test -p <WORKSPACE> 2>…/dev/null".into(),
+                            cwd: ".".into(),
+                            exit: Some(101),
+                            duration_ms: Some(4_250),
+                        },
+                    ),
+                    action(
+                        2,
+                        ActionBody::ShellCommand {
+                            command: "vim".into(),
+                            cwd: "outside".into(),
+                            exit: None,
+                            duration_ms: None,
+                        },
+                    ),
+                    action(
+                        3,
+                        ActionBody::TestRun {
+                            command: "cargo test".into(),
+                            cwd: "src".into(),
+                            runner: "cargo".into(),
+                            exit: 101,
+                            duration_ms: 9_000,
+                            passed: Some(41),
+                            failed: Some(1),
+                            skipped: None,
+                        },
+                    ),
+                    action(
+                        4,
+                        ActionBody::BuildRun {
+                            command: "cargo build".into(),
+                            cwd: ".".into(),
+                            runner: "cargo".into(),
+                            exit: 0,
+                            duration_ms: 12_000,
+                            passed: None,
+                            failed: None,
+                            skipped: Some(0),
+                        },
+                    ),
+                    action(
+                        5,
+                        ActionBody::FileFocus {
+                            file_id: "f1".into(),
+                            path: "src/main.rs".into(),
+                            language: s("rust"),
+                        },
+                    ),
+                    action(
+                        6,
+                        ActionBody::EditorEdits {
+                            file_id: "f1".into(),
+                            path: "src/main.rs".into(),
+                            duration_ms: 700,
+                            edits: 9,
+                            inserted_bytes: 12,
+                            deleted_bytes: 3,
+                            min_line: Some(4),
+                            max_line: None,
+                        },
+                    ),
+                    action(
+                        7,
+                        ActionBody::Navigation {
+                            file_id: "f1".into(),
+                            path: "src/main.rs".into(),
+                            duration_ms: 1_200,
+                            moves: 5,
+                            selections: 1,
+                            start_line: 10,
+                            end_line: 2,
+                            min_line: 0,
+                            max_line: 30,
+                        },
+                    ),
+                    action(
+                        8,
+                        ActionBody::EditorCommand {
+                            command: "editor.action.formatDocument".into(),
+                            file_id: None,
+                            path: None,
+                        },
+                    ),
+                    action(
+                        9,
+                        ActionBody::Diagnostics {
+                            file_id: "f1".into(),
+                            path: "src/main.rs".into(),
+                            errors: 2,
+                            warnings: 0,
+                            info: 1,
+                            hints: 7,
+                        },
+                    ),
+                ],
             },
             Episode {
                 schema: SCHEMA_VERSION,
@@ -1587,14 +1937,19 @@ mod tests {
 
             let rb = read_back(dir.path()).unwrap();
             assert_eq!(rb.files, written);
-            assert_eq!((rb.episodes, rb.actions, rb.file_states), (3, 15, 8));
+            assert_eq!((rb.episodes, rb.actions, rb.file_states), (3, 24, 8));
             assert_eq!(
                 rb.episode_keys[2],
                 ("bb22".into(), "2026-W48".into(), "e3".into())
             );
-            assert_eq!(rb.action_keys.len(), 15);
+            assert_eq!(rb.action_keys.len(), 24);
             assert_eq!(rb.action_keys[0], ("e1".into(), 0, "typing".into()));
             assert_eq!(rb.action_keys[14], ("e2".into(), 0, "edit".into()));
+            assert_eq!(rb.action_keys[23], ("e2".into(), 9, "diagnostics".into()));
+            // Every action type is in the fixture.
+            let types: std::collections::BTreeSet<&str> =
+                rb.action_keys.iter().map(|k| k.2.as_str()).collect();
+            assert_eq!(types.len(), ActionBody::TYPE_NAMES.len());
         }
     }
 
@@ -1669,6 +2024,33 @@ mod tests {
         assert!(rows[0]
             .get_column_iter()
             .all(|(n, _)| n != "subject_id" && n != "week"));
+
+        let path = dir
+            .path()
+            .join("parquet/actions/subject_id=aa11/week=2026-W48/part-00ff.parquet");
+        let reader = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+        let rows: Vec<Row> = reader
+            .get_row_iter(None)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            get(&rows[1], "command"),
+            r#""cargo test -p <WORKSPACE> 2>…/dev/null""#
+        );
+        assert_eq!(get(&rows[1], "exit"), "101");
+        assert_eq!(get(&rows[2], "exit"), "null");
+        assert_eq!(get(&rows[2], "duration_ms"), "null");
+        assert_eq!(get(&rows[3], "failed"), "1");
+        assert_eq!(get(&rows[3], "runner"), r#""cargo""#);
+        assert_eq!(get(&rows[5], "language"), r#""rust""#);
+        assert_eq!(get(&rows[6], "inserted_bytes"), "12");
+        assert_eq!(get(&rows[6], "max_line"), "null");
+        assert_eq!(get(&rows[7], "moves"), "5");
+        assert_eq!(get(&rows[7], "start_line"), "10");
+        assert_eq!(get(&rows[8], "file_id"), "null");
+        assert_eq!(get(&rows[9], "hints"), "7");
+        assert_eq!(get(&rows[9], "errors"), "2");
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub const SPEC_VERSION: &str = "6";
 
 /// The MainTable's columns, in order: the spec's required columns, the
 /// standard optional ones we fill, then our `X-` extensions.
-pub const COLUMNS: [&str; 26] = [
+pub const COLUMNS: [&str; 50] = [
     "EventType",
     "EventID",
     "Order",
@@ -69,8 +69,12 @@ pub const COLUMNS: [&str; 26] = [
     "CodeStateSection",
     "DestinationCodeStateSection",
     "EditType",
+    "CompileResult",
+    "ExecutionResult",
+    "Score",
     "X-Week",
     "X-WorkspaceID",
+    "X-ActionType",
     "X-Seq",
     "X-OffsetMs",
     "X-DurationMs",
@@ -85,13 +89,33 @@ pub const COLUMNS: [&str; 26] = [
     "X-Scroll",
     "X-Reason",
     "X-Lost",
+    "X-Command",
+    "X-Cwd",
+    "X-Exit",
+    "X-Runner",
+    "X-Passed",
+    "X-Failed",
+    "X-Skipped",
+    "X-Language",
+    "X-Edits",
+    "X-InsertedBytes",
+    "X-DeletedBytes",
+    "X-Selections",
+    "X-StartLine",
+    "X-EndLine",
+    "X-MinLine",
+    "X-MaxLine",
+    "X-Errors",
+    "X-Warnings",
+    "X-Info",
+    "X-Hints",
 ];
 
 pub const SESSION_START: &str = "Session.Start";
 pub const SESSION_END: &str = "Session.End";
 
 /// Every event type a Candor dataset uses.
-pub const EVENT_TYPES: [&str; 12] = [
+pub const EVENT_TYPES: [&str; 19] = [
     SESSION_START,
     SESSION_END,
     "File.Create",
@@ -104,6 +128,13 @@ pub const EVENT_TYPES: [&str; 12] = [
     "X-Mouse",
     "X-Commit",
     "X-Gap",
+    "Run.Program",
+    "Run.Test",
+    "Compile",
+    "X-EditorEdits",
+    "X-Navigation",
+    "X-EditorCommand",
+    "X-Diagnostics",
 ];
 
 /// The event type an action is written as; `verify` uses it to count the
@@ -120,7 +151,62 @@ pub fn event_type(body: &ActionBody) -> &'static str {
         ActionBody::Mouse { .. } => "X-Mouse",
         ActionBody::Commit { .. } => "X-Commit",
         ActionBody::Gap { .. } => "X-Gap",
+        ActionBody::ShellCommand { .. } => "Run.Program",
+        ActionBody::TestRun { .. } => "Run.Test",
+        ActionBody::BuildRun { .. } => "Compile",
+        ActionBody::FileFocus { .. } => "File.Focus",
+        ActionBody::EditorEdits { .. } => "X-EditorEdits",
+        ActionBody::Navigation { .. } => "X-Navigation",
+        ActionBody::EditorCommand { .. } => "X-EditorCommand",
+        ActionBody::Diagnostics { .. } => "X-Diagnostics",
     }
+}
+
+/// A process that exited with one of these (128 + SIGHUP, SIGINT,
+/// SIGKILL, SIGALRM, SIGTERM) was stopped, by the user or the system:
+/// ProgSnap2's `Timeout`.
+const STOPPED: [i64; 5] = [129, 130, 137, 142, 143];
+
+/// `ExecutionResult` of a `Run.Program`: `Success` on exit 0, `Timeout`
+/// when stopped by a signal, `Error` otherwise; empty when the exit status
+/// is unknown.
+pub fn program_result(exit: Option<i64>) -> &'static str {
+    match exit {
+        None => "",
+        Some(0) => "Success",
+        Some(e) if STOPPED.contains(&e) => "Timeout",
+        Some(_) => "Error",
+    }
+}
+
+/// `ExecutionResult` of a `Run.Test` (one row for the whole run):
+/// `TestFailed` when a test failed, `Success` on exit 0, `Timeout` when
+/// stopped, `Error` otherwise (it failed without a failing test: a build
+/// error, a crash).
+pub fn test_result(exit: i64, failed: Option<i64>) -> &'static str {
+    match (exit, failed) {
+        (_, Some(f)) if f > 0 => "TestFailed",
+        (0, _) => "Success",
+        (e, _) if STOPPED.contains(&e) => "Timeout",
+        _ => "Error",
+    }
+}
+
+/// `Score` of a `Run.Test`: the share of tests that passed, from the
+/// runner's counts (skipped tests left out); empty without counts.
+pub fn test_score(passed: Option<i64>, failed: Option<i64>) -> String {
+    let (p, f) = (passed.unwrap_or(0), failed.unwrap_or(0));
+    if passed.is_none() && failed.is_none() || p + f <= 0 {
+        return String::new();
+    }
+    let score = p as f64 / (p + f) as f64;
+    // Four decimals: enough to tell 1 failure in 10,000 from none.
+    let s = format!("{score:.4}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+fn opt(v: Option<i64>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
 }
 
 /// The `DatasetMetadata.csv` rows, in order.
@@ -286,6 +372,10 @@ struct Row {
     section: String,
     destination: String,
     edit_type: &'static str,
+    compile_result: &'static str,
+    execution_result: &'static str,
+    score: String,
+    action_type: &'static str,
     seq: String,
     offset_ms: String,
     duration_ms: String,
@@ -300,6 +390,26 @@ struct Row {
     scroll: String,
     reason: String,
     lost: String,
+    command: String,
+    cwd: String,
+    exit: String,
+    runner: String,
+    passed: String,
+    failed: String,
+    skipped: String,
+    language: String,
+    edits: String,
+    inserted: String,
+    deleted: String,
+    selections: String,
+    start_line: String,
+    end_line: String,
+    min_line: String,
+    max_line: String,
+    errors: String,
+    warnings: String,
+    info: String,
+    hints: String,
 }
 
 /// The EditType of a save, from its diff's line counts: what the spec's
@@ -402,7 +512,7 @@ impl ProgSnap2Writer {
         } else {
             ep.subject_id.as_str()
         };
-        let fields: [&str; 26] = [
+        let fields: [&str; 50] = [
             row.event_type,
             &row.event_id,
             &row.order,
@@ -413,8 +523,12 @@ impl ProgSnap2Writer {
             &row.section,
             &row.destination,
             row.edit_type,
+            row.compile_result,
+            row.execution_result,
+            &row.score,
             &ep.week,
             ep.workspace_id.as_deref().unwrap_or(""),
+            row.action_type,
             &row.seq,
             &row.offset_ms,
             &row.duration_ms,
@@ -429,6 +543,26 @@ impl ProgSnap2Writer {
             &row.scroll,
             &row.reason,
             &row.lost,
+            &row.command,
+            &row.cwd,
+            &row.exit,
+            &row.runner,
+            &row.passed,
+            &row.failed,
+            &row.skipped,
+            &row.language,
+            &row.edits,
+            &row.inserted,
+            &row.deleted,
+            &row.selections,
+            &row.start_line,
+            &row.end_line,
+            &row.min_line,
+            &row.max_line,
+            &row.errors,
+            &row.warnings,
+            &row.info,
+            &row.hints,
         ];
         self.main
             .write_record(fields)
@@ -544,6 +678,7 @@ impl DatasetWriter for ProgSnap2Writer {
             order += 1;
             let mut row = Row {
                 event_type: event_type(&a.body),
+                action_type: a.body.type_name(),
                 event_id: format!("{ep_id}-{}", a.seq),
                 order: order.to_string(),
                 seq: a.seq.to_string(),
@@ -654,6 +789,133 @@ impl DatasetWriter for ProgSnap2Writer {
                     row.reason = reason.clone();
                     row.duration_ms = duration_ms.to_string();
                     row.lost = lost.to_string();
+                }
+                ActionBody::ShellCommand {
+                    command,
+                    cwd,
+                    exit,
+                    duration_ms,
+                } => {
+                    row.execution_result = program_result(*exit);
+                    row.command = command.clone();
+                    row.cwd = cwd.clone();
+                    row.exit = opt(*exit);
+                    row.duration_ms = opt(*duration_ms);
+                }
+                ActionBody::TestRun {
+                    command,
+                    cwd,
+                    runner,
+                    exit,
+                    duration_ms,
+                    passed,
+                    failed,
+                    skipped,
+                }
+                | ActionBody::BuildRun {
+                    command,
+                    cwd,
+                    runner,
+                    exit,
+                    duration_ms,
+                    passed,
+                    failed,
+                    skipped,
+                } => {
+                    if matches!(a.body, ActionBody::TestRun { .. }) {
+                        row.execution_result = test_result(*exit, *failed);
+                        row.score = test_score(*passed, *failed);
+                    } else {
+                        row.compile_result = if *exit == 0 { "Success" } else { "Error" };
+                    }
+                    row.command = command.clone();
+                    row.cwd = cwd.clone();
+                    row.runner = runner.clone();
+                    row.exit = exit.to_string();
+                    row.duration_ms = duration_ms.to_string();
+                    row.passed = opt(*passed);
+                    row.failed = opt(*failed);
+                    row.skipped = opt(*skipped);
+                }
+                ActionBody::FileFocus {
+                    file_id,
+                    path,
+                    language,
+                } => {
+                    check_path(path, &what)?;
+                    row.section = path.clone();
+                    row.file_id = file_id.clone();
+                    row.language = language.clone().unwrap_or_default();
+                }
+                ActionBody::EditorEdits {
+                    file_id,
+                    path,
+                    duration_ms,
+                    edits,
+                    inserted_bytes,
+                    deleted_bytes,
+                    min_line,
+                    max_line,
+                } => {
+                    check_path(path, &what)?;
+                    row.section = path.clone();
+                    row.file_id = file_id.clone();
+                    row.duration_ms = duration_ms.to_string();
+                    row.edits = edits.to_string();
+                    row.inserted = inserted_bytes.to_string();
+                    row.deleted = deleted_bytes.to_string();
+                    row.min_line = opt(*min_line);
+                    row.max_line = opt(*max_line);
+                }
+                ActionBody::Navigation {
+                    file_id,
+                    path,
+                    duration_ms,
+                    moves,
+                    selections,
+                    start_line,
+                    end_line,
+                    min_line,
+                    max_line,
+                } => {
+                    check_path(path, &what)?;
+                    row.section = path.clone();
+                    row.file_id = file_id.clone();
+                    row.duration_ms = duration_ms.to_string();
+                    row.moves = moves.to_string();
+                    row.selections = selections.to_string();
+                    row.start_line = start_line.to_string();
+                    row.end_line = end_line.to_string();
+                    row.min_line = min_line.to_string();
+                    row.max_line = max_line.to_string();
+                }
+                ActionBody::EditorCommand {
+                    command,
+                    file_id,
+                    path,
+                } => {
+                    if let Some(p) = path {
+                        check_path(p, &what)?;
+                    }
+                    row.command = command.clone();
+                    row.section = path.clone().unwrap_or_default();
+                    row.file_id = file_id.clone().unwrap_or_default();
+                }
+                ActionBody::Diagnostics {
+                    file_id,
+                    path,
+                    errors,
+                    warnings,
+                    info,
+                    hints,
+                } => {
+                    check_path(path, &what)?;
+                    row.section = path.clone();
+                    row.file_id = file_id.clone();
+                    row.errors = errors.to_string();
+                    row.warnings = warnings.to_string();
+                    row.info = info.to_string();
+                    row.hints = hints.to_string();
                 }
             }
             if changed {
@@ -838,6 +1100,12 @@ pub fn check(dir: &Path) -> Result<Ps2Summary, ExportError> {
         ));
     }
     let col = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap_or(0);
+    let (c_compile, c_exec, c_score, c_command) = (
+        col("CompileResult"),
+        col("ExecutionResult"),
+        col("Score"),
+        col("X-Command"),
+    );
     let (c_type, c_id, c_order, c_subject, c_tools, c_state, c_session, c_section, c_dest, c_edit) = (
         col("EventType"),
         col("EventID"),
@@ -913,6 +1181,31 @@ pub fn check(dir: &Path) -> Result<Ps2Summary, ExportError> {
         }
         if *ty == "File.Edit" && get(c_edit).is_empty() {
             return Err(bad("File.Edit without EditType".into()));
+        }
+        let (compile, exec) = (get(c_compile), get(c_exec));
+        let results_ok = match *ty {
+            "Compile" => matches!(compile, "Success" | "Error") && exec.is_empty(),
+            "Run.Test" => {
+                compile.is_empty() && matches!(exec, "Success" | "TestFailed" | "Error" | "Timeout")
+            }
+            "Run.Program" => {
+                compile.is_empty() && matches!(exec, "" | "Success" | "Error" | "Timeout")
+            }
+            _ => compile.is_empty() && exec.is_empty(),
+        };
+        if !results_ok {
+            return Err(bad(format!(
+                "{ty} with CompileResult {compile:?} and ExecutionResult {exec:?}"
+            )));
+        }
+        let score = get(c_score);
+        if !score.is_empty()
+            && (*ty != "Run.Test" || !score.parse::<f64>().is_ok_and(|s| (0.0..=1.0).contains(&s)))
+        {
+            return Err(bad(format!("{ty} with Score {score:?}")));
+        }
+        if matches!(*ty, "Compile" | "Run.Test" | "Run.Program") && get(c_command).is_empty() {
+            return Err(bad(format!("{ty} without X-Command")));
         }
         let state = get(c_state);
         if !state.is_empty() {
@@ -1335,6 +1628,284 @@ mod tests {
         assert_eq!(s.code_states, 6);
     }
 
+    /// An episode of the workflow actions only: commands, test and build
+    /// runs, and what editor plugins send.
+    fn workflow_episode() -> Episode {
+        let bodies = vec![
+            ActionBody::ShellCommand {
+                command: "git status".into(),
+                cwd: ".".into(),
+                exit: Some(0),
+                duration_ms: Some(30),
+            },
+            ActionBody::ShellCommand {
+                command: "make, \"all\"".into(),
+                cwd: "outside".into(),
+                exit: None,
+                duration_ms: None,
+            },
+            ActionBody::ShellCommand {
+                command: "sleep 100".into(),
+                cwd: "outside".into(),
+                exit: Some(130),
+                duration_ms: Some(5_000),
+            },
+            ActionBody::TestRun {
+                command: "cargo test".into(),
+                cwd: ".".into(),
+                runner: "cargo".into(),
+                exit: 101,
+                duration_ms: 9_000,
+                passed: Some(3),
+                failed: Some(1),
+                skipped: Some(2),
+            },
+            ActionBody::TestRun {
+                command: "pytest -q".into(),
+                cwd: "tests".into(),
+                runner: "pytest".into(),
+                exit: 0,
+                duration_ms: 900,
+                passed: Some(4),
+                failed: Some(0),
+                skipped: None,
+            },
+            ActionBody::TestRun {
+                command: "go test ./...".into(),
+                cwd: ".".into(),
+                runner: "go".into(),
+                exit: 2,
+                duration_ms: 900,
+                passed: None,
+                failed: None,
+                skipped: None,
+            },
+            ActionBody::BuildRun {
+                command: "cargo build".into(),
+                cwd: ".".into(),
+                runner: "cargo".into(),
+                exit: 101,
+                duration_ms: 3_000,
+                passed: None,
+                failed: None,
+                skipped: None,
+            },
+            ActionBody::BuildRun {
+                command: "cargo build".into(),
+                cwd: ".".into(),
+                runner: "cargo".into(),
+                exit: 0,
+                duration_ms: 3_000,
+                passed: None,
+                failed: None,
+                skipped: None,
+            },
+            ActionBody::FileFocus {
+                file_id: "fa".into(),
+                path: "src/aaaa.rs".into(),
+                language: Some("rust".into()),
+            },
+            ActionBody::EditorEdits {
+                file_id: "fa".into(),
+                path: "src/aaaa.rs".into(),
+                duration_ms: 800,
+                edits: 6,
+                inserted_bytes: 5,
+                deleted_bytes: 1,
+                min_line: Some(2),
+                max_line: Some(3),
+            },
+            ActionBody::Navigation {
+                file_id: "fa".into(),
+                path: "src/aaaa.rs".into(),
+                duration_ms: 1_500,
+                moves: 4,
+                selections: 1,
+                start_line: 3,
+                end_line: 9,
+                min_line: 1,
+                max_line: 9,
+            },
+            ActionBody::EditorCommand {
+                command: "editor.action.formatDocument".into(),
+                file_id: Some("fa".into()),
+                path: Some("src/aaaa.rs".into()),
+            },
+            ActionBody::Diagnostics {
+                file_id: "fa".into(),
+                path: "src/aaaa.rs".into(),
+                errors: 1,
+                warnings: 2,
+                info: 0,
+                hints: 4,
+            },
+        ];
+        Episode {
+            schema: SCHEMA_VERSION,
+            episode_id: "wf".into(),
+            subject_id: "subj0123".into(),
+            workspace_id: Some("ws42".into()),
+            week: "2026-W48".into(),
+            duration_ms: 20_000,
+            end_reason: EndReason::Idle,
+            files: vec![FileStates {
+                file_id: "fa".into(),
+                initial: cs("src/aaaa.rs", Some(A0), true),
+                final_: cs("src/aaaa.rs", Some(A0), true),
+            }],
+            actions: bodies
+                .into_iter()
+                .enumerate()
+                .map(|(i, body)| Action {
+                    seq: i as u32,
+                    t_ms: i as i64 * 100,
+                    body,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn workflow_actions_become_run_compile_focus_and_x_events() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), &[workflow_episode()]).unwrap();
+        let rows = rows(tmp.path());
+        let got: Vec<(&str, &str, &str, &str, &str)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r["EventType"].as_str(),
+                    r["X-ActionType"].as_str(),
+                    r["CompileResult"].as_str(),
+                    r["ExecutionResult"].as_str(),
+                    r["Score"].as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("Session.Start", "", "", "", ""),
+                ("Run.Program", "shell_command", "", "Success", ""),
+                ("Run.Program", "shell_command", "", "", ""),
+                ("Run.Program", "shell_command", "", "Timeout", ""),
+                ("Run.Test", "test_run", "", "TestFailed", "0.75"),
+                ("Run.Test", "test_run", "", "Success", "1"),
+                ("Run.Test", "test_run", "", "Error", ""),
+                ("Compile", "build_run", "Error", "", ""),
+                ("Compile", "build_run", "Success", "", ""),
+                ("File.Focus", "file_focus", "", "", ""),
+                ("X-EditorEdits", "editor_edits", "", "", ""),
+                ("X-Navigation", "navigation", "", "", ""),
+                ("X-EditorCommand", "editor_command", "", "", ""),
+                ("X-Diagnostics", "diagnostics", "", "", ""),
+                ("Session.End", "", "", "", ""),
+            ]
+        );
+        let r = &rows[2];
+        assert_eq!(
+            [
+                &r["X-Command"],
+                &r["X-Cwd"],
+                &r["X-Exit"],
+                &r["X-DurationMs"]
+            ],
+            ["make, \"all\"", "outside", "", ""]
+        );
+        let r = &rows[4];
+        assert_eq!(
+            [
+                &r["X-Runner"],
+                &r["X-Exit"],
+                &r["X-Passed"],
+                &r["X-Failed"],
+                &r["X-Skipped"],
+                &r["X-DurationMs"]
+            ],
+            ["cargo", "101", "3", "1", "2", "9000"]
+        );
+        let r = &rows[9];
+        assert_eq!(
+            [&r["CodeStateSection"], &r["X-FileID"], &r["X-Language"]],
+            ["src/aaaa.rs", "fa", "rust"]
+        );
+        let r = &rows[10];
+        assert_eq!(
+            [
+                &r["X-Edits"],
+                &r["X-InsertedBytes"],
+                &r["X-DeletedBytes"],
+                &r["X-MinLine"],
+                &r["X-MaxLine"]
+            ],
+            ["6", "5", "1", "2", "3"]
+        );
+        let r = &rows[11];
+        assert_eq!(
+            [
+                &r["X-Moves"],
+                &r["X-Selections"],
+                &r["X-StartLine"],
+                &r["X-EndLine"]
+            ],
+            ["4", "1", "3", "9"]
+        );
+        assert_eq!(rows[12]["X-Command"], "editor.action.formatDocument");
+        let r = &rows[13];
+        assert_eq!(
+            [
+                &r["X-Errors"],
+                &r["X-Warnings"],
+                &r["X-Info"],
+                &r["X-Hints"]
+            ],
+            ["1", "2", "0", "4"]
+        );
+        // Nothing here changes a code state.
+        assert!(rows
+            .iter()
+            .all(|r| r["CodeStateID"] == rows[0]["CodeStateID"]));
+        let s = check(tmp.path()).unwrap();
+        assert_eq!(s.by_type["Run.Test"], 3);
+        assert_eq!(s.by_type["Compile"], 2);
+        assert_eq!(s.by_type["File.Focus"], 1);
+
+        // The checker holds each event type to its outcome columns.
+        let col = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap();
+        let err = check_err_of(&workflow_episode(), |_, rows| {
+            rows[7][col("CompileResult")] = "Warning?".into()
+        });
+        assert!(err.contains("Compile with CompileResult"), "{err}");
+        let err = check_err_of(&workflow_episode(), |_, rows| {
+            rows[4][col("Score")] = "1.5".into()
+        });
+        assert!(err.contains("Score"), "{err}");
+        let err = check_err_of(&workflow_episode(), |_, rows| {
+            rows[1][col("X-Command")] = String::new()
+        });
+        assert!(err.contains("without X-Command"), "{err}");
+        let err = check_err_of(&workflow_episode(), |_, rows| {
+            rows[9][col("ExecutionResult")] = "Success".into()
+        });
+        assert!(err.contains("File.Focus with"), "{err}");
+    }
+
+    #[test]
+    fn test_outcomes_follow_the_spec() {
+        assert_eq!(program_result(Some(0)), "Success");
+        assert_eq!(program_result(Some(1)), "Error");
+        assert_eq!(program_result(Some(143)), "Timeout");
+        assert_eq!(program_result(None), "");
+        assert_eq!(test_result(0, Some(0)), "Success");
+        assert_eq!(test_result(1, Some(2)), "TestFailed");
+        assert_eq!(test_result(101, None), "Error");
+        assert_eq!(test_result(137, None), "Timeout");
+        assert_eq!(test_score(Some(2), Some(1)), "0.6667");
+        assert_eq!(test_score(Some(0), Some(3)), "0");
+        assert_eq!(test_score(None, None), "");
+        assert_eq!(test_score(Some(0), Some(0)), "");
+    }
+
     #[test]
     fn metadata_is_the_spec_properties() {
         let tmp = tempfile::tempdir().unwrap();
@@ -1344,7 +1915,7 @@ mod tests {
             text,
             "Property,Value\nVersion,6\nIsEventOrderingConsistent,true\nEventOrderScope,Restricted\n\
              EventOrderScopeColumns,SubjectID;SessionID\nCodeStateRepresentation,Directory\n\
-             X-SchemaVersion,1\n"
+             X-SchemaVersion,2\n"
         );
         let s = check(tmp.path()).unwrap();
         assert_eq!(s, Ps2Summary::default());
@@ -1505,8 +2076,15 @@ mod tests {
     }
 
     fn check_err(f: impl FnOnce(&mut Vec<String>, &mut Vec<Vec<String>>)) -> String {
+        check_err_of(&episode("ep1"), f)
+    }
+
+    fn check_err_of(
+        ep: &Episode,
+        f: impl FnOnce(&mut Vec<String>, &mut Vec<Vec<String>>),
+    ) -> String {
         let tmp = tempfile::tempdir().unwrap();
-        write(tmp.path(), &[episode("ep1")]).unwrap();
+        write(tmp.path(), std::slice::from_ref(ep)).unwrap();
         assert!(check(tmp.path()).is_ok());
         tamper(tmp.path(), f);
         let err = check(tmp.path()).unwrap_err().to_string();

@@ -6,7 +6,10 @@
 //! record grants the event's scope (fields of narrower, ungranted scopes
 //! are stripped), capture was not paused, the subject did not later revoke,
 //! no purge covered its time, and it is within retention. Everything turned
-//! away is counted by reason, for the manifest.
+//! away is counted by reason, for the manifest. The check knows no kind by
+//! name: what local clients send (`shell.commands`, `editor.actions`, and
+//! editor edits under `editor.content`) is admitted by its registry scope
+//! like everything else.
 //!
 //! All reads happen in one read transaction, so the ledger that vouches for
 //! the events and the events themselves are one snapshot.
@@ -424,9 +427,12 @@ fn read_gaps(
     Ok(out)
 }
 
-/// Every workspace name and file path the store's file events name, read
-/// before the export so that window titles can be stripped of them even
-/// where the title comes before the file's first save.
+/// Every workspace name and file path the store's file events (and the
+/// editor plugins' focus and diagnostics events) name, read before the
+/// export so that window titles and command lines can be stripped of them
+/// even where they come before the file's first save. Cursor moves and
+/// edits are left out: they name the same files far more often, and an
+/// edit's names are sealed.
 pub fn file_names(store: &mut Store) -> Result<Vec<(String, String)>, ExportError> {
     let codes: Vec<String> = [
         Kind::FileCreate,
@@ -434,6 +440,8 @@ pub fn file_names(store: &mut Store) -> Result<Vec<(String, String)>, ExportErro
         Kind::FileDelete,
         Kind::FileRename,
         Kind::GitCommit,
+        Kind::EditorFocus,
+        Kind::EditorDiagnostics,
     ]
     .iter()
     .map(|k| k.code().to_string())

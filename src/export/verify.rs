@@ -1,7 +1,9 @@
 //! `candor-export verify DIR`: re-checks a finished export from its files
 //! alone: the manifest's checksums, the schema of every file, replay of
-//! every episode, and a fresh redaction scan of every text field. The
-//! exporter runs the same scan on each episode before writing it.
+//! every episode, and a fresh redaction scan of every text field (command
+//! lines are also scanned for what only their shape gives away: see
+//! [`command::secrets`]). The exporter runs the same scan on each episode
+//! before writing it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,8 +12,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::manifest::{Manifest, MANIFEST_FILE};
-use super::model::Episode;
-use super::{jsonl, parquet, progsnap2, replay, ExportError};
+use super::model::{Episode, SCHEMA_VERSION};
+use super::{command, jsonl, parquet, progsnap2, replay, ExportError};
 use crate::redact::Redactor;
 
 /// The first text of an episode a fresh scan still finds something in,
@@ -40,8 +42,20 @@ pub fn unclean(redactor: &Redactor, ep: &Episode) -> Option<String> {
                 return Some(p);
             }
         }
+        if let Some(f) = a.body.command_line().and_then(command_secret) {
+            return Some(format!(
+                "action {} ({}): rule `{f}` still matches after redaction",
+                a.seq,
+                a.body.type_name()
+            ));
+        }
     }
     None
+}
+
+/// The rule of the first secret a command line's shape still gives away.
+fn command_secret(line: &str) -> Option<&'static str> {
+    command::secrets(line).first().map(|f| f.rule)
 }
 
 /// What a verify found.
@@ -104,6 +118,17 @@ fn invalid(file: &str, problem: impl Into<String>) -> ExportError {
 /// Verifies the export in `dir`.
 pub fn verify(dir: &Path, redactor: &Redactor) -> Result<VerifyReport, ExportError> {
     let manifest = Manifest::read(dir)?;
+    // The Parquet and ProgSnap2 schemas are checked column for column: an
+    // export of another schema cannot be told from a damaged one.
+    if manifest.schema_version != SCHEMA_VERSION {
+        return Err(invalid(
+            MANIFEST_FILE,
+            format!(
+                "the export has schema {}, and this candor-export verifies schema {SCHEMA_VERSION}: verify it with the candor-export that wrote it ({})",
+                manifest.schema_version, manifest.tool
+            ),
+        ));
+    }
     // Checksums, and no file the manifest does not name.
     let listed: BTreeMap<&str, &str> = manifest
         .files
@@ -229,22 +254,38 @@ fn check_progsnap2(
     let text_cols: Vec<usize> = header
         .iter()
         .enumerate()
-        .filter(|(_, h)| matches!(*h, "X-Text" | "X-App"))
+        .filter(|(_, h)| {
+            matches!(
+                *h,
+                "X-Text" | "X-App" | "X-Command" | "X-Cwd" | "X-Language"
+            )
+        })
         .map(|(i, _)| i)
         .collect();
+    let command_col = header.iter().position(|h| h == "X-Command");
+    let type_col = header.iter().position(|h| h == "EventType");
     for (n, row) in rd.records().enumerate() {
         let row = row.map_err(|e| invalid(&file, e.to_string()))?;
-        for &c in &text_cols {
-            if let Some(f) = row.get(c).and_then(|t| redactor.scan(t).into_iter().next()) {
-                return Err(invalid(
-                    &file,
-                    format!(
-                        "row {}: rule `{}` still matches after redaction",
-                        n + 2,
-                        f.rule
-                    ),
-                ));
-            }
+        let found = text_cols
+            .iter()
+            .find_map(|&c| row.get(c).and_then(|t| redactor.scan(t).into_iter().next()))
+            .map(|f| f.rule)
+            .or_else(|| {
+                // Command lines only: an editor command id is no shell line.
+                let ty = type_col.and_then(|c| row.get(c)).unwrap_or("");
+                matches!(ty, "Run.Program" | "Run.Test" | "Compile")
+                    .then(|| {
+                        command_col
+                            .and_then(|c| row.get(c))
+                            .and_then(command_secret)
+                    })
+                    .flatten()
+            });
+        if let Some(rule) = found {
+            return Err(invalid(
+                &file,
+                format!("row {}: rule `{rule}` still matches after redaction", n + 2),
+            ));
         }
     }
     let states = dir.join(progsnap2::DIR).join(progsnap2::CODE_STATES_DIR);
