@@ -70,6 +70,9 @@ pub struct ScopeDecl {
     /// False only for `capture.meta`, which is part of any consent: it holds
     /// no content, and a reviewer needs it to see what was *not* captured.
     pub toggleable: bool,
+    /// Scopes this one needs beyond those its fields imply: editor actions
+    /// name the file they happen in, which is `editor.files`' to allow.
+    pub needs: &'static [Scope],
 }
 
 impl Scope {
@@ -121,6 +124,7 @@ impl Scope {
             .iter()
             .filter(|k| k.scope() != self && k.fields().iter().any(|f| f.scope == Some(self)))
             .map(|k| k.scope())
+            .chain(self.decl().needs.iter().copied())
             .collect();
         out.sort();
         out.dedup();
@@ -153,6 +157,7 @@ const CAPTURE_META: ScopeDecl = ScopeDecl {
                   dropped, excluded or lost, with the reason and a count. Never any content.",
     sensitivity: Sensitivity::Technical,
     toggleable: false,
+    needs: &[],
 };
 const KEYS_TIMING: ScopeDecl = ScopeDecl {
     scope: Scope::KeysTiming,
@@ -163,6 +168,7 @@ const KEYS_TIMING: ScopeDecl = ScopeDecl {
                   code spells the text.",
     sensitivity: Sensitivity::Interaction,
     toggleable: true,
+    needs: &[],
 };
 const KEYS_TEXT: ScopeDecl = ScopeDecl {
     scope: Scope::KeysText,
@@ -172,6 +178,7 @@ const KEYS_TEXT: ScopeDecl = ScopeDecl {
                   Needs keys.timing. Sealed on disk.",
     sensitivity: Sensitivity::HighlySensitive,
     toggleable: true,
+    needs: &[],
 };
 const MOUSE: ScopeDecl = ScopeDecl {
     scope: Scope::Mouse,
@@ -180,6 +187,7 @@ const MOUSE: ScopeDecl = ScopeDecl {
     description: "Mouse buttons, the wheel, and pointer moves (thinned to a fixed rate).",
     sensitivity: Sensitivity::Interaction,
     toggleable: true,
+    needs: &[],
 };
 const WINDOW_APPS: ScopeDecl = ScopeDecl {
     scope: Scope::WindowApps,
@@ -189,6 +197,7 @@ const WINDOW_APPS: ScopeDecl = ScopeDecl {
                   \"firefox\"), and when focus changes.",
     sensitivity: Sensitivity::StoredContent,
     toggleable: true,
+    needs: &[],
 };
 const WINDOW_TITLES: ScopeDecl = ScopeDecl {
     scope: Scope::WindowTitles,
@@ -198,6 +207,7 @@ const WINDOW_TITLES: ScopeDecl = ScopeDecl {
                   Needs window.apps. Sealed on disk.",
     sensitivity: Sensitivity::HighlySensitive,
     toggleable: true,
+    needs: &[],
 };
 const EDITOR_FILES: ScopeDecl = ScopeDecl {
     scope: Scope::EditorFiles,
@@ -207,6 +217,7 @@ const EDITOR_FILES: ScopeDecl = ScopeDecl {
                   with paths relative to the workspace, and git commit hashes.",
     sensitivity: Sensitivity::StoredContent,
     toggleable: true,
+    needs: &[],
 };
 const EDITOR_CONTENT: ScopeDecl = ScopeDecl {
     scope: Scope::EditorContent,
@@ -217,6 +228,7 @@ const EDITOR_CONTENT: ScopeDecl = ScopeDecl {
                   disk.",
     sensitivity: Sensitivity::HighlySensitive,
     toggleable: true,
+    needs: &[],
 };
 
 const EDITOR_ACTIONS: ScopeDecl = ScopeDecl {
@@ -226,9 +238,10 @@ const EDITOR_ACTIONS: ScopeDecl = ScopeDecl {
     description: "Where the cursor is and what is selected (line and column, never the \
                   selected text), the editor commands you run (their names only, such as \
                   editor.action.formatDocument), and diagnostics as counts by severity, in \
-                  files of watched workspaces.",
+                  files of watched workspaces. Needs editor.files.",
     sensitivity: Sensitivity::StoredContent,
     toggleable: true,
+    needs: &[Scope::EditorFiles],
 };
 const SHELL_COMMANDS: ScopeDecl = ScopeDecl {
     scope: Scope::ShellCommands,
@@ -240,6 +253,7 @@ const SHELL_COMMANDS: ScopeDecl = ScopeDecl {
                   pass/fail counts. Command lines can hold secrets. Sealed on disk.",
     sensitivity: Sensitivity::HighlySensitive,
     toggleable: true,
+    needs: &[],
 };
 
 /// The type of a field's value, as the codec stores it.
@@ -982,7 +996,9 @@ mod tests {
         assert_eq!(Scope::KeysText.requires(), vec![Scope::KeysTiming]);
         assert_eq!(Scope::WindowTitles.requires(), vec![Scope::WindowApps]);
         assert_eq!(Scope::EditorContent.requires(), vec![Scope::EditorFiles]);
+        assert_eq!(Scope::EditorActions.requires(), vec![Scope::EditorFiles]);
         assert!(Scope::Mouse.requires().is_empty());
+        assert!(Scope::ShellCommands.requires().is_empty());
     }
 
     #[test]

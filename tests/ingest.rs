@@ -181,11 +181,19 @@ fn consent_pauses_and_workspaces_decide_and_clients_are_told_why() {
     std::os::unix::fs::symlink("/etc/hostname", ws.join("src/host.txt")).unwrap();
     std::fs::write(ws.join(".env"), "TOKEN=x\n").unwrap();
     std::os::unix::fs::symlink(ws.join(".env"), ws.join("src/settings.txt")).unwrap();
+    let away = t.tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&away).unwrap();
+    std::os::unix::fs::symlink(&away, ws.join("src/away")).unwrap();
     let mut c = Conn::open(&t);
     assert_eq!(c.send(&focus(f("src/main.rs")))["ok"], true);
     let cases = [
         (focus(f("src/host.txt")), "outside", "outside the watched"),
         (focus(f("src/settings.txt")), "denied", "deny list"),
+        (
+            focus(f("src/away/new/dir/a.txt")),
+            "outside",
+            "outside the watched",
+        ),
         (focus(f(".env")), "denied", "deny list"),
         (focus(f("build/out.rs")), "ignored", "git ignores"),
         (focus("/etc/hosts".into()), "outside", "outside the watched"),
@@ -212,7 +220,7 @@ fn consent_pauses_and_workspaces_decide_and_clients_are_told_why() {
     assert_eq!(err_of(&r), "not recorded: capture is paused");
     t.candor_ok(&["resume"]);
     assert_eq!(c.send(&focus(f("src/lib.rs")))["ok"], true);
-    assert_eq!(status(&t)["ingest"]["not_recorded"], 8);
+    assert_eq!(status(&t)["ingest"]["not_recorded"], 9);
     drop(c);
     stop(&t, d);
     let paths: Vec<String> = events(&t)

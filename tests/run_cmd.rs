@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
@@ -230,6 +231,24 @@ fn exit_statuses_signals_stdin_and_refusals() {
     // Killed by a signal: 128 + N, as a shell reports it.
     let out = candor_run(&t, &ws, &["--", "sh", "-c", "kill -TERM $$"]);
     assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+    // Ctrl+C's signal: recorded as 130, and `candor run` dies of it too, so
+    // that a shell loop around it stops.
+    let out = candor_run(&t, &ws, &["--", "sh", "-c", "kill -INT $$"]);
+    assert_eq!(out.status.signal(), Some(2), "{:?}", out.status);
+    assert!(
+        stderr(&out).contains("recorded run.build (exit 130"),
+        "{}",
+        stderr(&out)
+    );
+    // A background process left holding the output is not waited for.
+    let started = std::time::Instant::now();
+    let out = candor_run(&t, &ws, &["--", "sh", "-c", "sleep 20 & echo started"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("started"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "candor run waited for the background process"
+    );
     // On the deny list: run, but not recorded.
     let out = candor_run(&t, &ws, &["--", "sh", "-c", "echo my password; exit 0"]);
     assert!(out.status.success());
@@ -267,7 +286,9 @@ fn exit_statuses_signals_stdin_and_refusals() {
         got,
         [
             ("sh -c 'read x; echo got-$x; exit 7'".to_owned(), 7),
-            ("sh -c 'kill -TERM $$'".to_owned(), 143)
+            ("sh -c 'kill -TERM $$'".to_owned(), 143),
+            ("sh -c 'kill -INT $$'".to_owned(), 130),
+            ("sh -c 'sleep 20 & echo started'".to_owned(), 0),
         ]
     );
     assert!(r.iter().all(|e| e["kind"] == "run.build"));

@@ -309,6 +309,9 @@ fn run(cli: Cli) -> Result<()> {
                 eprintln!("{}", run_note(&outcome));
             }
             let _ = std::io::stdout().flush();
+            if let Some(sig) = outcome.signal {
+                testrun::die_like(sig);
+            }
             std::process::exit(outcome.exit);
         }
         Command::Stop => {

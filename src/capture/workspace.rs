@@ -54,13 +54,22 @@ impl Deny {
     }
 }
 
+/// When a directory's ignore files last changed: a cached matcher is
+/// rebuilt when this differs, so an edited `.gitignore` counts at once.
+type Stamp = [Option<std::time::SystemTime>; 2];
+
+/// Directories whose matchers are kept; beyond this the cache starts over.
+const MAX_CACHED_DIRS: usize = 4096;
+
 /// One watched workspace root.
 pub struct Workspace {
     pub path: PathBuf,
     /// The root's directory name: what events call the workspace.
     pub name: String,
     /// .gitignore matchers by directory, built when first needed.
-    ignores: HashMap<PathBuf, Option<Gitignore>>,
+    ignores: HashMap<PathBuf, (Stamp, Option<Gitignore>)>,
+    /// The user's global excludes (`core.excludesFile`), read at start.
+    global: Gitignore,
 }
 
 impl Workspace {
@@ -69,27 +78,40 @@ impl Workspace {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "root".into());
+        let (global, _) = GitignoreBuilder::new(&path).build_global();
         Workspace {
             path,
             name,
             ignores: HashMap::new(),
+            global,
         }
     }
 
     fn gitignore_of(&mut self, dir: &Path) -> Option<&Gitignore> {
-        self.ignores
-            .entry(dir.to_owned())
-            .or_insert_with(|| {
-                let mut b = GitignoreBuilder::new(dir);
-                let mut any = false;
-                for f in [dir.join(".gitignore"), dir.join(".git/info/exclude")] {
-                    if f.is_file() && b.add(&f).is_none() {
-                        any = true;
-                    }
+        let files = [dir.join(".gitignore"), dir.join(".git/info/exclude")];
+        let stamp: Stamp =
+            [0, 1].map(|i| std::fs::metadata(&files[i]).and_then(|m| m.modified()).ok());
+        // A directory without ignore files (or that does not exist) needs
+        // no matcher, and is not cached: a made-up path cannot grow memory.
+        if stamp == [None, None] {
+            self.ignores.remove(dir);
+            return None;
+        }
+        if self.ignores.get(dir).is_none_or(|(s, _)| *s != stamp) {
+            if self.ignores.len() >= MAX_CACHED_DIRS {
+                self.ignores.clear();
+            }
+            let mut b = GitignoreBuilder::new(dir);
+            let mut any = false;
+            for f in &files {
+                if f.is_file() && b.add(f).is_none() {
+                    any = true;
                 }
-                any.then(|| b.build().ok()).flatten()
-            })
-            .as_ref()
+            }
+            let built = any.then(|| b.build().ok()).flatten();
+            self.ignores.insert(dir.to_owned(), (stamp, built));
+        }
+        self.ignores.get(dir).and_then(|(_, g)| g.as_ref())
     }
 
     /// Whether git would ignore `abs` (checking .gitignore files from the
@@ -102,6 +124,13 @@ impl Workspace {
             .components()
             .next()
             .is_some_and(|c| c.as_os_str() == ".git")
+        {
+            return true;
+        }
+        if self
+            .global
+            .matched_path_or_any_parents(abs, is_dir)
+            .is_ignore()
         {
             return true;
         }
@@ -283,5 +312,12 @@ mod tests {
         );
         assert_eq!(ws.dir(&inner.join("target")), None);
         assert_eq!(ws.dir(Path::new("/tmp")), None);
+        // A .gitignore written or changed later counts at once.
+        assert!(ws.file(&inner.join("src/notes.txt")).is_ok());
+        std::fs::write(inner.join("src/.gitignore"), "notes.txt\n").unwrap();
+        assert_eq!(ws.file(&inner.join("src/notes.txt")), Err(Hidden::Ignored));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(inner.join(".gitignore"), "target/\nsecret.txt\n").unwrap();
+        assert_eq!(ws.file(&inner.join("secret.txt")), Err(Hidden::Ignored));
     }
 }

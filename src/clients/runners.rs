@@ -45,9 +45,12 @@ pub fn classify(argv: &[String]) -> (RunKind, Runner) {
     let words: Vec<&str> = argv.iter().map(String::as_str).collect();
     let prog = words.first().map(|w| base(w)).unwrap_or("");
     let sub = |i: usize| words.get(i).copied().unwrap_or("");
+    // A word naming tests: `test`, `tests`, `test:unit`, `scripts/test.sh`,
+    // `spec` (but not `latest` or `contest`).
     let testish = words.iter().skip(1).any(|w| {
-        let w = w.to_ascii_lowercase();
-        w.contains("test") || w.contains("spec")
+        w.to_ascii_lowercase()
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|part| matches!(part, "test" | "tests" | "spec" | "specs" | "check"))
     });
     match prog {
         "cargo" => {
@@ -68,12 +71,14 @@ pub fn classify(argv: &[String]) -> (RunKind, Runner) {
         "go" if sub(1) == "test" => (RunKind::Test, Runner::Go),
         "go" => (RunKind::Build, Runner::Go),
         "npm" | "yarn" | "pnpm" | "npx" => {
-            if testish || matches!(sub(1), "t" | "tst") {
+            let runner = |w: &str| matches!(base(w), "jest" | "vitest" | "mocha" | "ava" | "tap");
+            if testish || matches!(sub(1), "t" | "tst") || runner(sub(1)) {
                 (RunKind::Test, Runner::Npm)
             } else {
                 (RunKind::Build, Runner::Npm)
             }
         }
+        "jest" | "vitest" | "mocha" => (RunKind::Test, Runner::Npm),
         _ if testish || base(prog).contains("test") => (RunKind::Test, Runner::Other),
         _ => (RunKind::Build, Runner::Other),
     }
@@ -178,6 +183,9 @@ impl Counts {
                     );
                 }
             }
+            // Subtests are indented under their parent; only top-level
+            // tests count, as `go test` itself counts them.
+            Runner::Go if !line.starts_with("--- ") => {}
             Runner::Go => {
                 if t.starts_with("--- PASS:") {
                     add(&mut self.passed, 1);
@@ -271,6 +279,9 @@ mod tests {
             ("make test", (Test, Runner::Other)),
             ("./scripts/test.sh", (Test, Runner::Other)),
             ("make", (Build, Runner::Other)),
+            ("npx jest --ci", (Test, Runner::Npm)),
+            ("npx vitest run", (Test, Runner::Npm)),
+            ("docker pull node:latest", (Build, Runner::Other)),
         ] {
             assert_eq!(classify(&argv(cmd)), want, "{cmd}");
         }
@@ -306,7 +317,7 @@ mod tests {
         assert_eq!((q.passed, q.failed, q.skipped), (Some(1), Some(1), Some(1)));
         let g = counts(
             Runner::Go,
-            "=== RUN   TestA\n--- PASS: TestA (0.00s)\n--- FAIL: TestB (0.00s)\n--- SKIP: TestC\nFAIL\n",
+            "=== RUN   TestA\n--- PASS: TestA (0.00s)\n--- FAIL: TestB (0.00s)\n    --- FAIL: TestB/sub (0.00s)\n--- SKIP: TestC\nFAIL\n",
         );
         assert_eq!((g.passed, g.failed, g.skipped), (Some(1), Some(1), Some(1)));
         let jest = counts(Runner::Npm, "Tests:       1 failed, 5 passed, 6 total");

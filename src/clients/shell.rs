@@ -34,7 +34,7 @@ const RETRY: Duration = Duration::from_secs(2);
 const WRAPPERS: &[&str] = &[
     "sudo", "doas", "env", "command", "builtin", "exec", "time", "nohup", "nice", "ionice",
     "timeout", "watch", "xargs", "strace", "stdbuf", "then", "do", "else", "if", "while", "until",
-    "!",
+    "!", "eval", "sh", "bash", "zsh", "dash", "ksh", "fish",
 ];
 
 /// The deny list: plain words name programs, patterns match whole lines.
@@ -76,21 +76,55 @@ impl CommandFilter {
         if self.lines.is_match(line) {
             return true;
         }
-        command_words(line).any(|w| self.programs.iter().any(|p| p == w))
+        // `gpg` also names `gpg2`: a version suffix is the same program.
+        command_words(line).any(|w| {
+            self.programs.iter().any(|p| {
+                w.strip_prefix(p.as_str())
+                    .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit()))
+            })
+        })
     }
 }
 
-/// The program names in command position in a shell line (a best effort
-/// without a full shell parser: quotes are stripped, not interpreted).
+/// Whether `opt` of `wrapper` takes the next word as its value
+/// (`sudo -u bob cmd`): that word is not the command.
+fn takes_value(wrapper: &str, opt: &str) -> bool {
+    let opts: &[&str] = match wrapper {
+        "sudo" => &[
+            "-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T", "-R",
+        ],
+        "doas" => &["-u", "-C"],
+        "env" => &["-u", "-C", "-S"],
+        "nice" => &["-n"],
+        "ionice" => &["-c", "-n", "-p", "-P", "-u"],
+        "timeout" => &["-s", "-k"],
+        "watch" => &["-n", "-d"],
+        "stdbuf" => &["-i", "-o", "-e"],
+        "xargs" => &["-I", "-n", "-P", "-L", "-s", "-d", "-E", "-a"],
+        "strace" => &["-e", "-o", "-p", "-s"],
+        "exec" => &["-a"],
+        _ => &[],
+    };
+    opts.contains(&opt)
+}
+
+/// The program names in command position in a shell line: a best effort
+/// without a full shell parser. Quotes start a new segment, so a command
+/// in a string (`bash -c 'pass show x'`, `eval "gpg …"`) is looked at too;
+/// a denied word that merely starts a quoted argument is then denied as
+/// well, which errs on the side of not sending.
 fn command_words(line: &str) -> impl Iterator<Item = &str> {
-    line.split(['|', ';', '&', '\n', '(', ')', '`', '{', '}'])
+    line.split(['|', ';', '&', '\n', '(', ')', '`', '{', '}', '\'', '"'])
         .filter_map(|segment| {
-            let mut words = segment
-                .split_whitespace()
-                .map(|w| w.trim_matches(['\'', '"', '$']));
-            loop {
-                let w = words.next()?;
-                if w.is_empty() || w.starts_with('-') {
+            let mut wrapper: Option<&str> = None;
+            let mut skip_value = false;
+            for w in segment.split_whitespace() {
+                let w = w.trim_start_matches(['\\', '$']);
+                if std::mem::take(&mut skip_value) || w.is_empty() {
+                    continue;
+                }
+                if w.starts_with('-') {
+                    skip_value = wrapper.is_some_and(|wr| takes_value(wr, w));
                     continue;
                 }
                 // `FOO=bar cmd`: an assignment before the command.
@@ -99,6 +133,7 @@ fn command_words(line: &str) -> impl Iterator<Item = &str> {
                 }
                 let name = w.rsplit('/').next().unwrap_or(w);
                 if WRAPPERS.contains(&name) {
+                    wrapper = Some(name);
                     continue;
                 }
                 // `timeout 5 cmd`, `nice -n 5 cmd`: numbers are arguments.
@@ -111,6 +146,7 @@ fn command_words(line: &str) -> impl Iterator<Item = &str> {
                 }
                 return Some(name);
             }
+            None
         })
 }
 
@@ -486,6 +522,14 @@ mod tests {
             "/usr/bin/pass git push",
             "echo $(pass show db)",
             "timeout 5 op signin",
+            "sudo -u bob pass show bank",
+            "doas -u root gpg -d x.gpg",
+            "gpg2 --decrypt notes.gpg",
+            "bash -c 'pass show x'",
+            "sh -c \"gpg -d x\"",
+            "eval pass show x",
+            "\\pass show x",
+            "xargs -I{} gpg --decrypt {}",
             "mysql -u root --password=hunter2",
             "export DB_PASSWORD=x",
             "echo MyPassword",

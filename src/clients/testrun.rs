@@ -8,13 +8,14 @@
 //! when the terminal would have shown colours, the usual variables ask the
 //! runners for them (`CARGO_TERM_COLOR`, `FORCE_COLOR`, `PY_COLORS`), unless
 //! already set. Ctrl+C reaches the command, which decides; `candor run` waits
-//! and exits with the command's status (128 + N for a signal N).
+//! and exits with the command's status, or dies of the same terminal signal
+//! (so that a shell loop stops), after recording it as 128 + N.
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::client::{now_ms, Client, ClientError};
 use super::runners::{classify, Counts, RunKind, Runner};
@@ -45,6 +46,8 @@ pub enum Recording {
 pub struct RunOutcome {
     /// The status `candor run` should exit with.
     pub exit: i32,
+    /// The signal the command died of, if it did.
+    pub signal: Option<i32>,
     pub kind: RunKind,
     pub runner: Runner,
     pub counts: Counts,
@@ -69,7 +72,8 @@ fn pump(
     mut to: impl Write + Send + 'static,
     runner: Runner,
     counts: Arc<Mutex<Counts>>,
-) -> std::thread::JoinHandle<()> {
+    done: crossbeam_channel::Sender<()>,
+) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 8192];
         let mut pending: Vec<u8> = Vec::new();
@@ -104,22 +108,34 @@ fn pump(
             }
         }
         scan(&[], true);
-    })
+        let _ = done.send(());
+    });
 }
 
-/// Keeps Ctrl+C and Ctrl+\ from killing `candor run` before the command
-/// it runs has decided what to do with them.
-fn outlive_interrupts() {
-    if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-    {
-        rt.block_on(async {
-            use tokio::signal::unix::{signal, SignalKind};
-            // Once registered the handlers stay for the life of the process.
-            let _ = signal(SignalKind::interrupt());
-            let _ = signal(SignalKind::quit());
-        });
+/// The signals a terminal sends the whole foreground group: while the
+/// command runs, `candor run` leaves them to it.
+const TERMINAL_SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGQUIT];
+
+fn set_terminal_signals(handler: libc::sighandler_t) {
+    for sig in TERMINAL_SIGNALS {
+        // SAFETY: SIG_IGN and SIG_DFL are valid dispositions, and no
+        // handler of ours is installed for these signals.
+        unsafe {
+            libc::signal(sig, handler);
+        }
+    }
+}
+
+/// After the command died of a terminal signal, `candor run` dies of it
+/// too, so that the shell stops a loop running it, as it would for the
+/// command itself.
+pub fn die_like(signal: i32) {
+    if TERMINAL_SIGNALS.contains(&signal) {
+        set_terminal_signals(libc::SIG_DFL);
+        // SAFETY: raising a signal with its default disposition.
+        unsafe {
+            libc::raise(signal);
+        }
     }
 }
 
@@ -149,32 +165,53 @@ pub fn run(
             }
         }
     }
-    outlive_interrupts();
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|source| RunError::Spawn {
         program: program.clone(),
         source,
     })?;
+    // Only after the spawn: an ignored signal would be inherited.
+    set_terminal_signals(libc::SIG_IGN);
     let counts = Arc::new(Mutex::new(Counts::default()));
-    let mut pumps = Vec::new();
+    let (done_tx, done_rx) = crossbeam_channel::unbounded();
+    let mut pumps = 0;
     if let Some(out) = child.stdout.take() {
-        pumps.push(pump(out, std::io::stdout(), runner, counts.clone()));
+        pump(
+            out,
+            std::io::stdout(),
+            runner,
+            counts.clone(),
+            done_tx.clone(),
+        );
+        pumps += 1;
     }
     if let Some(err) = child.stderr.take() {
-        pumps.push(pump(err, std::io::stderr(), runner, counts.clone()));
+        pump(
+            err,
+            std::io::stderr(),
+            runner,
+            counts.clone(),
+            done_tx.clone(),
+        );
+        pumps += 1;
     }
     let status = child.wait();
-    for p in pumps {
-        let _ = p.join();
-    }
     let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-    let exit = match status {
-        Ok(s) => {
-            use std::os::unix::process::ExitStatusExt;
-            s.code()
-                .or_else(|| s.signal().map(|n| 128 + n))
-                .unwrap_or(1)
+    // A background process the command left behind may hold the pipes
+    // open; its output is not waited for beyond a moment.
+    let deadline = Instant::now() + Duration::from_millis(500);
+    for _ in 0..pumps {
+        if done_rx.recv_deadline(deadline).is_err() {
+            break;
         }
+    }
+    use std::os::unix::process::ExitStatusExt;
+    let signal = status.as_ref().ok().and_then(|s| s.signal());
+    let exit = match status {
+        Ok(s) => s
+            .code()
+            .or_else(|| s.signal().map(|n| 128 + n))
+            .unwrap_or(1),
         Err(_) => 1,
     };
     let counts = *counts.lock().unwrap_or_else(|p| p.into_inner());
@@ -219,6 +256,7 @@ pub fn run(
     };
     Ok(RunOutcome {
         exit,
+        signal,
         kind,
         runner,
         counts,

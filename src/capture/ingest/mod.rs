@@ -36,8 +36,9 @@ use crate::registry::Kind;
 use protocol::{Message, Refusal};
 
 pub const SOCKET: &str = "ingest.sock";
-/// Connections served at once; more are told so and closed.
-const MAX_CONNECTIONS: u64 = 64;
+/// Connections served at once (every shell's relay holds one); more are
+/// told they are not recorded, counted, and closed.
+const MAX_CONNECTIONS: u64 = 1024;
 /// Open shell commands kept per connection; the oldest is recorded
 /// without its outcome when more arrive.
 const MAX_OPEN_COMMANDS: usize = 16;
@@ -55,6 +56,9 @@ pub struct IngestStats {
     invalid: AtomicU64,
     not_recorded: AtomicU64,
     rate_limited: AtomicU64,
+    /// Connections turned away at the limit (what they would have sent is
+    /// unknown, so no gap can count it).
+    busy: AtomicU64,
 }
 
 impl IngestStats {
@@ -67,6 +71,7 @@ impl IngestStats {
             "invalid": g(&self.invalid),
             "not_recorded": g(&self.not_recorded),
             "rate_limited": g(&self.rate_limited),
+            "refused_connections": g(&self.busy),
         })
     }
 }
@@ -333,13 +338,22 @@ impl Shared {
 /// workspace to a file outside it (or to a denied one) is judged by its
 /// target. A file not yet saved is resolved through its directory.
 fn real_path(p: &Path) -> PathBuf {
-    std::fs::canonicalize(p)
-        .ok()
-        .or_else(|| {
-            let dir = std::fs::canonicalize(p.parent()?).ok()?;
-            Some(dir.join(p.file_name()?))
-        })
-        .unwrap_or_else(|| p.to_owned())
+    // The deepest ancestor that exists is resolved, and the rest (which
+    // cannot hold a link, since it does not exist) joined back on.
+    let mut rest = Vec::new();
+    let mut at = p;
+    loop {
+        if let Ok(real) = std::fs::canonicalize(at) {
+            return rest.iter().rev().fold(real, |acc, c| acc.join(c));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                at = parent;
+            }
+            _ => return p.to_owned(),
+        }
+    }
 }
 
 enum LineRead {
@@ -407,7 +421,8 @@ async fn serve_conn(shared: Arc<Shared>, stream: UnixStream, mut stop: watch::Re
     let stats = shared.stats.clone();
     let pid = stream.peer_cred().ok().and_then(|c| c.pid());
     let (rd, mut wr) = stream.into_split();
-    let mut rd = BufReader::with_capacity(protocol::MAX_LINE + 1, rd);
+    // Small to start with: most clients sit idle; long lines grow `line`.
+    let mut rd = BufReader::with_capacity(8 * 1024, rd);
     let mut conn = Conn {
         pid,
         limited: None,
@@ -479,7 +494,12 @@ pub async fn serve(
                     continue;
                 }
                 if stats.open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-                    let _ = stream.write_all(&protocol::reply(&Err(Refusal::Invalid(format!("refused: {MAX_CONNECTIONS} clients are connected already")))).into_bytes()).await;
+                    stats.busy.fetch_add(1, Ordering::Relaxed);
+                    let busy = Refusal::NotRecorded {
+                        reason: "busy",
+                        detail: format!("{MAX_CONNECTIONS} clients are connected already"),
+                    };
+                    let _ = stream.write_all(protocol::reply(&Err(busy)).as_bytes()).await;
                     continue;
                 }
                 stats.connections.fetch_add(1, Ordering::Relaxed);

@@ -38,6 +38,10 @@ pub const MAX_LINE: usize = 64 * 1024;
 /// How far a message's `ts` may be from the daemon's clock.
 pub const MAX_SKEW_MS: f64 = 60_000.0;
 const MAX_ID: usize = 128;
+/// Paths longer or deeper than a file system allows are refused before
+/// anything looks them up.
+const MAX_PATH: usize = 4096;
+const MAX_DEPTH: usize = 256;
 
 /// A message that passed validation: the kind, its fields as a registry
 /// event (not yet stamped), and what needs the daemon's context.
@@ -85,6 +89,11 @@ fn abs_path(kind: Kind, key: &str, v: &Json) -> Result<PathBuf, String> {
     }
     if p.components().any(|c| c == std::path::Component::ParentDir) {
         return Err(err(format!("{kind}.{key} must not contain `..`")));
+    }
+    if s.len() > MAX_PATH || p.components().count() > MAX_DEPTH {
+        return Err(err(format!(
+            "{kind}.{key} is longer than {MAX_PATH} bytes or {MAX_DEPTH} levels"
+        )));
     }
     Ok(p.to_owned())
 }
@@ -195,12 +204,10 @@ pub fn parse(line: &[u8], now_ms: f64) -> Result<Message, String> {
                     }
                 }
                 if let Value::Str(s) = &value {
-                    if kind == Kind::EditorCommand
-                        && name == "command"
-                        && (s.is_empty() || s.contains(char::is_whitespace))
-                    {
+                    if kind == Kind::EditorCommand && name == "command" && !command_name(s) {
                         return Err(err(
-                            "editor.command.command must be a command name, without arguments",
+                            "editor.command.command must be a command name, without arguments \
+                             (letters, digits and . _ : -, at most 128)",
                         ));
                     }
                 }
@@ -230,6 +237,18 @@ pub fn parse(line: &[u8], now_ms: f64) -> Result<Message, String> {
         ));
     }
     Ok(msg)
+}
+
+/// An editor command's name or id (`w`, `Telescope`,
+/// `editor.action.formatDocument`, `rust-analyzer.run`): never arguments,
+/// which can hold anything (`s/hunter2/x/`, `e ~/.ssh/id_rsa`).
+fn command_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && s.len() <= 128
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
 }
 
 /// A `shell.command` message with an `id` and no `command`: the outcome
@@ -375,6 +394,13 @@ mod tests {
             assert!(got.contains(want), "{line}: {got} (wanted {want})");
         }
         assert!(parse(b"\xff\xfe", NOW).unwrap_err().contains("UTF-8"));
+        let deep = format!(
+            r#"{{"v":1,"kind":"editor.focus","ts":1764340000000,"file":"/w{}"}}"#,
+            "/a".repeat(300)
+        );
+        assert!(p(&deep).unwrap_err().contains("levels"));
+        assert!(command_name("editor.action.formatDocument") && command_name("w"));
+        assert!(!command_name("") && !command_name("%s/a/b/") && !command_name("e ~/x"));
     }
 
     #[test]
