@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use candor::event::Event;
-use candor::export::model::{ActionBody, Episode};
+use candor::export::model::{ActionBody, Episode, RunResult};
 use candor::registry::Kind;
 use common::*;
 
@@ -1476,13 +1476,13 @@ fn workflow_events_become_redacted_actions_in_every_format() {
 
     let tests = by_type("test_run");
     assert!(
-        matches!(tests[..], [ActionBody::TestRun { command, cwd, runner, exit: 101, duration_ms: 9_000, passed: Some(41), failed: Some(1), skipped: Some(2) }]
+        matches!(tests[..], [ActionBody::TestRun(RunResult { command, cwd, runner, exit: 101, duration_ms: 9_000, passed: Some(41), failed: Some(1), skipped: Some(2) })]
         if command == "cargo test -p <WORKSPACE> refunds" && cwd == "." && runner == "cargo"),
         "{tests:?}"
     );
     let builds = by_type("build_run");
     assert!(
-        matches!(builds[..], [ActionBody::BuildRun { command, exit: 0, duration_ms: 20_000, passed: None, .. }]
+        matches!(builds[..], [ActionBody::BuildRun(RunResult { command, exit: 0, duration_ms: 20_000, passed: None, .. })]
         if command == "cargo build --release"),
         "{builds:?}"
     );

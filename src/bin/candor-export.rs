@@ -444,15 +444,19 @@ fn print_episode(out: &mut impl Write, n: usize, ep: &Episode) -> std::io::Resul
                 exit.map_or("?".to_owned(), |e| e.to_string()),
                 duration_ms.map_or("?".to_owned(), |d| d.to_string())
             )?,
-            ActionBody::TestRun { command, cwd, runner, exit, duration_ms, passed, failed, skipped }
-            | ActionBody::BuildRun { command, cwd, runner, exit, duration_ms, passed, failed, skipped } => {
-                let n = |v: &Option<i64>| v.map_or("?".to_owned(), |v| v.to_string());
+            ActionBody::TestRun(r) | ActionBody::BuildRun(r) => {
+                let n = |v: Option<i64>| v.map_or("?".to_owned(), |v| v.to_string());
                 writeln!(
                     out,
-                    "{command:?} in {cwd} ({runner}): exit {exit}, {duration_ms} ms, {} passed, {} failed, {} skipped",
-                    n(passed),
-                    n(failed),
-                    n(skipped)
+                    "{:?} in {} ({}): exit {}, {} ms, {} passed, {} failed, {} skipped",
+                    r.command,
+                    r.cwd,
+                    r.runner,
+                    r.exit,
+                    r.duration_ms,
+                    n(r.passed),
+                    n(r.failed),
+                    n(r.skipped)
                 )?
             }
             ActionBody::FileFocus { path, language, .. } => writeln!(

@@ -23,7 +23,8 @@ use rand::rngs::SmallRng;
 use super::anonymize::{iso_week, Anonymizer};
 use super::command;
 use super::model::{
-    Action, ActionBody, CodeState, EndReason, Episode, FileStates, KeyTime, SCHEMA_VERSION,
+    Action, ActionBody, CodeState, EndReason, Episode, FileStates, KeyTime, RunResult,
+    SCHEMA_VERSION,
 };
 use super::replay::{replay, state_id, unified};
 use super::source::Admitted;
@@ -946,8 +947,8 @@ impl<'a> Builder<'a> {
                     ActionBody::Mouse { duration_ms, .. }
                     | ActionBody::Gap { duration_ms, .. }
                     | ActionBody::Navigation { duration_ms, .. }
-                    | ActionBody::TestRun { duration_ms, .. }
-                    | ActionBody::BuildRun { duration_ms, .. } => {
+                    | ActionBody::TestRun(RunResult { duration_ms, .. })
+                    | ActionBody::BuildRun(RunResult { duration_ms, .. }) => {
                         *duration_ms = self.anon.quantize(*duration_ms);
                         self.anon.quantize(ms)
                     }
@@ -1128,28 +1129,20 @@ impl<'a> Builder<'a> {
                         opt_int(e, "failed"),
                         opt_int(e, "skipped"),
                     );
+                    let run = RunResult {
+                        command,
+                        cwd,
+                        runner,
+                        exit,
+                        duration_ms,
+                        passed,
+                        failed,
+                        skipped,
+                    };
                     if e.kind == Kind::RunTest {
-                        ActionBody::TestRun {
-                            command,
-                            cwd,
-                            runner,
-                            exit,
-                            duration_ms,
-                            passed,
-                            failed,
-                            skipped,
-                        }
+                        ActionBody::TestRun(run)
                     } else {
-                        ActionBody::BuildRun {
-                            command,
-                            cwd,
-                            runner,
-                            exit,
-                            duration_ms,
-                            passed,
-                            failed,
-                            skipped,
-                        }
+                        ActionBody::BuildRun(run)
                     }
                 };
                 actions.push((start, body));

@@ -102,6 +102,21 @@ pub struct KeyTime {
     pub class: String,
 }
 
+/// A test or build run through `candor run`, with what the runner's output
+/// said (the counts are `None` where it said nothing).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub command: String,
+    pub cwd: String,
+    /// `cargo`, `pytest`, `go`, `npm` or `other`.
+    pub runner: String,
+    pub exit: i64,
+    pub duration_ms: i64,
+    pub passed: Option<i64>,
+    pub failed: Option<i64>,
+    pub skipped: Option<i64>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ActionBody {
@@ -180,28 +195,9 @@ pub enum ActionBody {
         duration_ms: Option<i64>,
     },
     /// Tests run through `candor run`, with what the runner's output said.
-    TestRun {
-        command: String,
-        cwd: String,
-        /// `cargo`, `pytest`, `go`, `npm` or `other`.
-        runner: String,
-        exit: i64,
-        duration_ms: i64,
-        passed: Option<i64>,
-        failed: Option<i64>,
-        skipped: Option<i64>,
-    },
+    TestRun(RunResult),
     /// A build run through `candor run`.
-    BuildRun {
-        command: String,
-        cwd: String,
-        runner: String,
-        exit: i64,
-        duration_ms: i64,
-        passed: Option<i64>,
-        failed: Option<i64>,
-        skipped: Option<i64>,
-    },
+    BuildRun(RunResult),
     /// The editor showed another file (an editor plugin's focus event).
     FileFocus {
         file_id: String,
@@ -268,8 +264,8 @@ impl ActionBody {
             ActionBody::Commit { .. } => "commit",
             ActionBody::Gap { .. } => "gap",
             ActionBody::ShellCommand { .. } => "shell_command",
-            ActionBody::TestRun { .. } => "test_run",
-            ActionBody::BuildRun { .. } => "build_run",
+            ActionBody::TestRun(_) => "test_run",
+            ActionBody::BuildRun(_) => "build_run",
             ActionBody::FileFocus { .. } => "file_focus",
             ActionBody::EditorEdits { .. } => "editor_edits",
             ActionBody::Navigation { .. } => "navigation",
@@ -309,8 +305,8 @@ impl ActionBody {
             ActionBody::Focus { app, title } => out.extend([app, title].into_iter().flatten()),
             ActionBody::Commit { message } => out.extend(message),
             ActionBody::ShellCommand { command, cwd, .. }
-            | ActionBody::TestRun { command, cwd, .. }
-            | ActionBody::BuildRun { command, cwd, .. } => out.extend([command, cwd]),
+            | ActionBody::TestRun(RunResult { command, cwd, .. })
+            | ActionBody::BuildRun(RunResult { command, cwd, .. }) => out.extend([command, cwd]),
             ActionBody::FileFocus { language, .. } => out.extend(language),
             ActionBody::EditorCommand { command, .. } => out.push(command),
             _ => {}
@@ -324,8 +320,8 @@ impl ActionBody {
     pub fn command_line(&self) -> Option<&str> {
         match self {
             ActionBody::ShellCommand { command, .. }
-            | ActionBody::TestRun { command, .. }
-            | ActionBody::BuildRun { command, .. } => Some(command),
+            | ActionBody::TestRun(RunResult { command, .. })
+            | ActionBody::BuildRun(RunResult { command, .. }) => Some(command),
             _ => None,
         }
     }

@@ -136,7 +136,8 @@ use parquet::schema::printer::print_schema;
 use parquet::schema::types::{ColumnPath, SchemaDescriptor, Type, TypePtr};
 
 use super::model::{
-    Action, ActionBody, CodeState, EndReason, Episode, FileStates, KeyTime, SCHEMA_VERSION,
+    Action, ActionBody, CodeState, EndReason, Episode, FileStates, KeyTime, RunResult,
+    SCHEMA_VERSION,
 };
 use super::sink::{io_err, DatasetWriter, Written};
 use super::ExportError;
@@ -902,34 +903,15 @@ fn action_cells<'a>(episode_id: &'a str, action: &'a Action) -> Vec<Cell<'a>> {
             c.exit = *exit;
             c.duration_ms = *duration_ms;
         }
-        ActionBody::TestRun {
-            command,
-            cwd,
-            runner,
-            exit,
-            duration_ms,
-            passed,
-            failed,
-            skipped,
-        }
-        | ActionBody::BuildRun {
-            command,
-            cwd,
-            runner,
-            exit,
-            duration_ms,
-            passed,
-            failed,
-            skipped,
-        } => {
-            c.command = Some(command);
-            c.cwd = Some(cwd);
-            c.runner = Some(runner);
-            c.exit = Some(*exit);
-            c.duration_ms = Some(*duration_ms);
-            c.passed = *passed;
-            c.failed = *failed;
-            c.skipped = *skipped;
+        ActionBody::TestRun(r) | ActionBody::BuildRun(r) => {
+            c.command = Some(&r.command);
+            c.cwd = Some(&r.cwd);
+            c.runner = Some(&r.runner);
+            c.exit = Some(r.exit);
+            c.duration_ms = Some(r.duration_ms);
+            c.passed = r.passed;
+            c.failed = r.failed;
+            c.skipped = r.skipped;
         }
         ActionBody::FileFocus {
             file_id,
@@ -1511,26 +1493,23 @@ fn action_from_row(file: &str, cols: &[Field]) -> Result<Action, ExportError> {
             exit: o(25)?,
             duration_ms: o(13)?,
         },
-        "test_run" => ActionBody::TestRun {
-            command: rs(23)?,
-            cwd: rs(24)?,
-            runner: rs(26)?,
-            exit: n(25)?,
-            duration_ms: n(13)?,
-            passed: o(27)?,
-            failed: o(28)?,
-            skipped: o(29)?,
-        },
-        "build_run" => ActionBody::BuildRun {
-            command: rs(23)?,
-            cwd: rs(24)?,
-            runner: rs(26)?,
-            exit: n(25)?,
-            duration_ms: n(13)?,
-            passed: o(27)?,
-            failed: o(28)?,
-            skipped: o(29)?,
-        },
+        "test_run" | "build_run" => {
+            let run = RunResult {
+                command: rs(23)?,
+                cwd: rs(24)?,
+                runner: rs(26)?,
+                exit: n(25)?,
+                duration_ms: n(13)?,
+                passed: o(27)?,
+                failed: o(28)?,
+                skipped: o(29)?,
+            };
+            if kind == "test_run" {
+                ActionBody::TestRun(run)
+            } else {
+                ActionBody::BuildRun(run)
+            }
+        }
         "file_focus" => ActionBody::FileFocus {
             file_id: rs(4)?,
             path: rs(5)?,
@@ -1795,7 +1774,7 @@ mod tests {
                     ),
                     action(
                         3,
-                        ActionBody::TestRun {
+                        ActionBody::TestRun(RunResult {
                             command: "cargo test".into(),
                             cwd: "src".into(),
                             runner: "cargo".into(),
@@ -1804,11 +1783,11 @@ mod tests {
                             passed: Some(41),
                             failed: Some(1),
                             skipped: None,
-                        },
+                        }),
                     ),
                     action(
                         4,
-                        ActionBody::BuildRun {
+                        ActionBody::BuildRun(RunResult {
                             command: "cargo build".into(),
                             cwd: ".".into(),
                             runner: "cargo".into(),
@@ -1817,7 +1796,7 @@ mod tests {
                             passed: None,
                             failed: None,
                             skipped: Some(0),
-                        },
+                        }),
                     ),
                     action(
                         5,

@@ -152,8 +152,8 @@ pub fn event_type(body: &ActionBody) -> &'static str {
         ActionBody::Commit { .. } => "X-Commit",
         ActionBody::Gap { .. } => "X-Gap",
         ActionBody::ShellCommand { .. } => "Run.Program",
-        ActionBody::TestRun { .. } => "Run.Test",
-        ActionBody::BuildRun { .. } => "Compile",
+        ActionBody::TestRun(_) => "Run.Test",
+        ActionBody::BuildRun(_) => "Compile",
         ActionBody::FileFocus { .. } => "File.Focus",
         ActionBody::EditorEdits { .. } => "X-EditorEdits",
         ActionBody::Navigation { .. } => "X-Navigation",
@@ -802,40 +802,21 @@ impl DatasetWriter for ProgSnap2Writer {
                     row.exit = opt(*exit);
                     row.duration_ms = opt(*duration_ms);
                 }
-                ActionBody::TestRun {
-                    command,
-                    cwd,
-                    runner,
-                    exit,
-                    duration_ms,
-                    passed,
-                    failed,
-                    skipped,
-                }
-                | ActionBody::BuildRun {
-                    command,
-                    cwd,
-                    runner,
-                    exit,
-                    duration_ms,
-                    passed,
-                    failed,
-                    skipped,
-                } => {
-                    if matches!(a.body, ActionBody::TestRun { .. }) {
-                        row.execution_result = test_result(*exit, *failed);
-                        row.score = test_score(*passed, *failed);
+                ActionBody::TestRun(r) | ActionBody::BuildRun(r) => {
+                    if matches!(a.body, ActionBody::TestRun(_)) {
+                        row.execution_result = test_result(r.exit, r.failed);
+                        row.score = test_score(r.passed, r.failed);
                     } else {
-                        row.compile_result = if *exit == 0 { "Success" } else { "Error" };
+                        row.compile_result = if r.exit == 0 { "Success" } else { "Error" };
                     }
-                    row.command = command.clone();
-                    row.cwd = cwd.clone();
-                    row.runner = runner.clone();
-                    row.exit = exit.to_string();
-                    row.duration_ms = duration_ms.to_string();
-                    row.passed = opt(*passed);
-                    row.failed = opt(*failed);
-                    row.skipped = opt(*skipped);
+                    row.command = r.command.clone();
+                    row.cwd = r.cwd.clone();
+                    row.runner = r.runner.clone();
+                    row.exit = r.exit.to_string();
+                    row.duration_ms = r.duration_ms.to_string();
+                    row.passed = opt(r.passed);
+                    row.failed = opt(r.failed);
+                    row.skipped = opt(r.skipped);
                 }
                 ActionBody::FileFocus {
                     file_id,
@@ -1310,7 +1291,7 @@ fn check_code_states(root: &Path, states: &BTreeSet<String>) -> Result<(), Expor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::model::{Action, CodeState, EndReason, KeyTime};
+    use crate::export::model::{Action, CodeState, EndReason, KeyTime, RunResult};
     use crate::export::replay::{state_id, unified};
 
     fn cs(path: &str, content: Option<&str>, exists: bool) -> CodeState {
@@ -1650,7 +1631,7 @@ mod tests {
                 exit: Some(130),
                 duration_ms: Some(5_000),
             },
-            ActionBody::TestRun {
+            ActionBody::TestRun(RunResult {
                 command: "cargo test".into(),
                 cwd: ".".into(),
                 runner: "cargo".into(),
@@ -1659,8 +1640,8 @@ mod tests {
                 passed: Some(3),
                 failed: Some(1),
                 skipped: Some(2),
-            },
-            ActionBody::TestRun {
+            }),
+            ActionBody::TestRun(RunResult {
                 command: "pytest -q".into(),
                 cwd: "tests".into(),
                 runner: "pytest".into(),
@@ -1669,8 +1650,8 @@ mod tests {
                 passed: Some(4),
                 failed: Some(0),
                 skipped: None,
-            },
-            ActionBody::TestRun {
+            }),
+            ActionBody::TestRun(RunResult {
                 command: "go test ./...".into(),
                 cwd: ".".into(),
                 runner: "go".into(),
@@ -1679,8 +1660,8 @@ mod tests {
                 passed: None,
                 failed: None,
                 skipped: None,
-            },
-            ActionBody::BuildRun {
+            }),
+            ActionBody::BuildRun(RunResult {
                 command: "cargo build".into(),
                 cwd: ".".into(),
                 runner: "cargo".into(),
@@ -1689,8 +1670,8 @@ mod tests {
                 passed: None,
                 failed: None,
                 skipped: None,
-            },
-            ActionBody::BuildRun {
+            }),
+            ActionBody::BuildRun(RunResult {
                 command: "cargo build".into(),
                 cwd: ".".into(),
                 runner: "cargo".into(),
@@ -1699,7 +1680,7 @@ mod tests {
                 passed: None,
                 failed: None,
                 skipped: None,
-            },
+            }),
             ActionBody::FileFocus {
                 file_id: "fa".into(),
                 path: "src/aaaa.rs".into(),
