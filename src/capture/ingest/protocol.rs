@@ -243,6 +243,10 @@ pub fn parse(line: &[u8], now_ms: f64) -> Result<Message, String> {
 /// `editor.action.formatDocument`, `rust-analyzer.run`): never arguments,
 /// which can hold anything (`s/hunter2/x/`, `e ~/.ssh/id_rsa`).
 fn command_name(s: &str) -> bool {
+    // Vim's one-character commands (`:!`, `:&`, `:<`, …) are names too.
+    if s.len() == 1 && "!&~<>=@*#".contains(s) {
+        return true;
+    }
     let mut chars = s.chars();
     chars
         .next()
@@ -400,6 +404,7 @@ mod tests {
         );
         assert!(p(&deep).unwrap_err().contains("levels"));
         assert!(command_name("editor.action.formatDocument") && command_name("w"));
+        assert!(command_name("!") && !command_name("!ls"));
         assert!(!command_name("") && !command_name("%s/a/b/") && !command_name("e ~/x"));
     }
 
