@@ -1201,7 +1201,7 @@ pub fn anonymize(line: &str, names: &mut Names<'_>) -> String {
     for c in text.chars() {
         if c.is_whitespace() {
             if !word.is_empty() {
-                out.push_str(&token(&word, names));
+                out.push_str(&token(&word, names, 0));
                 word.clear();
             }
             out.push(c);
@@ -1210,7 +1210,7 @@ pub fn anonymize(line: &str, names: &mut Names<'_>) -> String {
         }
     }
     if !word.is_empty() {
-        out.push_str(&token(&word, names));
+        out.push_str(&token(&word, names, 0));
     }
     // Placeholders back, in order.
     let mut restored =
@@ -1226,8 +1226,28 @@ pub fn anonymize(line: &str, names: &mut Names<'_>) -> String {
     restored
 }
 
+/// How deep `KEY=value` words nest (`a=b=c`) before the rest of the value
+/// is hashed whole: each level is one more call, and a 64 KiB line could
+/// otherwise hold enough `=` to overflow the stack.
+const MAX_DEPTH: usize = 8;
+
+/// Text hashed whole, but for the placeholders in it (their sentinels stay
+/// in place, so they are restored in order).
+fn hash_around_held(s: &str, n: &mut Names<'_>) -> String {
+    s.split(SENTINEL)
+        .map(|run| {
+            if run.is_empty() {
+                String::new()
+            } else {
+                n.anon.pseudonym("name", run)[..12].to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(&SENTINEL.to_string())
+}
+
 /// A word with its surrounding quotes and punctuation kept aside.
-fn token(word: &str, n: &mut Names<'_>) -> String {
+fn token(word: &str, n: &mut Names<'_>, depth: usize) -> String {
     const TRIM: &[char] = &[
         '(', ')', '[', ']', '{', '}', '"', '\'', ',', ';', ':', '<', '>', '|', '&', '`',
     ];
@@ -1253,7 +1273,7 @@ fn token(word: &str, n: &mut Names<'_>) -> String {
     }
     let mut out = String::with_capacity(word.len() + 8);
     out.push_str(&word[..start]);
-    out.push_str(&core_token(core, n));
+    out.push_str(&core_token(core, n, depth));
     out.push_str(&word[start + core.len()..]);
     out
 }
@@ -1262,7 +1282,7 @@ fn is_held(s: &str) -> bool {
     s.contains(SENTINEL)
 }
 
-fn core_token(core: &str, n: &mut Names<'_>) -> String {
+fn core_token(core: &str, n: &mut Names<'_>, depth: usize) -> String {
     if core.chars().all(|c| c == SENTINEL) {
         return core.to_owned();
     }
@@ -1273,13 +1293,15 @@ fn core_token(core: &str, n: &mut Names<'_>) -> String {
     if let Some(eq) = core.find('=') {
         let (k, v) = (&core[..eq], &core[eq + 1..]);
         if !k.is_empty() && !k.contains('/') && !is_held(k) {
-            let v = if v.contains(':') && (v.starts_with('/') || v.starts_with('~')) {
+            let v = if depth >= MAX_DEPTH {
+                hash_around_held(v, n)
+            } else if v.contains(':') && (v.starts_with('/') || v.starts_with('~')) {
                 v.split(':')
-                    .map(|p| token(p, n))
+                    .map(|p| token(p, n, depth + 1))
                     .collect::<Vec<_>>()
                     .join(":")
             } else {
-                token(v, n)
+                token(v, n, depth + 1)
             };
             return format!("{}={v}", (n.replace)(k));
         }
@@ -1295,7 +1317,11 @@ fn core_token(core: &str, n: &mut Names<'_>) -> String {
         if letters > 0
             && (rest.starts_with('/') || rest.starts_with("~/") || rest.starts_with("./"))
         {
-            return format!("{}{}", &core[..flag_len + letters], core_token(rest, n));
+            return format!(
+                "{}{}",
+                &core[..flag_len + letters],
+                core_token(rest, n, depth + 1)
+            );
         }
         return (n.replace)(core);
     }
@@ -1763,6 +1789,31 @@ mod tests {
         );
         assert_eq!(anon_line("git status"), "git status");
         assert_eq!(anon_line("ls -la  ."), "ls -la  .");
+    }
+
+    #[test]
+    fn long_chains_of_equals_do_not_overflow_the_stack() {
+        let line = format!("echo {}", "a=".repeat(30_000));
+        assert!(line.len() > 60_000);
+        let out = anon_line(&line);
+        assert!(out.starts_with("echo a=a="), "{}", &out[..40]);
+        let _ = findings(&line);
+        let pairs: Vec<String> = (0..5_000).map(|i| format!("f{i}=1")).collect();
+        let line = format!("curl -d '{}' https://api.acme.io/x", pairs.join("&"));
+        let out = anon_line(&line);
+        assert!(
+            out.starts_with("curl -d 'f0=") && !out.contains("acme"),
+            "{}",
+            &out[..40]
+        );
+        let _ = findings(&line);
+        // Placeholders deep in a chain are kept, in order.
+        let line = format!("echo {}<USER#1>_x=<USER#2>", "a=".repeat(20));
+        let out = anon_line(&line);
+        assert!(
+            out.contains("<USER#1>") && out.find("<USER#1>") < out.find("<USER#2>"),
+            "{out}"
+        );
     }
 
     #[test]
