@@ -1231,13 +1231,22 @@ pub fn anonymize(line: &str, names: &mut Names<'_>) -> String {
 /// otherwise hold enough `=` to overflow the stack.
 const MAX_DEPTH: usize = 8;
 
-/// Text hashed whole, but for the placeholders in it (their sentinels stay
-/// in place, so they are restored in order).
-fn hash_around_held(s: &str, n: &mut Names<'_>) -> String {
+/// Whether `s` is placeholders and nothing else.
+fn only_held(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c == SENTINEL)
+}
+
+/// Text hashed whole but for the placeholders in it: their sentinels stay
+/// in place (so they are restored in order), and so does punctuation
+/// between them (`<USER#1>:<SECRET:x#1>`); every other run of text around
+/// them is hashed, as a file name when `file` (its extension kept).
+fn hash_around_held(s: &str, n: &mut Names<'_>, file: bool) -> String {
     s.split(SENTINEL)
         .map(|run| {
-            if run.is_empty() {
-                String::new()
+            if !run.chars().any(char::is_alphanumeric) {
+                run.to_owned()
+            } else if file {
+                n.anon.path(run)
             } else {
                 n.anon.pseudonym("name", run)[..12].to_owned()
             }
@@ -1294,7 +1303,7 @@ fn core_token(core: &str, n: &mut Names<'_>, depth: usize) -> String {
         let (k, v) = (&core[..eq], &core[eq + 1..]);
         if !k.is_empty() && !k.contains('/') && !is_held(k) {
             let v = if depth >= MAX_DEPTH {
-                hash_around_held(v, n)
+                hash_around_held(v, n, false)
             } else if v.contains(':') && (v.starts_with('/') || v.starts_with('~')) {
                 v.split(':')
                     .map(|p| token(p, n, depth + 1))
@@ -1359,6 +1368,11 @@ fn core_token(core: &str, n: &mut Names<'_>, depth: usize) -> String {
     if looks_like_host(core) && core.contains('.') {
         return host(core, n);
     }
+    if is_held(core) {
+        // `<USER#1>_megacorp_notes`: what is around a placeholder can name
+        // as much as what it replaced (a port after it stays).
+        return host(core, n);
+    }
     (n.replace)(core)
 }
 
@@ -1386,10 +1400,12 @@ fn component(c: &str, n: &mut Names<'_>) -> String {
         || matches!(c, "." | ".." | "~")
         || glob
         || var
-        || is_held(c)
+        || only_held(c)
         || SYSTEM_NAMES.contains(&c)
     {
         c.to_owned()
+    } else if is_held(c) {
+        hash_around_held(c, n, true)
     } else if n.workspaces.contains(c) {
         "<WORKSPACE>".to_owned()
     } else {
@@ -1398,7 +1414,7 @@ fn component(c: &str, n: &mut Names<'_>) -> String {
 }
 
 fn host(h: &str, n: &mut Names<'_>) -> String {
-    if is_held(h) || is_public_host(h) || h.is_empty() {
+    if only_held(h) || is_public_host(h) || h.is_empty() {
         return h.to_owned();
     }
     // `db.acme.internal:5432`: the port stays.
@@ -1406,6 +1422,10 @@ fn host(h: &str, n: &mut Names<'_>) -> String {
         if !name.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && !name.contains(':') {
             return format!("{}:{port}", host(name, n));
         }
+    }
+    if is_held(h) {
+        // `<HOST#1>.local`: the rest of the name is hashed too.
+        return hash_around_held(h, n, false);
     }
     if n.workspaces.contains(h) {
         return "<WORKSPACE>".to_owned();
@@ -1457,11 +1477,13 @@ fn user_host(core: &str, at: usize, n: &mut Names<'_>) -> Option<String> {
         return None;
     }
     let lower = user.to_ascii_lowercase();
-    let u = if is_held(user)
+    let u = if only_held(user)
         || GENERIC_ACCOUNTS.contains(&lower.as_str())
         || ROLE_USERS.contains(&lower.as_str())
     {
         user.to_owned()
+    } else if is_held(user) {
+        hash_around_held(user, n, false)
     } else {
         n.anon.pseudonym("user", &lower)[..12].to_owned()
     };
@@ -1498,11 +1520,13 @@ fn url(core: &str, i: usize, n: &mut Names<'_>) -> String {
                 .map(|u| {
                     let lower = u.to_ascii_lowercase();
                     if u.is_empty()
-                        || is_held(u)
+                        || only_held(u)
                         || GENERIC_ACCOUNTS.contains(&lower.as_str())
                         || ROLE_USERS.contains(&lower.as_str())
                     {
                         u.to_owned()
+                    } else if is_held(u) {
+                        hash_around_held(u, n, false)
                     } else {
                         n.anon.pseudonym("user", &lower)[..12].to_owned()
                     }
@@ -1814,6 +1838,42 @@ mod tests {
             out.contains("<USER#1>") && out.find("<USER#1>") < out.find("<USER#2>"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn placeholders_do_not_shelter_the_names_around_them() {
+        let out = anon_line("cat /srv/data/<USER#2>_acme_salaries_2024.csv");
+        assert!(
+            out.contains("<USER#2>") && out.ends_with(".csv") && !out.contains("acme"),
+            "{out}"
+        );
+        assert!(!out.contains("salaries"), "{out}");
+        let out = anon_line("ssh -i ~/.ssh/id_<USER#1>_acme");
+        assert!(out.contains("<USER#1>") && !out.contains("acme"), "{out}");
+        let out = anon_line("cat <USER#1>_megacorp_notes");
+        assert!(
+            out.starts_with("cat <USER#1>") && !out.contains("megacorp") && !out.contains("notes"),
+            "{out}"
+        );
+        let out = anon_line("ping <HOST#1>.local && ping <HOST#1>.acme.io:22");
+        assert!(!out.contains(".local") && !out.contains("acme"), "{out}");
+        assert!(out.contains("<HOST#1>") && out.ends_with(":22"), "{out}");
+        let out = anon_line("scp <USER#1>x@<HOST#2>:/srv/<USER#3>-plans/q3");
+        assert!(
+            !out.contains("plans") && !out.contains("<USER#1>x"),
+            "{out}"
+        );
+        // A part that is one placeholder, or placeholders and punctuation,
+        // stays as it is.
+        for keep in [
+            "cat <USER#1>",
+            "ssh <USER#1>@<HOST#2>",
+            "curl -u <USER#1>:<SECRET:x#1> https://<USER#1>@<HOST#1>/",
+            "cd ~/<USER#1>/src",
+            "mysql -p<SECRET:command-password#1>",
+        ] {
+            assert_eq!(anon_line(keep).replace("…/", "/"), keep.replace("…/", "/"));
+        }
     }
 
     #[test]
