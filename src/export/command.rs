@@ -626,8 +626,9 @@ impl Scan<'_> {
         }
     }
 
-    /// One simple command.
-    fn command(&mut self, words: &[Word], stdin_secret: bool) {
+    /// One simple command; `depth` counts the commands it is nested in
+    /// (`sh -c '…'`, `docker exec c …`).
+    fn command(&mut self, words: &[Word], stdin_secret: bool, depth: usize) {
         for w in words {
             self.word(w);
         }
@@ -688,6 +689,97 @@ impl Scan<'_> {
         let prog = basename(&words[i].text).to_owned();
         let args = &words[i + 1..];
         self.program(&prog, args, stdin_secret);
+        if depth < MAX_NESTING {
+            self.nested(&prog, args, stdin_secret, depth + 1);
+        }
+    }
+
+    /// The command another one runs: the string of `sh -c`, `eval` and an
+    /// ssh remote command (lexed again), and the words after a wrapper
+    /// (`docker exec c mysql …`, `kubectl exec p -- …`, `watch -n 5 …`,
+    /// `sshpass -p x ssh …`), scanned as a command of their own.
+    fn nested(&mut self, prog: &str, args: &[Word], stdin_secret: bool, depth: usize) {
+        let rest: &[Word] = match prog {
+            "sh" | "bash" | "zsh" | "dash" | "ksh" | "mksh" | "fish" | "su" | "runuser" => {
+                let c = args.iter().position(|w| {
+                    w.text == "-c"
+                        || w.text == "--command"
+                        || (w.text.starts_with('-')
+                            && !w.text.starts_with("--")
+                            && w.text[1..].bytes().all(|b| b.is_ascii_alphabetic())
+                            && w.text.contains('c'))
+                });
+                if let Some(s) = c.and_then(|c| args.get(c + 1)) {
+                    self.relex(s, stdin_secret, depth);
+                }
+                return;
+            }
+            "eval" => args,
+            "ssh" | "mosh" | "autossh" | "rsh" => {
+                let mut skip = false;
+                let mut host = None;
+                for (j, w) in args.iter().enumerate() {
+                    if skip {
+                        skip = false;
+                    } else if w.text.starts_with('-') {
+                        skip = SSH_ARG.contains(&w.text.as_str());
+                    } else {
+                        host = Some(j);
+                        break;
+                    }
+                }
+                match host {
+                    Some(h) => &args[h + 1..],
+                    None => return,
+                }
+            }
+            "docker" | "podman" | "nerdctl" | "kubectl" | "oc" | "watch" | "sshpass" | "flock"
+            | "chroot" | "nsenter" | "parallel" | "firejail" | "strace" | "ltrace" | "gdb"
+            | "valgrind" | "torsocks" | "proxychains" | "proxychains4" | "tsocks" | "entr"
+            | "retry" | "doppler" | "op" | "aws-vault" | "dotenv" | "npx" | "pnpx" | "bunx"
+            | "uvx" | "pipx" | "poetry" | "pipenv" | "uv" | "direnv" | "nix-shell" => {
+                match args.iter().position(|w| w.text == "--") {
+                    Some(j) => &args[j + 1..],
+                    None => match args
+                        .iter()
+                        .position(|w| NESTED_PROGRAMS.contains(&basename(&w.text)))
+                    {
+                        Some(j) => &args[j..],
+                        None => return,
+                    },
+                }
+            }
+            _ => return,
+        };
+        if rest.is_empty() {
+            return;
+        }
+        // A quoted command: `watch 'mysql -p…'`, `ssh h "mysql -p…"`.
+        for w in rest {
+            if w.text
+                .contains(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '&'))
+            {
+                self.relex(w, stdin_secret, depth);
+            }
+        }
+        self.command(rest, stdin_secret, depth);
+    }
+
+    /// A word that is a command line of its own, lexed and scanned again;
+    /// what it finds is mapped back onto the line.
+    fn relex(&mut self, w: &Word, stdin_secret: bool, depth: usize) {
+        let mut commands = lex(&w.text);
+        for words in &mut commands {
+            for inner in words.iter_mut() {
+                for at in &mut inner.at {
+                    *at = w.at[*at];
+                }
+            }
+        }
+        let stdin_secret = stdin_secret || reads_password(&commands);
+        for words in &commands {
+            self.command(words, stdin_secret, depth);
+        }
     }
 
     fn program(&mut self, prog: &str, args: &[Word], stdin_secret: bool) {
@@ -952,10 +1044,6 @@ impl Scan<'_> {
     /// The remote side of ssh-like programs: `user@host[:path]`, a bare
     /// `host:path` (scp, rsync), or ssh's first operand.
     fn remote(&mut self, prog: &str, args: &[Word]) {
-        const SSH_ARG: &[&str] = &[
-            "-b", "-c", "-D", "-E", "-e", "-F", "-I", "-i", "-J", "-L", "-l", "-m", "-O", "-o",
-            "-p", "-P", "-Q", "-R", "-S", "-W", "-w",
-        ];
         let mut first = true;
         let mut skip = false;
         for w in args {
@@ -985,6 +1073,102 @@ impl Scan<'_> {
         }
     }
 }
+
+/// ssh's options that take a value.
+const SSH_ARG: &[&str] = &[
+    "-b", "-c", "-D", "-E", "-e", "-F", "-I", "-i", "-J", "-L", "-l", "-m", "-O", "-o", "-p", "-P",
+    "-Q", "-R", "-S", "-W", "-w",
+];
+
+/// How deep commands nest (`sh -c "sudo docker exec c bash -c '…'"`)
+/// before the scan stops looking inside.
+const MAX_NESTING: usize = 6;
+
+/// Programs a wrapper's nested command is recognized by when no `--`
+/// marks where it starts (`docker exec -it db mysql …`).
+const NESTED_PROGRAMS: &[&str] = &[
+    "mysql",
+    "mysqldump",
+    "mysqladmin",
+    "mariadb",
+    "mariadb-dump",
+    "mysqlimport",
+    "mysqlshow",
+    "mysqlcheck",
+    "mysqlpump",
+    "mysqlsh",
+    "mysqlbinlog",
+    "psql",
+    "pg_dump",
+    "pg_dumpall",
+    "pg_restore",
+    "createdb",
+    "dropdb",
+    "createuser",
+    "dropuser",
+    "pg_isready",
+    "vacuumdb",
+    "reindexdb",
+    "pgbench",
+    "pg_basebackup",
+    "mongo",
+    "mongosh",
+    "mongodump",
+    "mongorestore",
+    "mongoexport",
+    "mongoimport",
+    "sqlcmd",
+    "bcp",
+    "redis-cli",
+    "valkey-cli",
+    "keydb-cli",
+    "sshpass",
+    "curl",
+    "wget",
+    "smbclient",
+    "rpcclient",
+    "smbmap",
+    "ldapsearch",
+    "ldapmodify",
+    "ldapadd",
+    "ldapdelete",
+    "ldapwhoami",
+    "ldappasswd",
+    "ldapcompare",
+    "openssl",
+    "zip",
+    "unzip",
+    "zipcloak",
+    "7z",
+    "7za",
+    "7zr",
+    "ssh",
+    "scp",
+    "sftp",
+    "rsync",
+    "mosh",
+    "ssh-copy-id",
+    "autossh",
+    "sshfs",
+    "rsh",
+    "htpasswd",
+    "vault",
+    "sh",
+    "bash",
+    "zsh",
+    "dash",
+    "ksh",
+    "fish",
+    "eval",
+    "sudo",
+    "doas",
+    "env",
+    "su",
+    "runuser",
+    "watch",
+    "timeout",
+    "nohup",
+];
 
 /// How a short flag takes its value: `-p X`, `-pX`, or either.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -1057,7 +1241,7 @@ pub fn findings(line: &str) -> Vec<Finding> {
         out: Vec::new(),
     };
     for words in &commands {
-        scan.command(words, stdin_secret);
+        scan.command(words, stdin_secret, 0);
     }
     let mut out = scan.out;
     out.sort_by_key(|f| (f.start, f.end));
@@ -1874,6 +2058,53 @@ mod tests {
         ] {
             assert_eq!(anon_line(keep).replace("…/", "/"), keep.replace("…/", "/"));
         }
+    }
+
+    #[test]
+    fn nested_commands_are_scanned_as_commands() {
+        for (line, secret) in [
+            (
+                "docker exec -it db mysql -uroot -pHunter2xyz payroll",
+                "Hunter2xyz",
+            ),
+            (
+                "kubectl exec -it pod -- mysql -uapp -pHunter2xyz",
+                "Hunter2xyz",
+            ),
+            ("ssh db.acme.internal mysql -pHunter2xyz", "Hunter2xyz"),
+            (
+                "ssh -p 22 db.acme.internal 'mysql -pHunter2xyz db'",
+                "Hunter2xyz",
+            ),
+            ("sh -c \"mysql -pHunter2xyz db\"", "Hunter2xyz"),
+            ("bash -c 'mysql -pHunter2xyz db; ls'", "Hunter2xyz"),
+            ("bash -lc 'echo pw9 | docker login --password-stdin'", "pw9"),
+            ("eval \"mysql -pHunter2xyz db\"", "Hunter2xyz"),
+            (
+                "watch -n 5 mysql -pHunter2 -e 'show processlist'",
+                "Hunter2",
+            ),
+            (
+                "sudo docker exec c bash -c \"sh -c 'mysql -pHunter2xyz'\"",
+                "Hunter2xyz",
+            ),
+        ] {
+            assert_eq!(secret_values(line), [secret], "{line}");
+        }
+        let f = found("sshpass -p x ssh admin@prod-db-1");
+        assert!(f.contains(&("hostname", "prod-db-1".to_owned())), "{f:?}");
+        assert!(
+            f.contains(&("username", "admin".to_owned())) || f.len() >= 2,
+            "{f:?}"
+        );
+        // Spans map back through quotes and escapes.
+        let line = "bash -c \"mysql -p'Hunt er2' \\\"x\\\"\"";
+        let v = secret_values(line);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].contains("Hunt er2"), "{v:?}");
+        // Deep nesting is bounded.
+        let line = format!("{}mysql -pX1", "watch ".repeat(20_000));
+        let _ = findings(&line);
     }
 
     #[test]
