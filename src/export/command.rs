@@ -99,7 +99,7 @@ const ROLE_USERS: &[&str] = &["git", "oauth2", "x-access-token", "x-oauth-basic"
 
 /// One shell word: its text with quotes and escapes removed, and where each
 /// of its bytes sits in the command line.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Word {
     text: String,
     at: Vec<usize>,
@@ -632,6 +632,49 @@ impl Scan<'_> {
         for w in words {
             self.word(w);
         }
+        // `<<< word`: a here-string is the command's standard input, not
+        // one of its words.
+        if words.iter().any(|w| self.here_string(w)) {
+            if reads_password_cmd(words) {
+                for w in words {
+                    if self.here_string(w) {
+                        self.secret(w, 0, PASSWORD_RULE);
+                    }
+                }
+            }
+            let rest: Vec<Word> = words
+                .iter()
+                .filter(|w| !self.here_string(w))
+                .cloned()
+                .collect();
+            if rest.is_empty() {
+                return;
+            }
+            return self.command_words(&rest, stdin_secret, depth);
+        }
+        self.command_words(words, stdin_secret, depth);
+    }
+
+    /// Whether `w` follows `<<<` in the line.
+    fn here_string(&self, w: &Word) -> bool {
+        let Some(&s) = w.at.first() else {
+            return false;
+        };
+        let mut b = &self.line.as_bytes()[..s];
+        if let [rest @ .., b'\'' | b'"'] = b {
+            b = rest;
+        }
+        while let [rest @ .., c] = b {
+            if !c.is_ascii_whitespace() {
+                break;
+            }
+            b = rest;
+        }
+        b.ends_with(b"<<<")
+    }
+
+    /// One simple command, here-strings taken out.
+    fn command_words(&mut self, words: &[Word], stdin_secret: bool, depth: usize) {
         // Assignments and wrappers before the program.
         let mut i = 0;
         loop {
@@ -1218,16 +1261,24 @@ fn is_assignment(word: &str) -> bool {
 /// Programs whose standard input is a password: what `echo`/`printf`
 /// print into them in the same line is one.
 fn reads_password(commands: &[Vec<Word>]) -> bool {
-    commands.iter().any(|words| {
-        let has = |s: &str| words.iter().any(|w| basename(&w.text) == s);
-        words
-            .iter()
-            .any(|w| matches!(w.text.as_str(), "--password-stdin" | "--with-token"))
-            || has("chpasswd")
-            || (has("passwd") && has("--stdin"))
-            || (has("htpasswd") && has("-i"))
-            || (words.first().is_some_and(|w| basename(&w.text) == "sudo") && has("-S"))
-    })
+    commands.iter().any(|words| reads_password_cmd(words))
+}
+
+/// Whether one simple command reads a password on its standard input.
+fn reads_password_cmd(words: &[Word]) -> bool {
+    let has = |s: &str| words.iter().any(|w| basename(&w.text) == s);
+    let first = words.first().map(|w| basename(&w.text));
+    words
+        .iter()
+        .any(|w| matches!(w.text.as_str(), "--password-stdin" | "--with-token"))
+        || has("chpasswd")
+        || (has("passwd") && has("--stdin"))
+        || (has("htpasswd") && has("-i"))
+        || (first == Some("sudo") && has("-S"))
+        || (first == Some("read")
+            && words.iter().any(|w| {
+                w.text.starts_with('-') && !w.text.starts_with("--") && w.text.contains('s')
+            }))
 }
 
 /// Everything the command line's shape says is a secret, a user, a host or
@@ -2105,6 +2156,29 @@ mod tests {
         // Deep nesting is bounded.
         let line = format!("{}mysql -pX1", "watch ".repeat(20_000));
         let _ = findings(&line);
+    }
+
+    #[test]
+    fn here_strings_are_standard_input() {
+        for (line, secret) in [
+            (
+                "docker login -u bob --password-stdin <<< Passw0rd123",
+                "Passw0rd123",
+            ),
+            (
+                "docker login -u bob --password-stdin <<<'Passw0rd123'",
+                "'Passw0rd123'",
+            ),
+            ("sudo -S <<< Hunter2 apt update", "Hunter2"),
+            ("read -s PW <<< Hunter2", "Hunter2"),
+            ("bash -c 'sudo -S <<< Hunter2 apt update'", "Hunter2"),
+        ] {
+            assert_eq!(secret_values(line), [secret], "{line}");
+        }
+        assert!(secret_values("grep x <<< Hunter2").is_empty());
+        assert!(secret_values("read -s PW <<< \"$X\"").is_empty());
+        // The here-string is no program: `apt` is what sudo runs.
+        assert!(secret_values("sudo -S <<< x mysql -pHunter2x").contains(&"Hunter2x".to_owned()));
     }
 
     #[test]
