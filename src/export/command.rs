@@ -582,9 +582,35 @@ impl Scan<'_> {
         }
     }
 
+    /// `PASSWORD 'x'`, `IDENTIFIED BY 'x'` in SQL given on the command
+    /// line (`psql -c`, `mysql -e`).
+    fn sql(&mut self, w: &Word) {
+        let lower = w.text.to_ascii_lowercase();
+        for key in ["password", "identified by"] {
+            let mut from = 0;
+            while let Some(i) = lower[from..].find(key) {
+                let mut j = from + i + key.len();
+                from = j;
+                let rest = &lower[j..];
+                let after = rest.trim_start();
+                let after = after.strip_prefix('=').map_or(after, str::trim_start);
+                j += rest.len() - after.len();
+                if let Some(q) = after.chars().next().filter(|c| matches!(c, '\'' | '"')) {
+                    if let Some(end) = lower[j + 1..].find(q) {
+                        self.add(w, j + 1, j + 1 + end, PASSWORD_RULE, Category::Secret);
+                        from = j + 1 + end;
+                    }
+                }
+            }
+        }
+    }
+
     /// What any word says by its shape alone.
     fn word(&mut self, w: &Word) {
         let t = &w.text;
+        if t.contains(|c: char| c.is_whitespace()) {
+            self.sql(w);
+        }
         if t.contains("://") {
             self.url(w);
             return;
@@ -819,7 +845,7 @@ impl Scan<'_> {
                 }
             }
         }
-        let stdin_secret = stdin_secret || reads_password(&commands);
+        let stdin_secret = stdin_secret || line_reads_password(&w.text, &commands);
         for words in &commands {
             self.command(words, stdin_secret, depth);
         }
@@ -870,13 +896,13 @@ impl Scan<'_> {
                 long.extend([("--username", Kind::User), ("--host", Kind::Host)]);
             }
             "sqlcmd" | "bcp" => short.extend([
-                ("-P", Kind::Password, Form::Spaced),
+                ("-P", Kind::Password, Form::Both),
                 ("-U", Kind::User, Form::Spaced),
                 ("-S", Kind::Host, Form::Spaced),
             ]),
             "redis-cli" | "valkey-cli" | "keydb-cli" => {
                 short.extend([
-                    ("-a", Kind::Password, Form::Spaced),
+                    ("-a", Kind::Password, Form::Both),
                     ("-h", Kind::Host, Form::Spaced),
                 ]);
                 long.extend([("--user", Kind::User)]);
@@ -893,6 +919,8 @@ impl Scan<'_> {
                 long.extend([("--username", Kind::User)]);
             }
             "curl" => {
+                short.push(("-b", Kind::Cookie, Form::Both));
+                long.push(("--cookie", Kind::Cookie));
                 short.extend([
                     ("-u", Kind::UserPass, Form::Both),
                     ("-U", Kind::UserPass, Form::Both),
@@ -911,7 +939,7 @@ impl Scan<'_> {
             "ldapsearch" | "ldapmodify" | "ldapadd" | "ldapdelete" | "ldapwhoami"
             | "ldappasswd" | "ldapcompare" => {
                 short.extend([
-                    ("-w", Kind::Password, Form::Spaced),
+                    ("-w", Kind::Password, Form::Both),
                     ("-D", Kind::User, Form::Spaced),
                     ("-H", Kind::Host, Form::Spaced),
                 ]);
@@ -920,10 +948,10 @@ impl Scan<'_> {
                 ("-k", Kind::Password, Form::Spaced),
                 ("-K", Kind::Password, Form::Spaced),
             ]),
-            "zip" | "unzip" | "zipcloak" => short.push(("-P", Kind::Password, Form::Spaced)),
+            "zip" | "unzip" | "zipcloak" => short.push(("-P", Kind::Password, Form::Both)),
             "7z" | "7za" | "7zr" => short.push(("-p", Kind::Password, Form::Glued)),
             "gh" if has("secret") => {
-                short.push(("-b", Kind::Password, Form::Spaced));
+                short.push(("-b", Kind::Password, Form::Both));
                 long.push(("--body", Kind::Password));
             }
             "ssh" | "scp" | "sftp" | "rsync" | "mosh" | "ssh-copy-id" | "autossh" | "sshfs"
@@ -945,6 +973,32 @@ impl Scan<'_> {
                     if let Some(w) = positional.last() {
                         self.secret(w, 0, PASSWORD_RULE);
                     }
+                }
+            }
+            "ssh-keygen" => short.extend([
+                ("-N", Kind::Password, Form::Both),
+                ("-P", Kind::Password, Form::Both),
+            ]),
+            "lftp" => short.push(("-u", Kind::UserComma, Form::Spaced)),
+            "http" | "https" | "xh" | "xhs" => {
+                short.push(("-a", Kind::UserPass, Form::Both));
+                long.push(("--auth", Kind::UserPass));
+            }
+            "twine" => {
+                short.extend([
+                    ("-p", Kind::Password, Form::Both),
+                    ("-u", Kind::User, Form::Spaced),
+                ]);
+                long.push(("--username", Kind::User));
+            }
+            "cargo" if login => {
+                if let Some(w) = args
+                    .iter()
+                    .skip_while(|w| w.text != "login")
+                    .skip(1)
+                    .find(|w| !w.text.starts_with('-'))
+                {
+                    self.secret(w, 0, CREDENTIAL_RULE);
                 }
             }
             "vault" if login => {
@@ -979,7 +1033,7 @@ impl Scan<'_> {
                     }
                 }
             }
-            "echo" | "printf" if stdin_secret => {
+            "echo" | "printf" | "yes" if stdin_secret => {
                 for w in args.iter().filter(|w| !w.text.starts_with('-')) {
                     self.secret(w, 0, PASSWORD_RULE);
                 }
@@ -1023,6 +1077,13 @@ impl Scan<'_> {
             Kind::Host => self.host(w, a, w.text.len()),
             Kind::UserPass => self.user_pass(w, a, ':'),
             Kind::UserPercent => self.user_pass(w, a, '%'),
+            Kind::UserComma => self.user_pass(w, a, ','),
+            Kind::Cookie => {
+                // `-b 'session=abc'`; without `=` it names a cookie file.
+                if w.text[a..].contains('=') {
+                    self.secret(w, a, CREDENTIAL_RULE);
+                }
+            }
             Kind::UserHost => {
                 let mut off = a;
                 let parts: Vec<String> = w.text[a..].split(',').map(str::to_owned).collect();
@@ -1228,6 +1289,8 @@ enum Kind {
     Host,
     UserPass,
     UserPercent,
+    UserComma,
+    Cookie,
     UserHost,
 }
 
@@ -1264,6 +1327,19 @@ fn reads_password(commands: &[Vec<Word>]) -> bool {
     commands.iter().any(|words| reads_password_cmd(words))
 }
 
+/// Whether a line (or a nested command's text) pipes a password in:
+/// [`reads_password`], or a pipe into `passwd` (`yes pw | passwd`).
+fn line_reads_password(text: &str, commands: &[Vec<Word>]) -> bool {
+    reads_password(commands)
+        || (text.contains('|')
+            && commands.iter().skip(1).any(|words| {
+                words
+                    .iter()
+                    .take(3)
+                    .any(|w| matches!(basename(&w.text), "passwd" | "chpasswd"))
+            }))
+}
+
 /// Whether one simple command reads a password on its standard input.
 fn reads_password_cmd(words: &[Word]) -> bool {
     let has = |s: &str| words.iter().any(|w| basename(&w.text) == s);
@@ -1286,7 +1362,7 @@ fn reads_password_cmd(words: &[Word]) -> bool {
 /// already, variables or substitutions are never reported.
 pub fn findings(line: &str) -> Vec<Finding> {
     let commands = lex(line);
-    let stdin_secret = reads_password(&commands);
+    let stdin_secret = line_reads_password(line, &commands);
     let mut scan = Scan {
         line,
         out: Vec::new(),
@@ -2179,6 +2255,40 @@ mod tests {
         assert!(secret_values("read -s PW <<< \"$X\"").is_empty());
         // The here-string is no program: `apt` is what sudo runs.
         assert!(secret_values("sudo -S <<< x mysql -pHunter2x").contains(&"Hunter2x".to_owned()));
+    }
+
+    #[test]
+    fn more_password_flags_and_stdin() {
+        for (line, secret) in [
+            ("gh secret set TOKEN -bHunter2xyz", "Hunter2xyz"),
+            ("echo -e \"pw\\npw\" | passwd", "\"pw\\npw\""),
+            ("yes pw9 | passwd", "pw9"),
+            (
+                "ssh-keygen -t ed25519 -N \"pass word\" -f k",
+                "\"pass word\"",
+            ),
+            ("lftp -u alice,pass9 sftp://h", "pass9"),
+            ("http -a alice:pass9 example.org", "pass9"),
+            (
+                "twine upload -p pypi-AgEIcHlwaS5vcmc -u __token__ dist/*",
+                "pypi-AgEIcHlwaS5vcmc",
+            ),
+            ("cargo login cio1234567890abcdef", "cio1234567890abcdef"),
+            ("curl -b 'session=abc123' https://x.io", "'session=abc123'"),
+            ("psql -c \"ALTER USER app PASSWORD 'Hunter2'\"", "'Hunter2'"),
+            (
+                "mysql -e \"CREATE USER a IDENTIFIED BY 'Hunter3'\"",
+                "'Hunter3'",
+            ),
+            ("redis-cli -aHunter2xyz ping", "Hunter2xyz"),
+        ] {
+            assert_eq!(secret_values(line), [secret], "{line}");
+        }
+        assert!(secret_values("curl -b cookies.txt https://x.io").is_empty());
+        assert!(secret_values("echo hi; passwd").is_empty());
+        assert!(secret_values("cargo login").is_empty());
+        let f = found("lftp -u alice,pass9 sftp://h");
+        assert!(f.contains(&("username", "alice".to_owned())), "{f:?}");
     }
 
     #[test]
