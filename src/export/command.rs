@@ -1507,21 +1507,35 @@ pub fn anonymize(line: &str, names: &mut Names<'_>) -> String {
             i += c.len_utf8();
         }
     }
+    // Words as the shell splits them: whitespace in quotes stays inside.
     let mut out = String::with_capacity(text.len() + 16);
     let mut word = String::new();
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
     for c in text.chars() {
-        if c.is_whitespace() {
-            if !word.is_empty() {
-                out.push_str(&token(&word, names, 0));
-                word.clear();
-            }
-            out.push(c);
-        } else {
+        if escaped {
+            escaped = false;
             word.push(c);
+            continue;
         }
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '\\') | (Some('"'), '\\') => escaped = true,
+            (None, c) if c.is_whitespace() => {
+                if !word.is_empty() {
+                    out.push_str(&quoted_word(&word, names));
+                    word.clear();
+                }
+                out.push(c);
+                continue;
+            }
+            _ => {}
+        }
+        word.push(c);
     }
     if !word.is_empty() {
-        out.push_str(&token(&word, names, 0));
+        out.push_str(&quoted_word(&word, names));
     }
     // Placeholders back, in order.
     let mut restored =
@@ -1564,6 +1578,44 @@ fn hash_around_held(s: &str, n: &mut Names<'_>, file: bool) -> String {
         })
         .collect::<Vec<_>>()
         .join(&SENTINEL.to_string())
+}
+
+/// A shell word that may hold quoted whitespace: one name when it reads as
+/// a file or path (`'Acme Layoff Plan.txt'`, `"/srv/Q3 plans/x"`),
+/// otherwise (a commit message) each of its space-separated pieces alone.
+fn quoted_word(word: &str, n: &mut Names<'_>) -> String {
+    if !word.contains(char::is_whitespace) {
+        return token(word, n, 0);
+    }
+    const QUOTES: &[char] = &['"', '\'', '(', ')', '[', ']', '{', '}', ',', ';'];
+    let inner = word.trim_matches(QUOTES);
+    let inner = match inner.split_once('=') {
+        Some((k, v)) if !k.contains(char::is_whitespace) => v.trim_matches(QUOTES),
+        _ => inner,
+    };
+    let name = !inner.is_empty()
+        && (has_known_extension(inner)
+            || ["/", "~", "./", "../"].iter().any(|p| inner.starts_with(p)));
+    if name {
+        return token(word, n, 0);
+    }
+    let mut out = String::with_capacity(word.len() + 16);
+    let mut piece = String::new();
+    for c in word.chars() {
+        if c.is_whitespace() {
+            if !piece.is_empty() {
+                out.push_str(&token(&piece, n, 0));
+                piece.clear();
+            }
+            out.push(c);
+        } else {
+            piece.push(c);
+        }
+    }
+    if !piece.is_empty() {
+        out.push_str(&token(&piece, n, 0));
+    }
+    out
 }
 
 /// A word with its surrounding quotes and punctuation kept aside.
@@ -2289,6 +2341,25 @@ mod tests {
         assert!(secret_values("cargo login").is_empty());
         let f = found("lftp -u alice,pass9 sftp://h");
         assert!(f.contains(&("username", "alice".to_owned())), "{f:?}");
+    }
+
+    #[test]
+    fn file_names_with_spaces_are_hashed_whole() {
+        let out = anon_line("vim 'Acme Layoff Plan.txt'");
+        assert!(out.starts_with("vim '") && out.ends_with(".txt'"), "{out}");
+        for never in ["Acme", "Layoff", "Plan"] {
+            assert!(!out.contains(never), "{never} in {out}");
+        }
+        let out = anon_line("cp \"/srv/Acme Layoffs/q3 plan.pdf\" --out='My Notes.md'  x");
+        for never in ["Acme", "Layoffs", "plan", "Notes"] {
+            assert!(!out.contains(never), "{never} in {out}");
+        }
+        assert!(out.ends_with(".md'  x"), "{out}");
+        // A message keeps its words; whitespace stays as it was.
+        assert_eq!(
+            anon_line("git commit -m \"fix  the\tbug\""),
+            "git commit -m \"fix  the\tbug\""
+        );
     }
 
     #[test]
