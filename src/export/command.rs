@@ -455,7 +455,22 @@ impl Scan<'_> {
     /// `user:password` (curl `-u`, URL user info) or `user%password`
     /// (smbclient).
     fn user_pass(&mut self, w: &Word, a: usize, sep: char) {
-        match w.text[a..].find(sep) {
+        // The separator outside placeholders: `<SECRET:rule#1>` is no
+        // `user:password`.
+        let t = &w.text[a..];
+        let mut i = 0;
+        let mut found = None;
+        while let Some(c) = t[i..].chars().next() {
+            if let Some(len) = placeholder_len(t, i) {
+                i += len;
+            } else if c == sep {
+                found = Some(i);
+                break;
+            } else {
+                i += c.len_utf8();
+            }
+        }
+        match found {
             Some(i) => {
                 self.user(w, a, a + i);
                 self.secret(w, a + i + 1, PASSWORD_RULE);
@@ -622,7 +637,8 @@ impl Scan<'_> {
                 if let Some(rule) = secret_name(name, false) {
                     self.add_prefixed_secret(w, v, rule);
                 } else if user_flag(name) {
-                    self.user(w, v, t.len());
+                    // `--user=alice:pw`: the password is no part of the name.
+                    self.user_pass(w, v, ':');
                 } else if host_flag(name) {
                     self.host(w, v, t.len());
                 } else {
@@ -2360,6 +2376,31 @@ mod tests {
             anon_line("git commit -m \"fix  the\tbug\""),
             "git commit -m \"fix  the\tbug\""
         );
+    }
+
+    #[test]
+    fn placeholders_in_user_pass_are_left_alone() {
+        let mut id = Identity::none();
+        id.add_user("jdoe").add_home("/home/jdoe");
+        let r = Redactor::new(&id).unwrap();
+        for line in [
+            "curl --user=alice:pw https://x.io",
+            "curl --user alice:pw https://x.io",
+            "curl -u alice:pw https://x.io",
+            "smbclient -U alice%pw //h/s",
+        ] {
+            let mut book = Placeholders::new();
+            let f = merge(r.scan(line), findings(line));
+            let red = apply(line, &f, &mut book);
+            let out = settle(anon_line(&red), &r, &mut book, |_| {});
+            assert!(!out.contains("<SECRET:<SECRET"), "{line} -> {out}");
+            assert!(
+                !out.contains("pw ") && out.contains("<USER#1>"),
+                "{line} -> {out}"
+            );
+        }
+        assert!(secrets("curl --user=<USER#1>:<SECRET:command-password#1>").is_empty());
+        assert!(secrets("curl --user=<SECRET:command-password#1>").is_empty());
     }
 
     #[test]
