@@ -99,7 +99,7 @@ const ROLE_USERS: &[&str] = &["git", "oauth2", "x-access-token", "x-oauth-basic"
 
 /// One shell word: its text with quotes and escapes removed, and where each
 /// of its bytes sits in the command line.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Word {
     text: String,
     at: Vec<usize>,
@@ -455,7 +455,22 @@ impl Scan<'_> {
     /// `user:password` (curl `-u`, URL user info) or `user%password`
     /// (smbclient).
     fn user_pass(&mut self, w: &Word, a: usize, sep: char) {
-        match w.text[a..].find(sep) {
+        // The separator outside placeholders: `<SECRET:rule#1>` is no
+        // `user:password`.
+        let t = &w.text[a..];
+        let mut i = 0;
+        let mut found = None;
+        while let Some(c) = t[i..].chars().next() {
+            if let Some(len) = placeholder_len(t, i) {
+                i += len;
+            } else if c == sep {
+                found = Some(i);
+                break;
+            } else {
+                i += c.len_utf8();
+            }
+        }
+        match found {
             Some(i) => {
                 self.user(w, a, a + i);
                 self.secret(w, a + i + 1, PASSWORD_RULE);
@@ -582,9 +597,35 @@ impl Scan<'_> {
         }
     }
 
+    /// `PASSWORD 'x'`, `IDENTIFIED BY 'x'` in SQL given on the command
+    /// line (`psql -c`, `mysql -e`).
+    fn sql(&mut self, w: &Word) {
+        let lower = w.text.to_ascii_lowercase();
+        for key in ["password", "identified by"] {
+            let mut from = 0;
+            while let Some(i) = lower[from..].find(key) {
+                let mut j = from + i + key.len();
+                from = j;
+                let rest = &lower[j..];
+                let after = rest.trim_start();
+                let after = after.strip_prefix('=').map_or(after, str::trim_start);
+                j += rest.len() - after.len();
+                if let Some(q) = after.chars().next().filter(|c| matches!(c, '\'' | '"')) {
+                    if let Some(end) = lower[j + 1..].find(q) {
+                        self.add(w, j + 1, j + 1 + end, PASSWORD_RULE, Category::Secret);
+                        from = j + 1 + end;
+                    }
+                }
+            }
+        }
+    }
+
     /// What any word says by its shape alone.
     fn word(&mut self, w: &Word) {
         let t = &w.text;
+        if t.contains(|c: char| c.is_whitespace()) {
+            self.sql(w);
+        }
         if t.contains("://") {
             self.url(w);
             return;
@@ -596,7 +637,8 @@ impl Scan<'_> {
                 if let Some(rule) = secret_name(name, false) {
                     self.add_prefixed_secret(w, v, rule);
                 } else if user_flag(name) {
-                    self.user(w, v, t.len());
+                    // `--user=alice:pw`: the password is no part of the name.
+                    self.user_pass(w, v, ':');
                 } else if host_flag(name) {
                     self.host(w, v, t.len());
                 } else {
@@ -626,11 +668,55 @@ impl Scan<'_> {
         }
     }
 
-    /// One simple command.
-    fn command(&mut self, words: &[Word], stdin_secret: bool) {
+    /// One simple command; `depth` counts the commands it is nested in
+    /// (`sh -c '…'`, `docker exec c …`).
+    fn command(&mut self, words: &[Word], stdin_secret: bool, depth: usize) {
         for w in words {
             self.word(w);
         }
+        // `<<< word`: a here-string is the command's standard input, not
+        // one of its words.
+        if words.iter().any(|w| self.here_string(w)) {
+            if reads_password_cmd(words) {
+                for w in words {
+                    if self.here_string(w) {
+                        self.secret(w, 0, PASSWORD_RULE);
+                    }
+                }
+            }
+            let rest: Vec<Word> = words
+                .iter()
+                .filter(|w| !self.here_string(w))
+                .cloned()
+                .collect();
+            if rest.is_empty() {
+                return;
+            }
+            return self.command_words(&rest, stdin_secret, depth);
+        }
+        self.command_words(words, stdin_secret, depth);
+    }
+
+    /// Whether `w` follows `<<<` in the line.
+    fn here_string(&self, w: &Word) -> bool {
+        let Some(&s) = w.at.first() else {
+            return false;
+        };
+        let mut b = &self.line.as_bytes()[..s];
+        if let [rest @ .., b'\'' | b'"'] = b {
+            b = rest;
+        }
+        while let [rest @ .., c] = b {
+            if !c.is_ascii_whitespace() {
+                break;
+            }
+            b = rest;
+        }
+        b.ends_with(b"<<<")
+    }
+
+    /// One simple command, here-strings taken out.
+    fn command_words(&mut self, words: &[Word], stdin_secret: bool, depth: usize) {
         // Assignments and wrappers before the program.
         let mut i = 0;
         loop {
@@ -688,6 +774,97 @@ impl Scan<'_> {
         let prog = basename(&words[i].text).to_owned();
         let args = &words[i + 1..];
         self.program(&prog, args, stdin_secret);
+        if depth < MAX_NESTING {
+            self.nested(&prog, args, stdin_secret, depth + 1);
+        }
+    }
+
+    /// The command another one runs: the string of `sh -c`, `eval` and an
+    /// ssh remote command (lexed again), and the words after a wrapper
+    /// (`docker exec c mysql …`, `kubectl exec p -- …`, `watch -n 5 …`,
+    /// `sshpass -p x ssh …`), scanned as a command of their own.
+    fn nested(&mut self, prog: &str, args: &[Word], stdin_secret: bool, depth: usize) {
+        let rest: &[Word] = match prog {
+            "sh" | "bash" | "zsh" | "dash" | "ksh" | "mksh" | "fish" | "su" | "runuser" => {
+                let c = args.iter().position(|w| {
+                    w.text == "-c"
+                        || w.text == "--command"
+                        || (w.text.starts_with('-')
+                            && !w.text.starts_with("--")
+                            && w.text[1..].bytes().all(|b| b.is_ascii_alphabetic())
+                            && w.text.contains('c'))
+                });
+                if let Some(s) = c.and_then(|c| args.get(c + 1)) {
+                    self.relex(s, stdin_secret, depth);
+                }
+                return;
+            }
+            "eval" => args,
+            "ssh" | "mosh" | "autossh" | "rsh" => {
+                let mut skip = false;
+                let mut host = None;
+                for (j, w) in args.iter().enumerate() {
+                    if skip {
+                        skip = false;
+                    } else if w.text.starts_with('-') {
+                        skip = SSH_ARG.contains(&w.text.as_str());
+                    } else {
+                        host = Some(j);
+                        break;
+                    }
+                }
+                match host {
+                    Some(h) => &args[h + 1..],
+                    None => return,
+                }
+            }
+            "docker" | "podman" | "nerdctl" | "kubectl" | "oc" | "watch" | "sshpass" | "flock"
+            | "chroot" | "nsenter" | "parallel" | "firejail" | "strace" | "ltrace" | "gdb"
+            | "valgrind" | "torsocks" | "proxychains" | "proxychains4" | "tsocks" | "entr"
+            | "retry" | "doppler" | "op" | "aws-vault" | "dotenv" | "npx" | "pnpx" | "bunx"
+            | "uvx" | "pipx" | "poetry" | "pipenv" | "uv" | "direnv" | "nix-shell" => {
+                match args.iter().position(|w| w.text == "--") {
+                    Some(j) => &args[j + 1..],
+                    None => match args
+                        .iter()
+                        .position(|w| NESTED_PROGRAMS.contains(&basename(&w.text)))
+                    {
+                        Some(j) => &args[j..],
+                        None => return,
+                    },
+                }
+            }
+            _ => return,
+        };
+        if rest.is_empty() {
+            return;
+        }
+        // A quoted command: `watch 'mysql -p…'`, `ssh h "mysql -p…"`.
+        for w in rest {
+            if w.text
+                .contains(|c: char| c.is_whitespace() || matches!(c, ';' | '|' | '&'))
+            {
+                self.relex(w, stdin_secret, depth);
+            }
+        }
+        self.command(rest, stdin_secret, depth);
+    }
+
+    /// A word that is a command line of its own, lexed and scanned again;
+    /// what it finds is mapped back onto the line.
+    fn relex(&mut self, w: &Word, stdin_secret: bool, depth: usize) {
+        let mut commands = lex(&w.text);
+        for words in &mut commands {
+            for inner in words.iter_mut() {
+                for at in &mut inner.at {
+                    *at = w.at[*at];
+                }
+            }
+        }
+        let stdin_secret = stdin_secret || line_reads_password(&w.text, &commands);
+        for words in &commands {
+            self.command(words, stdin_secret, depth);
+        }
     }
 
     fn program(&mut self, prog: &str, args: &[Word], stdin_secret: bool) {
@@ -735,13 +912,13 @@ impl Scan<'_> {
                 long.extend([("--username", Kind::User), ("--host", Kind::Host)]);
             }
             "sqlcmd" | "bcp" => short.extend([
-                ("-P", Kind::Password, Form::Spaced),
+                ("-P", Kind::Password, Form::Both),
                 ("-U", Kind::User, Form::Spaced),
                 ("-S", Kind::Host, Form::Spaced),
             ]),
             "redis-cli" | "valkey-cli" | "keydb-cli" => {
                 short.extend([
-                    ("-a", Kind::Password, Form::Spaced),
+                    ("-a", Kind::Password, Form::Both),
                     ("-h", Kind::Host, Form::Spaced),
                 ]);
                 long.extend([("--user", Kind::User)]);
@@ -758,6 +935,8 @@ impl Scan<'_> {
                 long.extend([("--username", Kind::User)]);
             }
             "curl" => {
+                short.push(("-b", Kind::Cookie, Form::Both));
+                long.push(("--cookie", Kind::Cookie));
                 short.extend([
                     ("-u", Kind::UserPass, Form::Both),
                     ("-U", Kind::UserPass, Form::Both),
@@ -776,7 +955,7 @@ impl Scan<'_> {
             "ldapsearch" | "ldapmodify" | "ldapadd" | "ldapdelete" | "ldapwhoami"
             | "ldappasswd" | "ldapcompare" => {
                 short.extend([
-                    ("-w", Kind::Password, Form::Spaced),
+                    ("-w", Kind::Password, Form::Both),
                     ("-D", Kind::User, Form::Spaced),
                     ("-H", Kind::Host, Form::Spaced),
                 ]);
@@ -785,10 +964,10 @@ impl Scan<'_> {
                 ("-k", Kind::Password, Form::Spaced),
                 ("-K", Kind::Password, Form::Spaced),
             ]),
-            "zip" | "unzip" | "zipcloak" => short.push(("-P", Kind::Password, Form::Spaced)),
+            "zip" | "unzip" | "zipcloak" => short.push(("-P", Kind::Password, Form::Both)),
             "7z" | "7za" | "7zr" => short.push(("-p", Kind::Password, Form::Glued)),
             "gh" if has("secret") => {
-                short.push(("-b", Kind::Password, Form::Spaced));
+                short.push(("-b", Kind::Password, Form::Both));
                 long.push(("--body", Kind::Password));
             }
             "ssh" | "scp" | "sftp" | "rsync" | "mosh" | "ssh-copy-id" | "autossh" | "sshfs"
@@ -810,6 +989,32 @@ impl Scan<'_> {
                     if let Some(w) = positional.last() {
                         self.secret(w, 0, PASSWORD_RULE);
                     }
+                }
+            }
+            "ssh-keygen" => short.extend([
+                ("-N", Kind::Password, Form::Both),
+                ("-P", Kind::Password, Form::Both),
+            ]),
+            "lftp" => short.push(("-u", Kind::UserComma, Form::Spaced)),
+            "http" | "https" | "xh" | "xhs" => {
+                short.push(("-a", Kind::UserPass, Form::Both));
+                long.push(("--auth", Kind::UserPass));
+            }
+            "twine" => {
+                short.extend([
+                    ("-p", Kind::Password, Form::Both),
+                    ("-u", Kind::User, Form::Spaced),
+                ]);
+                long.push(("--username", Kind::User));
+            }
+            "cargo" if login => {
+                if let Some(w) = args
+                    .iter()
+                    .skip_while(|w| w.text != "login")
+                    .skip(1)
+                    .find(|w| !w.text.starts_with('-'))
+                {
+                    self.secret(w, 0, CREDENTIAL_RULE);
                 }
             }
             "vault" if login => {
@@ -844,7 +1049,7 @@ impl Scan<'_> {
                     }
                 }
             }
-            "echo" | "printf" if stdin_secret => {
+            "echo" | "printf" | "yes" if stdin_secret => {
                 for w in args.iter().filter(|w| !w.text.starts_with('-')) {
                     self.secret(w, 0, PASSWORD_RULE);
                 }
@@ -888,6 +1093,13 @@ impl Scan<'_> {
             Kind::Host => self.host(w, a, w.text.len()),
             Kind::UserPass => self.user_pass(w, a, ':'),
             Kind::UserPercent => self.user_pass(w, a, '%'),
+            Kind::UserComma => self.user_pass(w, a, ','),
+            Kind::Cookie => {
+                // `-b 'session=abc'`; without `=` it names a cookie file.
+                if w.text[a..].contains('=') {
+                    self.secret(w, a, CREDENTIAL_RULE);
+                }
+            }
             Kind::UserHost => {
                 let mut off = a;
                 let parts: Vec<String> = w.text[a..].split(',').map(str::to_owned).collect();
@@ -952,10 +1164,6 @@ impl Scan<'_> {
     /// The remote side of ssh-like programs: `user@host[:path]`, a bare
     /// `host:path` (scp, rsync), or ssh's first operand.
     fn remote(&mut self, prog: &str, args: &[Word]) {
-        const SSH_ARG: &[&str] = &[
-            "-b", "-c", "-D", "-E", "-e", "-F", "-I", "-i", "-J", "-L", "-l", "-m", "-O", "-o",
-            "-p", "-P", "-Q", "-R", "-S", "-W", "-w",
-        ];
         let mut first = true;
         let mut skip = false;
         for w in args {
@@ -986,6 +1194,102 @@ impl Scan<'_> {
     }
 }
 
+/// ssh's options that take a value.
+const SSH_ARG: &[&str] = &[
+    "-b", "-c", "-D", "-E", "-e", "-F", "-I", "-i", "-J", "-L", "-l", "-m", "-O", "-o", "-p", "-P",
+    "-Q", "-R", "-S", "-W", "-w",
+];
+
+/// How deep commands nest (`sh -c "sudo docker exec c bash -c '…'"`)
+/// before the scan stops looking inside.
+const MAX_NESTING: usize = 6;
+
+/// Programs a wrapper's nested command is recognized by when no `--`
+/// marks where it starts (`docker exec -it db mysql …`).
+const NESTED_PROGRAMS: &[&str] = &[
+    "mysql",
+    "mysqldump",
+    "mysqladmin",
+    "mariadb",
+    "mariadb-dump",
+    "mysqlimport",
+    "mysqlshow",
+    "mysqlcheck",
+    "mysqlpump",
+    "mysqlsh",
+    "mysqlbinlog",
+    "psql",
+    "pg_dump",
+    "pg_dumpall",
+    "pg_restore",
+    "createdb",
+    "dropdb",
+    "createuser",
+    "dropuser",
+    "pg_isready",
+    "vacuumdb",
+    "reindexdb",
+    "pgbench",
+    "pg_basebackup",
+    "mongo",
+    "mongosh",
+    "mongodump",
+    "mongorestore",
+    "mongoexport",
+    "mongoimport",
+    "sqlcmd",
+    "bcp",
+    "redis-cli",
+    "valkey-cli",
+    "keydb-cli",
+    "sshpass",
+    "curl",
+    "wget",
+    "smbclient",
+    "rpcclient",
+    "smbmap",
+    "ldapsearch",
+    "ldapmodify",
+    "ldapadd",
+    "ldapdelete",
+    "ldapwhoami",
+    "ldappasswd",
+    "ldapcompare",
+    "openssl",
+    "zip",
+    "unzip",
+    "zipcloak",
+    "7z",
+    "7za",
+    "7zr",
+    "ssh",
+    "scp",
+    "sftp",
+    "rsync",
+    "mosh",
+    "ssh-copy-id",
+    "autossh",
+    "sshfs",
+    "rsh",
+    "htpasswd",
+    "vault",
+    "sh",
+    "bash",
+    "zsh",
+    "dash",
+    "ksh",
+    "fish",
+    "eval",
+    "sudo",
+    "doas",
+    "env",
+    "su",
+    "runuser",
+    "watch",
+    "timeout",
+    "nohup",
+];
+
 /// How a short flag takes its value: `-p X`, `-pX`, or either.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Form {
@@ -1001,6 +1305,8 @@ enum Kind {
     Host,
     UserPass,
     UserPercent,
+    UserComma,
+    Cookie,
     UserHost,
 }
 
@@ -1034,16 +1340,37 @@ fn is_assignment(word: &str) -> bool {
 /// Programs whose standard input is a password: what `echo`/`printf`
 /// print into them in the same line is one.
 fn reads_password(commands: &[Vec<Word>]) -> bool {
-    commands.iter().any(|words| {
-        let has = |s: &str| words.iter().any(|w| basename(&w.text) == s);
-        words
-            .iter()
-            .any(|w| matches!(w.text.as_str(), "--password-stdin" | "--with-token"))
-            || has("chpasswd")
-            || (has("passwd") && has("--stdin"))
-            || (has("htpasswd") && has("-i"))
-            || (words.first().is_some_and(|w| basename(&w.text) == "sudo") && has("-S"))
-    })
+    commands.iter().any(|words| reads_password_cmd(words))
+}
+
+/// Whether a line (or a nested command's text) pipes a password in:
+/// [`reads_password`], or a pipe into `passwd` (`yes pw | passwd`).
+fn line_reads_password(text: &str, commands: &[Vec<Word>]) -> bool {
+    reads_password(commands)
+        || (text.contains('|')
+            && commands.iter().skip(1).any(|words| {
+                words
+                    .iter()
+                    .take(3)
+                    .any(|w| matches!(basename(&w.text), "passwd" | "chpasswd"))
+            }))
+}
+
+/// Whether one simple command reads a password on its standard input.
+fn reads_password_cmd(words: &[Word]) -> bool {
+    let has = |s: &str| words.iter().any(|w| basename(&w.text) == s);
+    let first = words.first().map(|w| basename(&w.text));
+    words
+        .iter()
+        .any(|w| matches!(w.text.as_str(), "--password-stdin" | "--with-token"))
+        || has("chpasswd")
+        || (has("passwd") && has("--stdin"))
+        || (has("htpasswd") && has("-i"))
+        || (first == Some("sudo") && has("-S"))
+        || (first == Some("read")
+            && words.iter().any(|w| {
+                w.text.starts_with('-') && !w.text.starts_with("--") && w.text.contains('s')
+            }))
 }
 
 /// Everything the command line's shape says is a secret, a user, a host or
@@ -1051,13 +1378,13 @@ fn reads_password(commands: &[Vec<Word>]) -> bool {
 /// already, variables or substitutions are never reported.
 pub fn findings(line: &str) -> Vec<Finding> {
     let commands = lex(line);
-    let stdin_secret = reads_password(&commands);
+    let stdin_secret = line_reads_password(line, &commands);
     let mut scan = Scan {
         line,
         out: Vec::new(),
     };
     for words in &commands {
-        scan.command(words, stdin_secret);
+        scan.command(words, stdin_secret, 0);
     }
     let mut out = scan.out;
     out.sort_by_key(|f| (f.start, f.end));
@@ -1196,21 +1523,35 @@ pub fn anonymize(line: &str, names: &mut Names<'_>) -> String {
             i += c.len_utf8();
         }
     }
+    // Words as the shell splits them: whitespace in quotes stays inside.
     let mut out = String::with_capacity(text.len() + 16);
     let mut word = String::new();
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
     for c in text.chars() {
-        if c.is_whitespace() {
-            if !word.is_empty() {
-                out.push_str(&token(&word, names));
-                word.clear();
-            }
-            out.push(c);
-        } else {
+        if escaped {
+            escaped = false;
             word.push(c);
+            continue;
         }
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '\\') | (Some('"'), '\\') => escaped = true,
+            (None, c) if c.is_whitespace() => {
+                if !word.is_empty() {
+                    out.push_str(&quoted_word(&word, names));
+                    word.clear();
+                }
+                out.push(c);
+                continue;
+            }
+            _ => {}
+        }
+        word.push(c);
     }
     if !word.is_empty() {
-        out.push_str(&token(&word, names));
+        out.push_str(&quoted_word(&word, names));
     }
     // Placeholders back, in order.
     let mut restored =
@@ -1226,8 +1567,75 @@ pub fn anonymize(line: &str, names: &mut Names<'_>) -> String {
     restored
 }
 
+/// How deep `KEY=value` words nest (`a=b=c`) before the rest of the value
+/// is hashed whole: each level is one more call, and a 64 KiB line could
+/// otherwise hold enough `=` to overflow the stack.
+const MAX_DEPTH: usize = 8;
+
+/// Whether `s` is placeholders and nothing else.
+fn only_held(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c == SENTINEL)
+}
+
+/// Text hashed whole but for the placeholders in it: their sentinels stay
+/// in place (so they are restored in order), and so does punctuation
+/// between them (`<USER#1>:<SECRET:x#1>`); every other run of text around
+/// them is hashed, as a file name when `file` (its extension kept).
+fn hash_around_held(s: &str, n: &mut Names<'_>, file: bool) -> String {
+    s.split(SENTINEL)
+        .map(|run| {
+            if !run.chars().any(char::is_alphanumeric) {
+                run.to_owned()
+            } else if file {
+                n.anon.path(run)
+            } else {
+                n.anon.pseudonym("name", run)[..12].to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(&SENTINEL.to_string())
+}
+
+/// A shell word that may hold quoted whitespace: one name when it reads as
+/// a file or path (`'Acme Layoff Plan.txt'`, `"/srv/Q3 plans/x"`),
+/// otherwise (a commit message) each of its space-separated pieces alone.
+fn quoted_word(word: &str, n: &mut Names<'_>) -> String {
+    if !word.contains(char::is_whitespace) {
+        return token(word, n, 0);
+    }
+    const QUOTES: &[char] = &['"', '\'', '(', ')', '[', ']', '{', '}', ',', ';'];
+    let inner = word.trim_matches(QUOTES);
+    let inner = match inner.split_once('=') {
+        Some((k, v)) if !k.contains(char::is_whitespace) => v.trim_matches(QUOTES),
+        _ => inner,
+    };
+    let name = !inner.is_empty()
+        && (has_known_extension(inner)
+            || ["/", "~", "./", "../"].iter().any(|p| inner.starts_with(p)));
+    if name {
+        return token(word, n, 0);
+    }
+    let mut out = String::with_capacity(word.len() + 16);
+    let mut piece = String::new();
+    for c in word.chars() {
+        if c.is_whitespace() {
+            if !piece.is_empty() {
+                out.push_str(&token(&piece, n, 0));
+                piece.clear();
+            }
+            out.push(c);
+        } else {
+            piece.push(c);
+        }
+    }
+    if !piece.is_empty() {
+        out.push_str(&token(&piece, n, 0));
+    }
+    out
+}
+
 /// A word with its surrounding quotes and punctuation kept aside.
-fn token(word: &str, n: &mut Names<'_>) -> String {
+fn token(word: &str, n: &mut Names<'_>, depth: usize) -> String {
     const TRIM: &[char] = &[
         '(', ')', '[', ']', '{', '}', '"', '\'', ',', ';', ':', '<', '>', '|', '&', '`',
     ];
@@ -1253,7 +1661,7 @@ fn token(word: &str, n: &mut Names<'_>) -> String {
     }
     let mut out = String::with_capacity(word.len() + 8);
     out.push_str(&word[..start]);
-    out.push_str(&core_token(core, n));
+    out.push_str(&core_token(core, n, depth));
     out.push_str(&word[start + core.len()..]);
     out
 }
@@ -1262,7 +1670,7 @@ fn is_held(s: &str) -> bool {
     s.contains(SENTINEL)
 }
 
-fn core_token(core: &str, n: &mut Names<'_>) -> String {
+fn core_token(core: &str, n: &mut Names<'_>, depth: usize) -> String {
     if core.chars().all(|c| c == SENTINEL) {
         return core.to_owned();
     }
@@ -1273,13 +1681,15 @@ fn core_token(core: &str, n: &mut Names<'_>) -> String {
     if let Some(eq) = core.find('=') {
         let (k, v) = (&core[..eq], &core[eq + 1..]);
         if !k.is_empty() && !k.contains('/') && !is_held(k) {
-            let v = if v.contains(':') && (v.starts_with('/') || v.starts_with('~')) {
+            let v = if depth >= MAX_DEPTH {
+                hash_around_held(v, n, false)
+            } else if v.contains(':') && (v.starts_with('/') || v.starts_with('~')) {
                 v.split(':')
-                    .map(|p| token(p, n))
+                    .map(|p| token(p, n, depth + 1))
                     .collect::<Vec<_>>()
                     .join(":")
             } else {
-                token(v, n)
+                token(v, n, depth + 1)
             };
             return format!("{}={v}", (n.replace)(k));
         }
@@ -1295,7 +1705,11 @@ fn core_token(core: &str, n: &mut Names<'_>) -> String {
         if letters > 0
             && (rest.starts_with('/') || rest.starts_with("~/") || rest.starts_with("./"))
         {
-            return format!("{}{}", &core[..flag_len + letters], core_token(rest, n));
+            return format!(
+                "{}{}",
+                &core[..flag_len + letters],
+                core_token(rest, n, depth + 1)
+            );
         }
         return (n.replace)(core);
     }
@@ -1333,6 +1747,11 @@ fn core_token(core: &str, n: &mut Names<'_>) -> String {
     if looks_like_host(core) && core.contains('.') {
         return host(core, n);
     }
+    if is_held(core) {
+        // `<USER#1>_megacorp_notes`: what is around a placeholder can name
+        // as much as what it replaced (a port after it stays).
+        return host(core, n);
+    }
     (n.replace)(core)
 }
 
@@ -1360,10 +1779,12 @@ fn component(c: &str, n: &mut Names<'_>) -> String {
         || matches!(c, "." | ".." | "~")
         || glob
         || var
-        || is_held(c)
+        || only_held(c)
         || SYSTEM_NAMES.contains(&c)
     {
         c.to_owned()
+    } else if is_held(c) {
+        hash_around_held(c, n, true)
     } else if n.workspaces.contains(c) {
         "<WORKSPACE>".to_owned()
     } else {
@@ -1372,7 +1793,7 @@ fn component(c: &str, n: &mut Names<'_>) -> String {
 }
 
 fn host(h: &str, n: &mut Names<'_>) -> String {
-    if is_held(h) || is_public_host(h) || h.is_empty() {
+    if only_held(h) || is_public_host(h) || h.is_empty() {
         return h.to_owned();
     }
     // `db.acme.internal:5432`: the port stays.
@@ -1380,6 +1801,10 @@ fn host(h: &str, n: &mut Names<'_>) -> String {
         if !name.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && !name.contains(':') {
             return format!("{}:{port}", host(name, n));
         }
+    }
+    if is_held(h) {
+        // `<HOST#1>.local`: the rest of the name is hashed too.
+        return hash_around_held(h, n, false);
     }
     if n.workspaces.contains(h) {
         return "<WORKSPACE>".to_owned();
@@ -1431,11 +1856,13 @@ fn user_host(core: &str, at: usize, n: &mut Names<'_>) -> Option<String> {
         return None;
     }
     let lower = user.to_ascii_lowercase();
-    let u = if is_held(user)
+    let u = if only_held(user)
         || GENERIC_ACCOUNTS.contains(&lower.as_str())
         || ROLE_USERS.contains(&lower.as_str())
     {
         user.to_owned()
+    } else if is_held(user) {
+        hash_around_held(user, n, false)
     } else {
         n.anon.pseudonym("user", &lower)[..12].to_owned()
     };
@@ -1472,11 +1899,13 @@ fn url(core: &str, i: usize, n: &mut Names<'_>) -> String {
                 .map(|u| {
                     let lower = u.to_ascii_lowercase();
                     if u.is_empty()
-                        || is_held(u)
+                        || only_held(u)
                         || GENERIC_ACCOUNTS.contains(&lower.as_str())
                         || ROLE_USERS.contains(&lower.as_str())
                     {
                         u.to_owned()
+                    } else if is_held(u) {
+                        hash_around_held(u, n, false)
                     } else {
                         n.anon.pseudonym("user", &lower)[..12].to_owned()
                     }
@@ -1766,6 +2195,215 @@ mod tests {
     }
 
     #[test]
+    fn long_chains_of_equals_do_not_overflow_the_stack() {
+        let line = format!("echo {}", "a=".repeat(30_000));
+        assert!(line.len() > 60_000);
+        let out = anon_line(&line);
+        assert!(out.starts_with("echo a=a="), "{}", &out[..40]);
+        let _ = findings(&line);
+        let pairs: Vec<String> = (0..5_000).map(|i| format!("f{i}=1")).collect();
+        let line = format!("curl -d '{}' https://api.acme.io/x", pairs.join("&"));
+        let out = anon_line(&line);
+        assert!(
+            out.starts_with("curl -d 'f0=") && !out.contains("acme"),
+            "{}",
+            &out[..40]
+        );
+        let _ = findings(&line);
+        // Placeholders deep in a chain are kept, in order.
+        let line = format!("echo {}<USER#1>_x=<USER#2>", "a=".repeat(20));
+        let out = anon_line(&line);
+        assert!(
+            out.contains("<USER#1>") && out.find("<USER#1>") < out.find("<USER#2>"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn placeholders_do_not_shelter_the_names_around_them() {
+        let out = anon_line("cat /srv/data/<USER#2>_acme_salaries_2024.csv");
+        assert!(
+            out.contains("<USER#2>") && out.ends_with(".csv") && !out.contains("acme"),
+            "{out}"
+        );
+        assert!(!out.contains("salaries"), "{out}");
+        let out = anon_line("ssh -i ~/.ssh/id_<USER#1>_acme");
+        assert!(out.contains("<USER#1>") && !out.contains("acme"), "{out}");
+        let out = anon_line("cat <USER#1>_megacorp_notes");
+        assert!(
+            out.starts_with("cat <USER#1>") && !out.contains("megacorp") && !out.contains("notes"),
+            "{out}"
+        );
+        let out = anon_line("ping <HOST#1>.local && ping <HOST#1>.acme.io:22");
+        assert!(!out.contains(".local") && !out.contains("acme"), "{out}");
+        assert!(out.contains("<HOST#1>") && out.ends_with(":22"), "{out}");
+        let out = anon_line("scp <USER#1>x@<HOST#2>:/srv/<USER#3>-plans/q3");
+        assert!(
+            !out.contains("plans") && !out.contains("<USER#1>x"),
+            "{out}"
+        );
+        // A part that is one placeholder, or placeholders and punctuation,
+        // stays as it is.
+        for keep in [
+            "cat <USER#1>",
+            "ssh <USER#1>@<HOST#2>",
+            "curl -u <USER#1>:<SECRET:x#1> https://<USER#1>@<HOST#1>/",
+            "cd ~/<USER#1>/src",
+            "mysql -p<SECRET:command-password#1>",
+        ] {
+            assert_eq!(anon_line(keep).replace("…/", "/"), keep.replace("…/", "/"));
+        }
+    }
+
+    #[test]
+    fn nested_commands_are_scanned_as_commands() {
+        for (line, secret) in [
+            (
+                "docker exec -it db mysql -uroot -pHunter2xyz payroll",
+                "Hunter2xyz",
+            ),
+            (
+                "kubectl exec -it pod -- mysql -uapp -pHunter2xyz",
+                "Hunter2xyz",
+            ),
+            ("ssh db.acme.internal mysql -pHunter2xyz", "Hunter2xyz"),
+            (
+                "ssh -p 22 db.acme.internal 'mysql -pHunter2xyz db'",
+                "Hunter2xyz",
+            ),
+            ("sh -c \"mysql -pHunter2xyz db\"", "Hunter2xyz"),
+            ("bash -c 'mysql -pHunter2xyz db; ls'", "Hunter2xyz"),
+            ("bash -lc 'echo pw9 | docker login --password-stdin'", "pw9"),
+            ("eval \"mysql -pHunter2xyz db\"", "Hunter2xyz"),
+            (
+                "watch -n 5 mysql -pHunter2 -e 'show processlist'",
+                "Hunter2",
+            ),
+            (
+                "sudo docker exec c bash -c \"sh -c 'mysql -pHunter2xyz'\"",
+                "Hunter2xyz",
+            ),
+        ] {
+            assert_eq!(secret_values(line), [secret], "{line}");
+        }
+        let f = found("sshpass -p x ssh admin@prod-db-1");
+        assert!(f.contains(&("hostname", "prod-db-1".to_owned())), "{f:?}");
+        assert!(
+            f.contains(&("username", "admin".to_owned())) || f.len() >= 2,
+            "{f:?}"
+        );
+        // Spans map back through quotes and escapes.
+        let line = "bash -c \"mysql -p'Hunt er2' \\\"x\\\"\"";
+        let v = secret_values(line);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].contains("Hunt er2"), "{v:?}");
+        // Deep nesting is bounded.
+        let line = format!("{}mysql -pX1", "watch ".repeat(20_000));
+        let _ = findings(&line);
+    }
+
+    #[test]
+    fn here_strings_are_standard_input() {
+        for (line, secret) in [
+            (
+                "docker login -u bob --password-stdin <<< Passw0rd123",
+                "Passw0rd123",
+            ),
+            (
+                "docker login -u bob --password-stdin <<<'Passw0rd123'",
+                "'Passw0rd123'",
+            ),
+            ("sudo -S <<< Hunter2 apt update", "Hunter2"),
+            ("read -s PW <<< Hunter2", "Hunter2"),
+            ("bash -c 'sudo -S <<< Hunter2 apt update'", "Hunter2"),
+        ] {
+            assert_eq!(secret_values(line), [secret], "{line}");
+        }
+        assert!(secret_values("grep x <<< Hunter2").is_empty());
+        assert!(secret_values("read -s PW <<< \"$X\"").is_empty());
+        // The here-string is no program: `apt` is what sudo runs.
+        assert!(secret_values("sudo -S <<< x mysql -pHunter2x").contains(&"Hunter2x".to_owned()));
+    }
+
+    #[test]
+    fn more_password_flags_and_stdin() {
+        for (line, secret) in [
+            ("gh secret set TOKEN -bHunter2xyz", "Hunter2xyz"),
+            ("echo -e \"pw\\npw\" | passwd", "\"pw\\npw\""),
+            ("yes pw9 | passwd", "pw9"),
+            (
+                "ssh-keygen -t ed25519 -N \"pass word\" -f k",
+                "\"pass word\"",
+            ),
+            ("lftp -u alice,pass9 sftp://h", "pass9"),
+            ("http -a alice:pass9 example.org", "pass9"),
+            (
+                "twine upload -p pypi-AgEIcHlwaS5vcmc -u __token__ dist/*",
+                "pypi-AgEIcHlwaS5vcmc",
+            ),
+            ("cargo login cio1234567890abcdef", "cio1234567890abcdef"),
+            ("curl -b 'session=abc123' https://x.io", "'session=abc123'"),
+            ("psql -c \"ALTER USER app PASSWORD 'Hunter2'\"", "'Hunter2'"),
+            (
+                "mysql -e \"CREATE USER a IDENTIFIED BY 'Hunter3'\"",
+                "'Hunter3'",
+            ),
+            ("redis-cli -aHunter2xyz ping", "Hunter2xyz"),
+        ] {
+            assert_eq!(secret_values(line), [secret], "{line}");
+        }
+        assert!(secret_values("curl -b cookies.txt https://x.io").is_empty());
+        assert!(secret_values("echo hi; passwd").is_empty());
+        assert!(secret_values("cargo login").is_empty());
+        let f = found("lftp -u alice,pass9 sftp://h");
+        assert!(f.contains(&("username", "alice".to_owned())), "{f:?}");
+    }
+
+    #[test]
+    fn file_names_with_spaces_are_hashed_whole() {
+        let out = anon_line("vim 'Acme Layoff Plan.txt'");
+        assert!(out.starts_with("vim '") && out.ends_with(".txt'"), "{out}");
+        for never in ["Acme", "Layoff", "Plan"] {
+            assert!(!out.contains(never), "{never} in {out}");
+        }
+        let out = anon_line("cp \"/srv/Acme Layoffs/q3 plan.pdf\" --out='My Notes.md'  x");
+        for never in ["Acme", "Layoffs", "plan", "Notes"] {
+            assert!(!out.contains(never), "{never} in {out}");
+        }
+        assert!(out.ends_with(".md'  x"), "{out}");
+        // A message keeps its words; whitespace stays as it was.
+        assert_eq!(
+            anon_line("git commit -m \"fix  the\tbug\""),
+            "git commit -m \"fix  the\tbug\""
+        );
+    }
+
+    #[test]
+    fn placeholders_in_user_pass_are_left_alone() {
+        let mut id = Identity::none();
+        id.add_user("jdoe").add_home("/home/jdoe");
+        let r = Redactor::new(&id).unwrap();
+        for line in [
+            "curl --user=alice:pw https://x.io",
+            "curl --user alice:pw https://x.io",
+            "curl -u alice:pw https://x.io",
+            "smbclient -U alice%pw //h/s",
+        ] {
+            let mut book = Placeholders::new();
+            let f = merge(r.scan(line), findings(line));
+            let red = apply(line, &f, &mut book);
+            let out = settle(anon_line(&red), &r, &mut book, |_| {});
+            assert!(!out.contains("<SECRET:<SECRET"), "{line} -> {out}");
+            assert!(
+                !out.contains("pw ") && out.contains("<USER#1>"),
+                "{line} -> {out}"
+            );
+        }
+        assert!(secrets("curl --user=<USER#1>:<SECRET:command-password#1>").is_empty());
+        assert!(secrets("curl --user=<SECRET:command-password#1>").is_empty());
+    }
+
+    #[test]
     fn a_whole_line_through_both_passes() {
         let mut id = Identity::none();
         id.add_user("jdoe").add_home("/home/jdoe");
@@ -1783,9 +2421,10 @@ mod tests {
         assert!(secrets(&out).is_empty() && r.scan(&out).is_empty(), "{out}");
     }
 
-    /// Random shell-ish lines through both passes: no panic, and what
-    /// comes out is clean under the scan `verify` runs, after at most the
-    /// one extra pass the exporter makes.
+    /// Random shell-ish lines through both passes, some of hundreds of
+    /// pieces: no panic, and what comes out is clean under the scan
+    /// `verify` runs without `settle`'s fallback (which would hide any
+    /// failure), after at most one extra pass for short lines.
     #[test]
     fn random_lines_never_panic_and_come_out_clean() {
         const PIECES: &[&str] = &[
@@ -1858,18 +2497,42 @@ mod tests {
             "127.0.0.1",
             "a",
             "b1",
+            "<<<",
+            "sh -c ",
+            "bash -c '",
+            "eval ",
+            "docker exec c ",
+            "kubectl exec p -- ",
+            "watch -n 5 ",
+            "sshpass -p ",
+            "sudo -S ",
+            "read -s ",
+            "passwd",
+            "yes ",
+            "PASSWORD '",
+            "IDENTIFIED BY ",
+            "-bHunter2",
+            "curl -b ",
+            "session=",
+            "cargo login ",
+            "'a b.txt'",
+            "<USER#1>_x",
+            "a=a=a=",
         ];
         let mut id = Identity::none();
         id.add_user("jdoe").add_home("/home/jdoe");
         let r = Redactor::new(&id).unwrap();
         let mut book = Placeholders::new();
         let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        for _ in 0..4_000 {
+        let mut extra = Vec::new();
+        for k in 0..4_000 {
             let mut line = String::new();
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            for _ in 0..(x % 40) {
+            // Every tenth line long: hundreds of pieces.
+            let len = if k % 10 == 0 { 200 + x % 400 } else { x % 40 };
+            for _ in 0..len {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
@@ -1880,7 +2543,25 @@ mod tests {
                 assert!(w[0].end <= w[1].start, "{line:?}: overlapping {f:?}");
             }
             let red = apply(&line, &f, &mut book);
-            let out = settle(anon_line(&red), &r, &mut book, |_| {});
+            // By hand, what `settle` does before its fallback (the whole
+            // line as one placeholder, which would hide a line that does not
+            // come out clean): the line must be clean within those passes.
+            let mut out = anon_line(&red);
+            let mut passes = 0;
+            loop {
+                let again = merge(r.scan(&out), secrets(&out));
+                if again.is_empty() || passes == SETTLE_PASSES {
+                    break;
+                }
+                out = apply(&out, &again, &mut book);
+                passes += 1;
+            }
+            // A short line takes at most the one extra pass the exporter
+            // makes; a long one may take `settle`'s others, never its
+            // fallback (checked below: clean after them).
+            if passes > 1 && k % 10 != 0 {
+                extra.push((passes, line.clone()));
+            }
             assert!(
                 r.scan(&out).is_empty() && secrets(&out).is_empty(),
                 "{line:?} -> {out:?}: {:?} {:?}",
@@ -1894,6 +2575,7 @@ mod tests {
                     .collect::<Vec<_>>()
             );
         }
+        assert!(extra.is_empty(), "more than one extra pass: {extra:#?}");
     }
 
     #[test]
