@@ -1303,6 +1303,8 @@ fn workflow_events_become_redacted_actions_in_every_format() {
     let t = TestStore::new();
     configure_identity(&t);
     grant(&t, WORKFLOW_SCOPES);
+    // A command is placed where it started: let it start after the grant.
+    settle_after_grant();
     let (events, typed) = workflow(now_ns());
     capture(&t, events);
     let out = t.tmp.path().join("export");
@@ -1600,6 +1602,8 @@ fn shell_commands_leave_only_when_granted_at_the_time() {
     );
     std::thread::sleep(std::time::Duration::from_millis(100));
     grant(&t, WORKFLOW_SCOPES);
+    // A command is placed where it started: let it start after the grant.
+    settle_after_grant();
     let t2 = now_ns();
     capture(
         &t,
@@ -1643,9 +1647,91 @@ fn shell_commands_leave_only_when_granted_at_the_time() {
 }
 
 #[test]
+fn a_command_leaves_only_if_its_whole_run_was_consented_unpaused_and_unpurged() {
+    let t = TestStore::new();
+    let settle = |ms| std::thread::sleep(std::time::Duration::from_millis(ms));
+    grant(&t, WORKFLOW_SCOPES);
+    // A command is placed where it started: let it start after the grant.
+    settle_after_grant();
+    let tg = now_ns();
+    settle(40);
+    {
+        let mut st = t.open();
+        candor::consent::record_pause(&mut st, true, "test", now_ns()).unwrap();
+    }
+    settle(40);
+    {
+        let mut st = t.open();
+        candor::consent::record_pause(&mut st, false, "test", now_ns()).unwrap();
+    }
+    settle(40);
+    let tu = now_ns();
+    // Ran from before the grant, ended inside it.
+    let before = (tu - tg) / MS + 60_000;
+    // Ran across the pause, ended after it.
+    let across = (tu - tg) / MS - 5;
+    capture(
+        &t,
+        vec![
+            shell(
+                tu,
+                "echo before-consent-span",
+                ".",
+                Some(WS),
+                Some(0),
+                Some(before),
+            ),
+            run(
+                Kind::RunTest,
+                tu + MS,
+                "cargo test paused-span",
+                0,
+                across,
+                None,
+            ),
+            // Started inside the purged range, ended after it.
+            shell(
+                tu + 400 * MS,
+                "echo purged-span",
+                ".",
+                Some(WS),
+                Some(0),
+                Some(300),
+            ),
+            shell(
+                tu + 500 * MS,
+                "echo clean-span",
+                ".",
+                Some(WS),
+                Some(0),
+                Some(10),
+            ),
+        ],
+    );
+    let pq = candor::store::query::format_ns(tu + 50 * MS);
+    let pe = candor::store::query::format_ns(tu + 200 * MS);
+    t.candor_ok(&["purge", "--since", &pq, "--until", &pe]);
+    settle(600);
+    let out = t.tmp.path().join("x");
+    export_ok(&t, &out, &[]);
+    assert!(verify(&t, &out).status.success());
+    let bytes: Vec<u8> = all_bytes(&out).into_iter().flat_map(|(_, b)| b).collect();
+    for needle in ["before-consent-span", "paused-span", "purged-span"] {
+        assert!(!contains(&bytes, needle), "{needle} leaked");
+    }
+    assert!(contains(&bytes, "clean-span"));
+    let ex = &manifest(&out)["counts"]["events_excluded"];
+    assert_eq!(ex["outside-consent"], 1, "{ex}");
+    assert_eq!(ex["paused"], 1, "{ex}");
+    assert_eq!(ex["purged"], 1, "{ex}");
+}
+
+#[test]
 fn workflow_events_are_activity_and_belong_to_the_workspace_they_name() {
     let t = TestStore::new();
     grant(&t, WORKFLOW_SCOPES);
+    // A command is placed where it started: let it start after the grant.
+    settle_after_grant();
     let t0 = now_ns();
     let min = 60_000 * MS;
     let mut other = shell(
@@ -1725,6 +1811,12 @@ fn workflow_events_are_activity_and_belong_to_the_workspace_they_name() {
     );
 }
 
+/// Lets the clock move on from a grant, so that a command stamped right
+/// after it (and admitted only if it started inside the consent) did.
+fn settle_after_grant() {
+    std::thread::sleep(std::time::Duration::from_millis(100));
+}
+
 /// Rewrites `file` of an export and its manifest entry.
 fn rewrite(dir: &Path, file: &str, f: impl FnOnce(String) -> String) {
     use sha2::Digest;
@@ -1749,6 +1841,8 @@ fn rewrite(dir: &Path, file: &str, f: impl FnOnce(String) -> String) {
 fn verify_finds_a_secret_planted_in_a_command_line() {
     let t = TestStore::new();
     grant(&t, WORKFLOW_SCOPES);
+    // A command is placed where it started: let it start after the grant.
+    settle_after_grant();
     let t0 = now_ns();
     capture(
         &t,
@@ -1830,6 +1924,8 @@ fn duckdb_reads_the_workflow_columns() {
     let t = TestStore::new();
     configure_identity(&t);
     grant(&t, WORKFLOW_SCOPES);
+    // A command is placed where it started: let it start after the grant.
+    settle_after_grant();
     capture(&t, workflow(now_ns()).0);
     let out = t.tmp.path().join("export");
     export_ok(&t, &out, &["--format", "parquet,jsonl"]);
