@@ -1727,6 +1727,42 @@ fn a_command_leaves_only_if_its_whole_run_was_consented_unpaused_and_unpurged() 
 }
 
 #[test]
+fn a_workspace_named_only_by_shell_events_is_stripped_from_command_lines() {
+    let t = TestStore::new();
+    grant(&t, "shell.commands");
+    // A command is placed where it started: let it start after the grant.
+    settle_after_grant();
+    let t1 = now_ns();
+    capture(
+        &t,
+        vec![
+            shell(
+                t1,
+                "cargo test -p acme-payroll",
+                ".",
+                Some(WS),
+                Some(0),
+                Some(1),
+            ),
+            run(
+                Kind::RunBuild,
+                t1 + MS,
+                "cargo build -p acme-payroll",
+                0,
+                1,
+                None,
+            ),
+        ],
+    );
+    let out = t.tmp.path().join("x");
+    export_ok(&t, &out, &[]);
+    assert!(verify(&t, &out).status.success());
+    let bytes: Vec<u8> = all_bytes(&out).into_iter().flat_map(|(_, b)| b).collect();
+    assert!(contains(&bytes, "cargo test -p"), "the command left");
+    assert!(!contains(&bytes, WS), "the workspace name left verbatim");
+}
+
+#[test]
 fn workflow_events_are_activity_and_belong_to_the_workspace_they_name() {
     let t = TestStore::new();
     grant(&t, WORKFLOW_SCOPES);

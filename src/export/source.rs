@@ -458,7 +458,8 @@ fn read_gaps(
 }
 
 /// Every workspace name and file path the store's file events (and the
-/// editor plugins' focus and diagnostics events) name, read before the
+/// editor plugins' focus and diagnostics events, and the workspace of
+/// every shell command and run) name, read before the
 /// export so that window titles and command lines can be stripped of them
 /// even where they come before the file's first save. Cursor moves and
 /// edits are left out: they name the same files far more often, and an
@@ -472,28 +473,42 @@ pub fn file_names(store: &mut Store) -> Result<Vec<(String, String)>, ExportErro
         Kind::GitCommit,
         Kind::EditorFocus,
         Kind::EditorDiagnostics,
+        Kind::ShellCommand,
+        Kind::RunTest,
+        Kind::RunBuild,
     ]
     .iter()
     .map(|k| k.code().to_string())
     .collect();
     let sql = format!(
-        "SELECT kind, ts_ns, mono_ns, data FROM events WHERE kind IN ({})",
+        "SELECT kind, ts_ns, mono_ns, data, sealed FROM events WHERE kind IN ({})",
         codes.join(",")
     );
-    let rows: Vec<(i64, i64, i64, Option<Vec<u8>>)> = store
+    type Row = (i64, i64, i64, Option<Vec<u8>>, Option<Vec<u8>>);
+    let rows: Vec<Row> = store
         .conn()
         .prepare(&sql)?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
         .collect::<Result<_, _>>()?;
+    let shell = [Kind::ShellCommand, Kind::RunTest, Kind::RunBuild].map(|k| i64::from(k.code()));
     let mut out = std::collections::BTreeSet::new();
-    for (code, wall_ns, mono_ns, data) in rows {
-        // Public fields only: names never sit in the sealed part.
+    for (code, wall_ns, mono_ns, data, sealed) in rows {
+        // Public fields only for file and editor events: their names never
+        // sit in the sealed part. A command is sealed whole, workspace
+        // included.
+        let sealed = if shell.contains(&code) {
+            sealed.as_deref()
+        } else {
+            None
+        };
         let ev = decode_row(
             store,
             code,
             Stamp { wall_ns, mono_ns },
             data.as_deref(),
-            None,
+            sealed,
             None,
         )?;
         let ws = match ev.get("workspace") {
