@@ -1763,6 +1763,80 @@ fn a_workspace_named_only_by_shell_events_is_stripped_from_command_lines() {
 }
 
 #[test]
+fn huge_client_counts_saturate_instead_of_overflowing() {
+    let t = TestStore::new();
+    grant(&t, WORKFLOW_SCOPES);
+    // A command is placed where it started: let it start after the grant.
+    settle_after_grant();
+    let t1 = now_ns();
+    let big = i64::MAX;
+    let edit = |ts| {
+        editor(
+            Kind::EditorEdit,
+            ts,
+            "src/lib.rs",
+            &[
+                ("offset", 0.into()),
+                ("deleted", big.into()),
+                ("text", s("x")),
+                ("line", big.into()),
+                ("editor", s("vscode")),
+            ],
+        )
+    };
+    let mv = |ts, x: i64| ev(Kind::MouseMove, ts, &[("x", x.into()), ("y", x.into())]);
+    let wheel = |ts| {
+        ev(
+            Kind::MouseWheel,
+            ts,
+            &[("dx", 0.into()), ("dy", big.into())],
+        )
+    };
+    capture(
+        &t,
+        vec![
+            edit(t1),
+            edit(t1 + MS),
+            mv(t1 + 2 * MS, big),
+            mv(t1 + 3 * MS, i64::MIN),
+            wheel(t1 + 4 * MS),
+            wheel(t1 + 5 * MS),
+            run(
+                Kind::RunTest,
+                t1 + 6 * MS,
+                "cargo test",
+                0,
+                1,
+                Some((big, big, big)),
+            ),
+        ],
+    );
+    let out = t.tmp.path().join("x");
+    export_ok(&t, &out, &["--format", "jsonl,parquet,progsnap2"]);
+    assert!(verify(&t, &out).status.success());
+    let eps = episodes(&out);
+    let bodies: Vec<&ActionBody> = eps
+        .iter()
+        .flat_map(|e| &e.actions)
+        .map(|a| &a.body)
+        .collect();
+    assert!(
+        bodies.iter().any(|b| matches!(
+            b,
+            ActionBody::EditorEdits { deleted_bytes, max_line: Some(l), .. }
+                if *deleted_bytes == i64::MAX && *l == i64::MAX
+        )),
+        "{bodies:?}"
+    );
+    assert!(
+        bodies
+            .iter()
+            .any(|b| matches!(b, ActionBody::Mouse { scroll, .. } if *scroll == i64::MAX)),
+        "{bodies:?}"
+    );
+}
+
+#[test]
 fn workflow_events_are_activity_and_belong_to_the_workspace_they_name() {
     let t = TestStore::new();
     grant(&t, WORKFLOW_SCOPES);
