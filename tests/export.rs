@@ -1837,6 +1837,81 @@ fn huge_client_counts_saturate_instead_of_overflowing() {
 }
 
 #[test]
+fn verify_scans_every_string_and_refuses_unknown_keys_and_runners() {
+    let t = TestStore::new();
+    grant(&t, WORKFLOW_SCOPES);
+    // A command is placed where it started: let it start after the grant.
+    settle_after_grant();
+    let t0 = now_ns();
+    capture(
+        &t,
+        vec![
+            editor(
+                Kind::EditorFocus,
+                t0,
+                "src/lib.rs",
+                &[("language", s("rust"))],
+            ),
+            run(Kind::RunTest, t0 + MS, "cargo test", 0, 1, Some((1, 0, 0))),
+        ],
+    );
+    let out = t.tmp.path().join("x");
+    export_ok(&t, &out, &["--format", "jsonl"]);
+    assert!(verify(&t, &out).status.success());
+    let good = std::fs::read_to_string(out.join("episodes.jsonl")).unwrap();
+    let eps = episodes(&out);
+    let focus_path = eps
+        .iter()
+        .flat_map(|e| &e.actions)
+        .find_map(|a| match &a.body {
+            ActionBody::FileFocus { path, .. } => Some(path.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let focus = format!("\"path\":\"{focus_path}\",\"language\"");
+    assert!(good.contains(&focus), "{good}");
+    assert!(good.contains("\"runner\":\"cargo\""), "{good}");
+    let plants: Vec<(&str, String)> = vec![
+        (
+            "runner",
+            good.replace("\"runner\":\"cargo\"", &format!("\"runner\":\"{PAT}\"")),
+        ),
+        (
+            "unknown runner",
+            good.replace("\"runner\":\"cargo\"", "\"runner\":\"make\""),
+        ),
+        (
+            "path",
+            good.replacen(
+                &focus,
+                &format!("\"path\":\"src/{PAT}.rs\",\"language\""),
+                1,
+            ),
+        ),
+        (
+            "unknown key",
+            good.replacen(
+                "\"runner\":\"cargo\"",
+                &format!("\"runner\":\"cargo\",\"note\":\"{PAT}\""),
+                1,
+            ),
+        ),
+        (
+            "spacing",
+            good.replacen("\"runner\":\"cargo\"", "\"runner\": \"cargo\"", 1),
+        ),
+    ];
+    for (what, text) in plants {
+        assert_ne!(text, good, "{what}");
+        rewrite(&out, "episodes.jsonl", |_| text);
+        let v = verify(&t, &out);
+        assert!(!v.status.success(), "{what} passed verify");
+        rewrite(&out, "episodes.jsonl", |_| good.clone());
+    }
+    assert!(verify(&t, &out).status.success());
+}
+
+#[test]
 fn workflow_events_are_activity_and_belong_to_the_workspace_they_name() {
     let t = TestStore::new();
     grant(&t, WORKFLOW_SCOPES);
