@@ -1911,6 +1911,67 @@ fn verify_scans_every_string_and_refuses_unknown_keys_and_runners() {
     assert!(verify(&t, &out).status.success());
 }
 
+/// Sets `col` of the first MainTable row of `event_type` to `value`.
+fn set_cell(csv_text: &str, event_type: &str, col: &str, value: &str) -> String {
+    let mut rd = csv::Reader::from_reader(csv_text.as_bytes());
+    let header = rd.headers().unwrap().clone();
+    let (ty, c) = (
+        header.iter().position(|h| h == "EventType").unwrap(),
+        header.iter().position(|h| h == col).unwrap(),
+    );
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&header).unwrap();
+    let mut done = false;
+    for r in rd.records() {
+        let r = r.unwrap();
+        let mut cells: Vec<String> = r.iter().map(str::to_owned).collect();
+        if !done && cells[ty] == event_type {
+            cells[c] = value.to_owned();
+            done = true;
+        }
+        w.write_record(&cells).unwrap();
+    }
+    assert!(done, "no {event_type} row");
+    String::from_utf8(w.into_inner().unwrap()).unwrap()
+}
+
+#[test]
+fn verify_scans_every_progsnap2_column_and_wants_integers_where_integers_go() {
+    let t = TestStore::new();
+    grant(&t, WORKFLOW_SCOPES);
+    // A command is placed where it started: let it start after the grant.
+    settle_after_grant();
+    let t0 = now_ns();
+    capture(
+        &t,
+        vec![run(Kind::RunTest, t0, "cargo test", 0, 1, Some((1, 0, 0)))],
+    );
+    let out = t.tmp.path().join("x");
+    export_ok(&t, &out, &["--format", "jsonl,progsnap2"]);
+    assert!(verify(&t, &out).status.success());
+    let table = "progsnap2/MainTable.csv";
+    let good = std::fs::read_to_string(out.join(table)).unwrap();
+    for (col, value) in [
+        ("X-Exit", PAT.to_owned()),
+        ("X-Passed", "12x".to_owned()),
+        ("X-Runner", PAT.to_owned()),
+        ("X-Runner", "make".to_owned()),
+        ("X-Week", format!("2026-W48 {PAT}")),
+        ("X-ActionType", PAT.to_owned()),
+    ] {
+        let text = set_cell(&good, "Run.Test", col, &value);
+        rewrite(&out, table, |_| text);
+        let v = verify(&t, &out);
+        assert!(
+            !v.status.success() && stderr(&v).contains("MainTable.csv"),
+            "{col} = {value} passed verify: {}",
+            stderr(&v)
+        );
+        rewrite(&out, table, |_| good.clone());
+    }
+    assert!(verify(&t, &out).status.success());
+}
+
 #[test]
 fn workflow_events_are_activity_and_belong_to_the_workspace_they_name() {
     let t = TestStore::new();

@@ -122,6 +122,35 @@ fn first_finding(redactor: &Redactor, v: &serde_json::Value) -> Option<&'static 
     }
 }
 
+/// The ProgSnap2 MainTable columns that hold integers (or nothing).
+const INT_COLUMNS: &[&str] = &[
+    "Order",
+    "X-Seq",
+    "X-OffsetMs",
+    "X-DurationMs",
+    "X-Moves",
+    "X-DistancePx",
+    "X-Clicks",
+    "X-Scroll",
+    "X-Lost",
+    "X-Exit",
+    "X-Passed",
+    "X-Failed",
+    "X-Skipped",
+    "X-Edits",
+    "X-InsertedBytes",
+    "X-DeletedBytes",
+    "X-Selections",
+    "X-StartLine",
+    "X-EndLine",
+    "X-MinLine",
+    "X-MaxLine",
+    "X-Errors",
+    "X-Warnings",
+    "X-Info",
+    "X-Hints",
+];
+
 /// What a verify found.
 #[derive(Debug, Serialize)]
 pub struct VerifyReport {
@@ -315,24 +344,39 @@ fn check_progsnap2(
         .headers()
         .map_err(|e| invalid(&file, e.to_string()))?
         .clone();
-    let text_cols: Vec<usize> = header
+    // Every column is scanned: the integer ones must hold an integer (or
+    // nothing), so that nothing else can hide there either.
+    let int_cols: Vec<usize> = header
         .iter()
         .enumerate()
-        .filter(|(_, h)| {
-            matches!(
-                *h,
-                "X-Text" | "X-App" | "X-Command" | "X-Cwd" | "X-Language"
-            )
-        })
+        .filter(|(_, h)| INT_COLUMNS.contains(h))
         .map(|(i, _)| i)
         .collect();
+    let runner_col = header.iter().position(|h| h == "X-Runner");
     let command_col = header.iter().position(|h| h == "X-Command");
     let type_col = header.iter().position(|h| h == "EventType");
     for (n, row) in rd.records().enumerate() {
         let row = row.map_err(|e| invalid(&file, e.to_string()))?;
-        let found = text_cols
+        if let Some(c) = int_cols.iter().find(|&&c| {
+            row.get(c)
+                .is_some_and(|v| !v.is_empty() && v.parse::<i64>().is_err())
+        }) {
+            return Err(invalid(
+                &file,
+                format!("row {}: {} is not an integer", n + 2, &header[*c]),
+            ));
+        }
+        if let Some(r) = runner_col.and_then(|c| row.get(c)) {
+            if !r.is_empty() && !RUNNERS.contains(&r) {
+                return Err(invalid(
+                    &file,
+                    format!("row {}: X-Runner {r:?} is not one of {RUNNERS:?}", n + 2),
+                ));
+            }
+        }
+        let found = row
             .iter()
-            .find_map(|&c| row.get(c).and_then(|t| redactor.scan(t).into_iter().next()))
+            .find_map(|t| redactor.scan(t).into_iter().next())
             .map(|f| f.rule)
             .or_else(|| {
                 // Command lines only: an editor command id is no shell line.
