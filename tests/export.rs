@@ -1489,7 +1489,7 @@ fn workflow_events_become_redacted_actions_in_every_format() {
         "{builds:?}"
     );
     // A run is placed where it started: the build ran for 20 s before the
-    // commit, 1 s after it ended.
+    // commit, 1 s after it ended. Its start is jittered like a key's.
     let at = |ty: &str| {
         ep.actions
             .iter()
@@ -1497,7 +1497,8 @@ fn workflow_events_become_redacted_actions_in_every_format() {
             .unwrap()
             .t_ms
     };
-    assert_eq!(at("commit") - at("build_run"), 21_000);
+    let gap = at("commit") - at("build_run");
+    assert!((gap - 21_000).abs() <= 20, "{gap}");
 
     let m = manifest(&out);
     let findings = &m["redaction"]["findings_by_rule"];
@@ -1970,6 +1971,54 @@ fn verify_scans_every_progsnap2_column_and_wants_integers_where_integers_go() {
         rewrite(&out, table, |_| good.clone());
     }
     assert!(verify(&t, &out).status.success());
+}
+
+#[test]
+fn command_starts_are_jittered_like_keys() {
+    let t = TestStore::new();
+    grant(&t, WORKFLOW_SCOPES);
+    // A command is placed where it started: let it start after the grant.
+    settle_after_grant();
+    let t0 = now_ns();
+    let mut events = vec![ev(Kind::WindowFocus, t0, &[("app", s("Alacritty"))])];
+    for k in 1..=8 {
+        events.push(shell(
+            t0 + k * 10_000 * MS,
+            &format!("echo {k}"),
+            ".",
+            Some(WS),
+            Some(0),
+            Some(0),
+        ));
+    }
+    capture(&t, events);
+    let out = t.tmp.path().join("x");
+    export_ok(
+        &t,
+        &out,
+        &[
+            "--format",
+            "jsonl",
+            "--timing-quantum",
+            "10ms",
+            "--timing-jitter",
+            "2000ms",
+        ],
+    );
+    let eps = episodes(&out);
+    assert_eq!(eps.len(), 1);
+    let starts: Vec<i64> = eps[0]
+        .actions
+        .iter()
+        .filter(|a| a.body.type_name() == "shell_command")
+        .map(|a| a.t_ms)
+        .collect();
+    assert_eq!(starts.len(), 8);
+    let exact: Vec<i64> = (1..=8).map(|k| k * 10_000).collect();
+    assert_ne!(starts, exact, "command starts are not jittered");
+    for (s, e) in starts.iter().zip(&exact) {
+        assert!((s - e).abs() <= 2_010, "{starts:?}");
+    }
 }
 
 #[test]

@@ -950,16 +950,24 @@ impl<'a> Builder<'a> {
                         *duration_ms = self.anon.quantize(*duration_ms);
                         self.anon.key_offset(ms, &mut rng)
                     }
-                    ActionBody::Mouse { duration_ms, .. }
-                    | ActionBody::Gap { duration_ms, .. }
-                    | ActionBody::Navigation { duration_ms, .. }
+                    // Commands, runs, cursor moves, diagnostics and
+                    // editor commands follow the engineer's hands as
+                    // closely as keys do: jittered like them.
+                    ActionBody::Navigation { duration_ms, .. }
                     | ActionBody::TestRun(RunResult { duration_ms, .. })
                     | ActionBody::BuildRun(RunResult { duration_ms, .. }) => {
                         *duration_ms = self.anon.quantize(*duration_ms);
-                        self.anon.quantize(ms)
+                        self.anon.key_offset(ms, &mut rng)
                     }
                     ActionBody::ShellCommand { duration_ms, .. } => {
                         *duration_ms = duration_ms.map(|d| self.anon.quantize(d));
+                        self.anon.key_offset(ms, &mut rng)
+                    }
+                    ActionBody::Diagnostics { .. } | ActionBody::EditorCommand { .. } => {
+                        self.anon.key_offset(ms, &mut rng)
+                    }
+                    ActionBody::Mouse { duration_ms, .. } | ActionBody::Gap { duration_ms, .. } => {
+                        *duration_ms = self.anon.quantize(*duration_ms);
                         self.anon.quantize(ms)
                     }
                     _ => self.anon.quantize(ms),
