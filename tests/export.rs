@@ -1303,6 +1303,8 @@ fn workflow_events_become_redacted_actions_in_every_format() {
     let t = TestStore::new();
     configure_identity(&t);
     grant(&t, WORKFLOW_SCOPES);
+    // A command is placed where it started: let it start after the grant.
+    settle_after_grant();
     let (events, typed) = workflow(now_ns());
     capture(&t, events);
     let out = t.tmp.path().join("export");
@@ -1487,7 +1489,7 @@ fn workflow_events_become_redacted_actions_in_every_format() {
         "{builds:?}"
     );
     // A run is placed where it started: the build ran for 20 s before the
-    // commit, 1 s after it ended.
+    // commit, 1 s after it ended. Its start is jittered like a key's.
     let at = |ty: &str| {
         ep.actions
             .iter()
@@ -1495,7 +1497,8 @@ fn workflow_events_become_redacted_actions_in_every_format() {
             .unwrap()
             .t_ms
     };
-    assert_eq!(at("commit") - at("build_run"), 21_000);
+    let gap = at("commit") - at("build_run");
+    assert!((gap - 21_000).abs() <= 20, "{gap}");
 
     let m = manifest(&out);
     let findings = &m["redaction"]["findings_by_rule"];
@@ -1600,6 +1603,8 @@ fn shell_commands_leave_only_when_granted_at_the_time() {
     );
     std::thread::sleep(std::time::Duration::from_millis(100));
     grant(&t, WORKFLOW_SCOPES);
+    // A command is placed where it started: let it start after the grant.
+    settle_after_grant();
     let t2 = now_ns();
     capture(
         &t,
@@ -1643,9 +1648,385 @@ fn shell_commands_leave_only_when_granted_at_the_time() {
 }
 
 #[test]
+fn a_command_leaves_only_if_its_whole_run_was_consented_unpaused_and_unpurged() {
+    let t = TestStore::new();
+    let settle = |ms| std::thread::sleep(std::time::Duration::from_millis(ms));
+    grant(&t, WORKFLOW_SCOPES);
+    // A command is placed where it started: let it start after the grant.
+    settle_after_grant();
+    let tg = now_ns();
+    settle(40);
+    {
+        let mut st = t.open();
+        candor::consent::record_pause(&mut st, true, "test", now_ns()).unwrap();
+    }
+    settle(40);
+    {
+        let mut st = t.open();
+        candor::consent::record_pause(&mut st, false, "test", now_ns()).unwrap();
+    }
+    settle(40);
+    let tu = now_ns();
+    // Ran from before the grant, ended inside it.
+    let before = (tu - tg) / MS + 60_000;
+    // Ran across the pause, ended after it.
+    let across = (tu - tg) / MS - 5;
+    capture(
+        &t,
+        vec![
+            shell(
+                tu,
+                "echo before-consent-span",
+                ".",
+                Some(WS),
+                Some(0),
+                Some(before),
+            ),
+            run(
+                Kind::RunTest,
+                tu + MS,
+                "cargo test paused-span",
+                0,
+                across,
+                None,
+            ),
+            // Started inside the purged range, ended after it.
+            shell(
+                tu + 400 * MS,
+                "echo purged-span",
+                ".",
+                Some(WS),
+                Some(0),
+                Some(300),
+            ),
+            shell(
+                tu + 500 * MS,
+                "echo clean-span",
+                ".",
+                Some(WS),
+                Some(0),
+                Some(10),
+            ),
+        ],
+    );
+    let pq = candor::store::query::format_ns(tu + 50 * MS);
+    let pe = candor::store::query::format_ns(tu + 200 * MS);
+    t.candor_ok(&["purge", "--since", &pq, "--until", &pe]);
+    settle(600);
+    let out = t.tmp.path().join("x");
+    export_ok(&t, &out, &[]);
+    assert!(verify(&t, &out).status.success());
+    let bytes: Vec<u8> = all_bytes(&out).into_iter().flat_map(|(_, b)| b).collect();
+    for needle in ["before-consent-span", "paused-span", "purged-span"] {
+        assert!(!contains(&bytes, needle), "{needle} leaked");
+    }
+    assert!(contains(&bytes, "clean-span"));
+    let ex = &manifest(&out)["counts"]["events_excluded"];
+    assert_eq!(ex["outside-consent"], 1, "{ex}");
+    assert_eq!(ex["paused"], 1, "{ex}");
+    assert_eq!(ex["purged"], 1, "{ex}");
+}
+
+#[test]
+fn a_workspace_named_only_by_shell_events_is_stripped_from_command_lines() {
+    let t = TestStore::new();
+    grant(&t, "shell.commands");
+    // A command is placed where it started: let it start after the grant.
+    settle_after_grant();
+    let t1 = now_ns();
+    capture(
+        &t,
+        vec![
+            shell(
+                t1,
+                "cargo test -p acme-payroll",
+                ".",
+                Some(WS),
+                Some(0),
+                Some(1),
+            ),
+            run(
+                Kind::RunBuild,
+                t1 + MS,
+                "cargo build -p acme-payroll",
+                0,
+                1,
+                None,
+            ),
+        ],
+    );
+    let out = t.tmp.path().join("x");
+    export_ok(&t, &out, &[]);
+    assert!(verify(&t, &out).status.success());
+    let bytes: Vec<u8> = all_bytes(&out).into_iter().flat_map(|(_, b)| b).collect();
+    assert!(contains(&bytes, "cargo test -p"), "the command left");
+    assert!(!contains(&bytes, WS), "the workspace name left verbatim");
+}
+
+#[test]
+fn huge_client_counts_saturate_instead_of_overflowing() {
+    let t = TestStore::new();
+    grant(&t, WORKFLOW_SCOPES);
+    // A command is placed where it started: let it start after the grant.
+    settle_after_grant();
+    let t1 = now_ns();
+    let big = i64::MAX;
+    let edit = |ts| {
+        editor(
+            Kind::EditorEdit,
+            ts,
+            "src/lib.rs",
+            &[
+                ("offset", 0.into()),
+                ("deleted", big.into()),
+                ("text", s("x")),
+                ("line", big.into()),
+                ("editor", s("vscode")),
+            ],
+        )
+    };
+    let mv = |ts, x: i64| ev(Kind::MouseMove, ts, &[("x", x.into()), ("y", x.into())]);
+    let wheel = |ts| {
+        ev(
+            Kind::MouseWheel,
+            ts,
+            &[("dx", 0.into()), ("dy", big.into())],
+        )
+    };
+    capture(
+        &t,
+        vec![
+            edit(t1),
+            edit(t1 + MS),
+            mv(t1 + 2 * MS, big),
+            mv(t1 + 3 * MS, i64::MIN),
+            wheel(t1 + 4 * MS),
+            wheel(t1 + 5 * MS),
+            run(
+                Kind::RunTest,
+                t1 + 6 * MS,
+                "cargo test",
+                0,
+                1,
+                Some((big, big, big)),
+            ),
+        ],
+    );
+    let out = t.tmp.path().join("x");
+    export_ok(&t, &out, &["--format", "jsonl,parquet,progsnap2"]);
+    assert!(verify(&t, &out).status.success());
+    let eps = episodes(&out);
+    let bodies: Vec<&ActionBody> = eps
+        .iter()
+        .flat_map(|e| &e.actions)
+        .map(|a| &a.body)
+        .collect();
+    assert!(
+        bodies.iter().any(|b| matches!(
+            b,
+            ActionBody::EditorEdits { deleted_bytes, max_line: Some(l), .. }
+                if *deleted_bytes == i64::MAX && *l == i64::MAX
+        )),
+        "{bodies:?}"
+    );
+    assert!(
+        bodies
+            .iter()
+            .any(|b| matches!(b, ActionBody::Mouse { scroll, .. } if *scroll == i64::MAX)),
+        "{bodies:?}"
+    );
+}
+
+#[test]
+fn verify_scans_every_string_and_refuses_unknown_keys_and_runners() {
+    let t = TestStore::new();
+    grant(&t, WORKFLOW_SCOPES);
+    // A command is placed where it started: let it start after the grant.
+    settle_after_grant();
+    let t0 = now_ns();
+    capture(
+        &t,
+        vec![
+            editor(
+                Kind::EditorFocus,
+                t0,
+                "src/lib.rs",
+                &[("language", s("rust"))],
+            ),
+            run(Kind::RunTest, t0 + MS, "cargo test", 0, 1, Some((1, 0, 0))),
+        ],
+    );
+    let out = t.tmp.path().join("x");
+    export_ok(&t, &out, &["--format", "jsonl"]);
+    assert!(verify(&t, &out).status.success());
+    let good = std::fs::read_to_string(out.join("episodes.jsonl")).unwrap();
+    let eps = episodes(&out);
+    let focus_path = eps
+        .iter()
+        .flat_map(|e| &e.actions)
+        .find_map(|a| match &a.body {
+            ActionBody::FileFocus { path, .. } => Some(path.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let focus = format!("\"path\":\"{focus_path}\",\"language\"");
+    assert!(good.contains(&focus), "{good}");
+    assert!(good.contains("\"runner\":\"cargo\""), "{good}");
+    let plants: Vec<(&str, String)> = vec![
+        (
+            "runner",
+            good.replace("\"runner\":\"cargo\"", &format!("\"runner\":\"{PAT}\"")),
+        ),
+        (
+            "unknown runner",
+            good.replace("\"runner\":\"cargo\"", "\"runner\":\"make\""),
+        ),
+        (
+            "path",
+            good.replacen(
+                &focus,
+                &format!("\"path\":\"src/{PAT}.rs\",\"language\""),
+                1,
+            ),
+        ),
+        (
+            "unknown key",
+            good.replacen(
+                "\"runner\":\"cargo\"",
+                &format!("\"runner\":\"cargo\",\"note\":\"{PAT}\""),
+                1,
+            ),
+        ),
+        (
+            "spacing",
+            good.replacen("\"runner\":\"cargo\"", "\"runner\": \"cargo\"", 1),
+        ),
+    ];
+    for (what, text) in plants {
+        assert_ne!(text, good, "{what}");
+        rewrite(&out, "episodes.jsonl", |_| text);
+        let v = verify(&t, &out);
+        assert!(!v.status.success(), "{what} passed verify");
+        rewrite(&out, "episodes.jsonl", |_| good.clone());
+    }
+    assert!(verify(&t, &out).status.success());
+}
+
+/// Sets `col` of the first MainTable row of `event_type` to `value`.
+fn set_cell(csv_text: &str, event_type: &str, col: &str, value: &str) -> String {
+    let mut rd = csv::Reader::from_reader(csv_text.as_bytes());
+    let header = rd.headers().unwrap().clone();
+    let (ty, c) = (
+        header.iter().position(|h| h == "EventType").unwrap(),
+        header.iter().position(|h| h == col).unwrap(),
+    );
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&header).unwrap();
+    let mut done = false;
+    for r in rd.records() {
+        let r = r.unwrap();
+        let mut cells: Vec<String> = r.iter().map(str::to_owned).collect();
+        if !done && cells[ty] == event_type {
+            cells[c] = value.to_owned();
+            done = true;
+        }
+        w.write_record(&cells).unwrap();
+    }
+    assert!(done, "no {event_type} row");
+    String::from_utf8(w.into_inner().unwrap()).unwrap()
+}
+
+#[test]
+fn verify_scans_every_progsnap2_column_and_wants_integers_where_integers_go() {
+    let t = TestStore::new();
+    grant(&t, WORKFLOW_SCOPES);
+    // A command is placed where it started: let it start after the grant.
+    settle_after_grant();
+    let t0 = now_ns();
+    capture(
+        &t,
+        vec![run(Kind::RunTest, t0, "cargo test", 0, 1, Some((1, 0, 0)))],
+    );
+    let out = t.tmp.path().join("x");
+    export_ok(&t, &out, &["--format", "jsonl,progsnap2"]);
+    assert!(verify(&t, &out).status.success());
+    let table = "progsnap2/MainTable.csv";
+    let good = std::fs::read_to_string(out.join(table)).unwrap();
+    for (col, value) in [
+        ("X-Exit", PAT.to_owned()),
+        ("X-Passed", "12x".to_owned()),
+        ("X-Runner", PAT.to_owned()),
+        ("X-Runner", "make".to_owned()),
+        ("X-Week", format!("2026-W48 {PAT}")),
+        ("X-ActionType", PAT.to_owned()),
+    ] {
+        let text = set_cell(&good, "Run.Test", col, &value);
+        rewrite(&out, table, |_| text);
+        let v = verify(&t, &out);
+        assert!(
+            !v.status.success() && stderr(&v).contains("MainTable.csv"),
+            "{col} = {value} passed verify: {}",
+            stderr(&v)
+        );
+        rewrite(&out, table, |_| good.clone());
+    }
+    assert!(verify(&t, &out).status.success());
+}
+
+#[test]
+fn command_starts_are_jittered_like_keys() {
+    let t = TestStore::new();
+    grant(&t, WORKFLOW_SCOPES);
+    // A command is placed where it started: let it start after the grant.
+    settle_after_grant();
+    let t0 = now_ns();
+    let mut events = vec![ev(Kind::WindowFocus, t0, &[("app", s("Alacritty"))])];
+    for k in 1..=8 {
+        events.push(shell(
+            t0 + k * 10_000 * MS,
+            &format!("echo {k}"),
+            ".",
+            Some(WS),
+            Some(0),
+            Some(0),
+        ));
+    }
+    capture(&t, events);
+    let out = t.tmp.path().join("x");
+    export_ok(
+        &t,
+        &out,
+        &[
+            "--format",
+            "jsonl",
+            "--timing-quantum",
+            "10ms",
+            "--timing-jitter",
+            "2000ms",
+        ],
+    );
+    let eps = episodes(&out);
+    assert_eq!(eps.len(), 1);
+    let starts: Vec<i64> = eps[0]
+        .actions
+        .iter()
+        .filter(|a| a.body.type_name() == "shell_command")
+        .map(|a| a.t_ms)
+        .collect();
+    assert_eq!(starts.len(), 8);
+    let exact: Vec<i64> = (1..=8).map(|k| k * 10_000).collect();
+    assert_ne!(starts, exact, "command starts are not jittered");
+    for (s, e) in starts.iter().zip(&exact) {
+        assert!((s - e).abs() <= 2_010, "{starts:?}");
+    }
+}
+
+#[test]
 fn workflow_events_are_activity_and_belong_to_the_workspace_they_name() {
     let t = TestStore::new();
     grant(&t, WORKFLOW_SCOPES);
+    // A command is placed where it started: let it start after the grant.
+    settle_after_grant();
     let t0 = now_ns();
     let min = 60_000 * MS;
     let mut other = shell(
@@ -1725,6 +2106,12 @@ fn workflow_events_are_activity_and_belong_to_the_workspace_they_name() {
     );
 }
 
+/// Lets the clock move on from a grant, so that a command stamped right
+/// after it (and admitted only if it started inside the consent) did.
+fn settle_after_grant() {
+    std::thread::sleep(std::time::Duration::from_millis(100));
+}
+
 /// Rewrites `file` of an export and its manifest entry.
 fn rewrite(dir: &Path, file: &str, f: impl FnOnce(String) -> String) {
     use sha2::Digest;
@@ -1749,6 +2136,8 @@ fn rewrite(dir: &Path, file: &str, f: impl FnOnce(String) -> String) {
 fn verify_finds_a_secret_planted_in_a_command_line() {
     let t = TestStore::new();
     grant(&t, WORKFLOW_SCOPES);
+    // A command is placed where it started: let it start after the grant.
+    settle_after_grant();
     let t0 = now_ns();
     capture(
         &t,
@@ -1830,6 +2219,8 @@ fn duckdb_reads_the_workflow_columns() {
     let t = TestStore::new();
     configure_identity(&t);
     grant(&t, WORKFLOW_SCOPES);
+    // A command is placed where it started: let it start after the grant.
+    settle_after_grant();
     capture(&t, workflow(now_ns()).0);
     let out = t.tmp.path().join("export");
     export_ok(&t, &out, &["--format", "parquet,jsonl"]);

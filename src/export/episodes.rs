@@ -546,7 +546,7 @@ impl<'a> Builder<'a> {
             ActionBody::EditorEdits {
                 file_id,
                 path,
-                duration_ms: (acc.last - acc.start) / MS,
+                duration_ms: acc.last.saturating_sub(acc.start) / MS,
                 edits: acc.edits,
                 inserted_bytes: acc.inserted,
                 deleted_bytes: acc.deleted,
@@ -563,7 +563,7 @@ impl<'a> Builder<'a> {
             ActionBody::Navigation {
                 file_id,
                 path,
-                duration_ms: (acc.last - acc.start) / MS,
+                duration_ms: acc.last.saturating_sub(acc.start) / MS,
                 moves: acc.moves,
                 selections: acc.selections,
                 start_line: acc.start_line,
@@ -780,14 +780,16 @@ impl<'a> Builder<'a> {
                         Kind::MouseMove => {
                             let p = (int_field(e, "x"), int_field(e, "y"));
                             if let Some(q) = m.pos {
-                                m.distance +=
-                                    (((p.0 - q.0).pow(2) + (p.1 - q.1).pow(2)) as f64).sqrt();
+                                // In floats: a client's coordinates may
+                                // be anything an i64 holds.
+                                let (dx, dy) = (p.0 as f64 - q.0 as f64, p.1 as f64 - q.1 as f64);
+                                m.distance += dx.hypot(dy);
                             }
                             m.pos = Some(p);
                             m.moves += 1;
                         }
                         Kind::MouseDown => m.clicks += 1,
-                        Kind::MouseWheel => m.scroll += int_field(e, "dy"),
+                        Kind::MouseWheel => m.scroll = m.scroll.saturating_add(int_field(e, "dy")),
                         _ => {}
                     }
                 }
@@ -818,12 +820,16 @@ impl<'a> Builder<'a> {
                         max_line: None,
                     });
                     acc.last = ts;
-                    acc.edits += 1;
+                    acc.edits = acc.edits.saturating_add(1);
                     // Only the inserted text's length: the text itself
                     // never leaves (a secret typed one key per edit could
-                    // not be told from the rest).
-                    acc.inserted += str_field(e, "text").map_or(0, str::len) as i64;
-                    acc.deleted += int_field(e, "deleted").max(0);
+                    // not be told from the rest). Counts a client sent
+                    // saturate rather than overflow.
+                    let len = str_field(e, "text").map_or(0, str::len);
+                    acc.inserted = acc
+                        .inserted
+                        .saturating_add(i64::try_from(len).unwrap_or(i64::MAX));
+                    acc.deleted = acc.deleted.saturating_add(int_field(e, "deleted").max(0));
                     if let Some(line) = opt_int(e, "line") {
                         acc.min_line = Some(acc.min_line.map_or(line, |m| m.min(line)));
                         acc.max_line = Some(acc.max_line.map_or(line, |m| m.max(line)));
@@ -944,16 +950,24 @@ impl<'a> Builder<'a> {
                         *duration_ms = self.anon.quantize(*duration_ms);
                         self.anon.key_offset(ms, &mut rng)
                     }
-                    ActionBody::Mouse { duration_ms, .. }
-                    | ActionBody::Gap { duration_ms, .. }
-                    | ActionBody::Navigation { duration_ms, .. }
+                    // Commands, runs, cursor moves, diagnostics and
+                    // editor commands follow the engineer's hands as
+                    // closely as keys do: jittered like them.
+                    ActionBody::Navigation { duration_ms, .. }
                     | ActionBody::TestRun(RunResult { duration_ms, .. })
                     | ActionBody::BuildRun(RunResult { duration_ms, .. }) => {
                         *duration_ms = self.anon.quantize(*duration_ms);
-                        self.anon.quantize(ms)
+                        self.anon.key_offset(ms, &mut rng)
                     }
                     ActionBody::ShellCommand { duration_ms, .. } => {
                         *duration_ms = duration_ms.map(|d| self.anon.quantize(d));
+                        self.anon.key_offset(ms, &mut rng)
+                    }
+                    ActionBody::Diagnostics { .. } | ActionBody::EditorCommand { .. } => {
+                        self.anon.key_offset(ms, &mut rng)
+                    }
+                    ActionBody::Mouse { duration_ms, .. } | ActionBody::Gap { duration_ms, .. } => {
+                        *duration_ms = self.anon.quantize(*duration_ms);
                         self.anon.quantize(ms)
                     }
                     _ => self.anon.quantize(ms),

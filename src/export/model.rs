@@ -296,20 +296,52 @@ impl ActionBody {
         "diagnostics",
     ];
 
-    /// The text fields a redaction scan must find clean.
+    /// The text fields a redaction scan must find clean: every string but
+    /// the pseudonyms and state hashes.
     pub fn texts(&self) -> Vec<&str> {
         let mut out = Vec::new();
         match self {
-            ActionBody::Typing { app, text, .. } => out.extend([app, text].into_iter().flatten()),
-            ActionBody::Edit { diff, .. } | ActionBody::FileCreate { diff, .. } => out.extend(diff),
+            ActionBody::Typing {
+                app, text, keys, ..
+            } => {
+                out.extend([app, text].into_iter().flatten());
+                out.extend(keys.iter().map(|k| &k.class));
+            }
+            ActionBody::Edit { path, diff, .. } | ActionBody::FileCreate { path, diff, .. } => {
+                out.push(path);
+                out.extend(diff);
+            }
+            ActionBody::FileSwitch { path, .. }
+            | ActionBody::FileDelete { path, .. }
+            | ActionBody::EditorEdits { path, .. }
+            | ActionBody::Navigation { path, .. }
+            | ActionBody::Diagnostics { path, .. } => out.push(path),
+            ActionBody::FileRename { from, to, .. } => out.extend([from, to]),
             ActionBody::Focus { app, title } => out.extend([app, title].into_iter().flatten()),
             ActionBody::Commit { message } => out.extend(message),
-            ActionBody::ShellCommand { command, cwd, .. }
-            | ActionBody::TestRun(RunResult { command, cwd, .. })
-            | ActionBody::BuildRun(RunResult { command, cwd, .. }) => out.extend([command, cwd]),
-            ActionBody::FileFocus { language, .. } => out.extend(language),
-            ActionBody::EditorCommand { command, .. } => out.push(command),
-            _ => {}
+            ActionBody::Gap { reason, .. } => out.push(reason),
+            ActionBody::ShellCommand { command, cwd, .. } => out.extend([command, cwd]),
+            ActionBody::TestRun(RunResult {
+                command,
+                cwd,
+                runner,
+                ..
+            })
+            | ActionBody::BuildRun(RunResult {
+                command,
+                cwd,
+                runner,
+                ..
+            }) => out.extend([command, cwd, runner]),
+            ActionBody::FileFocus { path, language, .. } => {
+                out.push(path);
+                out.extend(language);
+            }
+            ActionBody::EditorCommand { command, path, .. } => {
+                out.push(command);
+                out.extend(path);
+            }
+            ActionBody::Mouse { .. } => {}
         }
         out.into_iter().map(String::as_str).collect()
     }

@@ -1411,16 +1411,26 @@ fn episode_from_row(
 }
 
 fn action_from_row(file: &str, cols: &[Field]) -> Result<Action, ExportError> {
-    let s = |i| opt_str(file, cols, i);
-    let rs = |i| req_str(file, cols, i);
-    let n = |i| req_i64(file, cols, i);
-    let o = |i| opt_i64(file, cols, i);
-    let u = |i| req_u32(file, cols, i);
+    // The columns this row's type reads; every other one must be null, so
+    // that nothing rides along in another type's columns.
+    let used = std::cell::RefCell::new(vec![false; cols.len()]);
+    let mark = |i: usize| {
+        if let Some(u) = used.borrow_mut().get_mut(i) {
+            *u = true;
+        }
+        i
+    };
+    let s = |i| opt_str(file, cols, mark(i));
+    let rs = |i| req_str(file, cols, mark(i));
+    let n = |i| req_i64(file, cols, mark(i));
+    let o = |i| opt_i64(file, cols, mark(i));
+    let u = |i| req_u32(file, cols, mark(i));
     let kind = rs(3)?;
+    mark(0);
     let body = match kind.as_str() {
         "typing" => {
-            let times = opt_list(file, cols, 21)?.unwrap_or_default();
-            let classes = opt_list(file, cols, 22)?.unwrap_or_default();
+            let times = opt_list(file, cols, mark(21))?.unwrap_or_default();
+            let classes = opt_list(file, cols, mark(22))?.unwrap_or_default();
             if times.len() != classes.len() {
                 return Err(invalid(
                     file,
@@ -1551,11 +1561,22 @@ fn action_from_row(file: &str, cols: &[Field]) -> Result<Action, ExportError> {
         },
         other => return Err(invalid(file, format!("action type {other:?}"))),
     };
-    Ok(Action {
+    let action = Action {
         seq: u(1)?,
         t_ms: n(2)?,
         body,
-    })
+    };
+    let used = used.into_inner();
+    if let Some(i) = (0..cols.len()).find(|&i| !used[i] && !matches!(cols[i], Field::Null)) {
+        return Err(invalid(
+            file,
+            format!(
+                "column {i} is set in a {} row, which has no such field",
+                action.body.type_name()
+            ),
+        ));
+    }
+    Ok(action)
 }
 
 #[cfg(test)]
@@ -2030,6 +2051,43 @@ mod tests {
         assert_eq!(get(&rows[8], "file_id"), "null");
         assert_eq!(get(&rows[9], "hints"), "7");
         assert_eq!(get(&rows[9], "errors"), "2");
+    }
+
+    #[test]
+    fn a_value_in_another_types_column_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &episodes(), LIMITS);
+        let path = dir
+            .path()
+            .join("parquet/actions/subject_id=aa11/week=2026-W47/part-00ff.parquet");
+        let reader = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+        let rows: Vec<Vec<Field>> = reader
+            .get_row_iter(None)
+            .unwrap()
+            .map(|r| columns(r.unwrap()))
+            .collect();
+        let f = "actions";
+        for cols in &rows {
+            action_from_row(f, cols).unwrap();
+        }
+        let focus = rows
+            .iter()
+            .find(|c| matches!(&c[3], Field::Str(t) if t == "focus"))
+            .unwrap();
+        // A runner, a path and an exit code on a focus row.
+        for (i, v) in [
+            (
+                26,
+                Field::Str("ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5".into()),
+            ),
+            (5, Field::Str("src/secret.rs".into())),
+            (25, Field::Long(1)),
+        ] {
+            let mut bad = focus.clone();
+            bad[i] = v;
+            let err = action_from_row(f, &bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("column {i}")), "{err}");
+        }
     }
 
     #[test]

@@ -196,10 +196,13 @@ pub fn test_result(exit: i64, failed: Option<i64>) -> &'static str {
 /// runner's counts (skipped tests left out); empty without counts.
 pub fn test_score(passed: Option<i64>, failed: Option<i64>) -> String {
     let (p, f) = (passed.unwrap_or(0), failed.unwrap_or(0));
-    if passed.is_none() && failed.is_none() || p + f <= 0 {
+    // In floats: the counts come from a client and may be anything an i64
+    // holds.
+    let (p, f) = (p.max(0) as f64, f.max(0) as f64);
+    if passed.is_none() && failed.is_none() || p + f <= 0.0 {
         return String::new();
     }
-    let score = p as f64 / (p + f) as f64;
+    let score = p / (p + f);
     // Four decimals: enough to tell 1 failure in 10,000 from none.
     let s = format!("{score:.4}");
     s.trim_end_matches('0').trim_end_matches('.').to_owned()

@@ -150,14 +150,17 @@ impl Admission {
         synthetic_session: bool,
     ) -> Result<Option<Covered>, Exclusion> {
         let ts = ev.wall_ns;
+        // A command is stamped when it ended but placed where it started:
+        // the whole span it ran must be admissible, not just its end.
+        let start = span_start(ev);
         if synthetic_session != self.synthetic {
             return Err(Exclusion::SyntheticMismatch);
         }
-        if self.purged.iter().any(|(a, b)| ts >= *a && ts < *b) {
+        if self.purged.iter().any(|(a, b)| *a <= ts && start < *b) {
             return Err(Exclusion::Purged);
         }
         let retention = i64::from(ev.kind.decl().retention_days) * NS_PER_DAY;
-        if ts < self.now_ns.saturating_sub(retention) {
+        if start < self.now_ns.saturating_sub(retention) {
             return Err(Exclusion::PastRetention);
         }
         if self.synthetic {
@@ -167,6 +170,7 @@ impl Admission {
         let window = self
             .history
             .window_at(ts)
+            .filter(|w| w.contains(start))
             .ok_or(Exclusion::OutsideConsent)?;
         let record = &window.record;
         if self
@@ -178,7 +182,7 @@ impl Admission {
         }
         // A pause leaves a `paused` gap, which is exactly what a reader
         // should see of it.
-        if ev.kind != Kind::CaptureGap && self.history.paused_at(ts) {
+        if ev.kind != Kind::CaptureGap && self.paused_during(start, ts) {
             return Err(Exclusion::Paused);
         }
         if !ev.retain_scopes(|s| record.grants(s)) {
@@ -196,6 +200,32 @@ impl Admission {
             subject: record.subject.clone(),
         }))
     }
+}
+
+impl Admission {
+    /// Whether capture was paused at any time in `[start, end]`.
+    fn paused_during(&self, start: i64, end: i64) -> bool {
+        if start >= end {
+            return self.history.paused_at(end);
+        }
+        self.history
+            .pauses
+            .iter()
+            .any(|p| p.from_ns <= end && p.to_ns.is_none_or(|t| t > start))
+    }
+}
+
+/// When the span an event stands for began: a command or run is stamped
+/// when it ended, with how long it took; anything else is a moment.
+fn span_start(ev: &Event) -> i64 {
+    if !matches!(ev.kind, Kind::ShellCommand | Kind::RunTest | Kind::RunBuild) {
+        return ev.wall_ns;
+    }
+    let ms = match ev.get("duration_ms") {
+        Some(Value::Int(ms)) => (*ms).clamp(0, i64::MAX / 1_000_000),
+        _ => 0,
+    };
+    ev.wall_ns.saturating_sub(ms * 1_000_000)
 }
 
 fn purged_ranges(entries: &[Entry]) -> Vec<(i64, i64)> {
@@ -428,7 +458,8 @@ fn read_gaps(
 }
 
 /// Every workspace name and file path the store's file events (and the
-/// editor plugins' focus and diagnostics events) name, read before the
+/// editor plugins' focus and diagnostics events, and the workspace of
+/// every shell command and run) name, read before the
 /// export so that window titles and command lines can be stripped of them
 /// even where they come before the file's first save. Cursor moves and
 /// edits are left out: they name the same files far more often, and an
@@ -442,28 +473,42 @@ pub fn file_names(store: &mut Store) -> Result<Vec<(String, String)>, ExportErro
         Kind::GitCommit,
         Kind::EditorFocus,
         Kind::EditorDiagnostics,
+        Kind::ShellCommand,
+        Kind::RunTest,
+        Kind::RunBuild,
     ]
     .iter()
     .map(|k| k.code().to_string())
     .collect();
     let sql = format!(
-        "SELECT kind, ts_ns, mono_ns, data FROM events WHERE kind IN ({})",
+        "SELECT kind, ts_ns, mono_ns, data, sealed FROM events WHERE kind IN ({})",
         codes.join(",")
     );
-    let rows: Vec<(i64, i64, i64, Option<Vec<u8>>)> = store
+    type Row = (i64, i64, i64, Option<Vec<u8>>, Option<Vec<u8>>);
+    let rows: Vec<Row> = store
         .conn()
         .prepare(&sql)?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
         .collect::<Result<_, _>>()?;
+    let shell = [Kind::ShellCommand, Kind::RunTest, Kind::RunBuild].map(|k| i64::from(k.code()));
     let mut out = std::collections::BTreeSet::new();
-    for (code, wall_ns, mono_ns, data) in rows {
-        // Public fields only: names never sit in the sealed part.
+    for (code, wall_ns, mono_ns, data, sealed) in rows {
+        // Public fields only for file and editor events: their names never
+        // sit in the sealed part. A command is sealed whole, workspace
+        // included.
+        let sealed = if shell.contains(&code) {
+            sealed.as_deref()
+        } else {
+            None
+        };
         let ev = decode_row(
             store,
             code,
             Stamp { wall_ns, mono_ns },
             data.as_deref(),
-            None,
+            sealed,
             None,
         )?;
         let ws = match ev.get("workspace") {

@@ -12,9 +12,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::manifest::{Manifest, MANIFEST_FILE};
-use super::model::{Episode, SCHEMA_VERSION};
+use super::model::{ActionBody, Episode, SCHEMA_VERSION};
 use super::{command, jsonl, parquet, progsnap2, replay, ExportError};
 use crate::redact::Redactor;
+use crate::registry::RUNNERS;
 
 /// The first text of an episode a fresh scan still finds something in,
 /// named by place and rule (never by value).
@@ -27,10 +28,10 @@ pub fn unclean(redactor: &Redactor, ep: &Episode) -> Option<String> {
     };
     for f in &ep.files {
         for (which, s) in [("initial", &f.initial), ("final", &f.final_)] {
-            if let Some(p) = s
-                .content
-                .as_deref()
-                .and_then(|c| hit(format!("file {} {which} state", f.file_id), c))
+            if let Some(p) = [Some(s.path.as_str()), s.content.as_deref()]
+                .into_iter()
+                .flatten()
+                .find_map(|c| hit(format!("file {} {which} state", f.file_id), c))
             {
                 return Some(p);
             }
@@ -57,6 +58,98 @@ pub fn unclean(redactor: &Redactor, ep: &Episode) -> Option<String> {
 fn command_secret(line: &str) -> Option<&'static str> {
     command::secrets(line).first().map(|f| f.rule)
 }
+
+/// Reads `episodes.jsonl` strictly: every line must be exactly what the
+/// exporter writes for the episode it parses to (so no unknown key, which
+/// `#[serde(flatten)]` would otherwise let through, and nothing out of
+/// place), every string in it must scan clean, and every run's runner must
+/// be one the registry knows.
+fn read_jsonl(dir: &Path, redactor: &Redactor) -> Result<Vec<Episode>, ExportError> {
+    let path = dir.join(jsonl::FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| super::sink::io_err(&path, e))?;
+    let mut out = Vec::new();
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let bad = |problem: String| invalid(jsonl::FILE, format!("line {}: {problem}", i + 1));
+        let Some(line) = line.strip_suffix('\n') else {
+            return Err(bad("does not end with a newline".into()));
+        };
+        let ep: Episode = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+        let again = serde_json::to_string(&ep).map_err(|e| bad(e.to_string()))?;
+        if again != line {
+            return Err(bad(
+                "is not what the exporter writes for it (an unknown key, or a field out of place)"
+                    .into(),
+            ));
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+        if let Some(rule) = first_finding(redactor, &value) {
+            return Err(bad(format!(
+                "episode {}: rule `{rule}` still matches after redaction",
+                ep.episode_id
+            )));
+        }
+        for a in &ep.actions {
+            if let ActionBody::TestRun(r) | ActionBody::BuildRun(r) = &a.body {
+                if !RUNNERS.contains(&r.runner.as_str()) {
+                    return Err(bad(format!(
+                        "episode {}: action {} has runner {:?}, not one of {RUNNERS:?}",
+                        ep.episode_id, a.seq, r.runner
+                    )));
+                }
+            }
+        }
+        out.push(ep);
+    }
+    Ok(out)
+}
+
+/// The rule of the first finding in any string of a JSON value, keys
+/// included.
+fn first_finding(redactor: &Redactor, v: &serde_json::Value) -> Option<&'static str> {
+    use serde_json::Value as J;
+    match v {
+        J::String(s) => redactor.scan(s).first().map(|f| f.rule),
+        J::Array(items) => items.iter().find_map(|x| first_finding(redactor, x)),
+        J::Object(map) => map.iter().find_map(|(k, x)| {
+            redactor
+                .scan(k)
+                .first()
+                .map(|f| f.rule)
+                .or_else(|| first_finding(redactor, x))
+        }),
+        _ => None,
+    }
+}
+
+/// The ProgSnap2 MainTable columns that hold integers (or nothing).
+const INT_COLUMNS: &[&str] = &[
+    "Order",
+    "X-Seq",
+    "X-OffsetMs",
+    "X-DurationMs",
+    "X-Moves",
+    "X-DistancePx",
+    "X-Clicks",
+    "X-Scroll",
+    "X-Lost",
+    "X-Exit",
+    "X-Passed",
+    "X-Failed",
+    "X-Skipped",
+    "X-Edits",
+    "X-InsertedBytes",
+    "X-DeletedBytes",
+    "X-Selections",
+    "X-StartLine",
+    "X-EndLine",
+    "X-MinLine",
+    "X-MaxLine",
+    "X-Errors",
+    "X-Warnings",
+    "X-Info",
+    "X-Hints",
+];
 
 /// What a verify found.
 #[derive(Debug, Serialize)]
@@ -160,7 +253,7 @@ pub fn verify(dir: &Path, redactor: &Redactor) -> Result<VerifyReport, ExportErr
     // checked against.
     let has = |f: &str| manifest.formats.iter().any(|x| x == f);
     let episodes: Vec<Episode> = if has("jsonl") {
-        jsonl::read(dir)?
+        read_jsonl(dir, redactor)?
     } else {
         return Err(invalid(
             MANIFEST_FILE,
@@ -251,24 +344,39 @@ fn check_progsnap2(
         .headers()
         .map_err(|e| invalid(&file, e.to_string()))?
         .clone();
-    let text_cols: Vec<usize> = header
+    // Every column is scanned: the integer ones must hold an integer (or
+    // nothing), so that nothing else can hide there either.
+    let int_cols: Vec<usize> = header
         .iter()
         .enumerate()
-        .filter(|(_, h)| {
-            matches!(
-                *h,
-                "X-Text" | "X-App" | "X-Command" | "X-Cwd" | "X-Language"
-            )
-        })
+        .filter(|(_, h)| INT_COLUMNS.contains(h))
         .map(|(i, _)| i)
         .collect();
+    let runner_col = header.iter().position(|h| h == "X-Runner");
     let command_col = header.iter().position(|h| h == "X-Command");
     let type_col = header.iter().position(|h| h == "EventType");
     for (n, row) in rd.records().enumerate() {
         let row = row.map_err(|e| invalid(&file, e.to_string()))?;
-        let found = text_cols
+        if let Some(c) = int_cols.iter().find(|&&c| {
+            row.get(c)
+                .is_some_and(|v| !v.is_empty() && v.parse::<i64>().is_err())
+        }) {
+            return Err(invalid(
+                &file,
+                format!("row {}: {} is not an integer", n + 2, &header[*c]),
+            ));
+        }
+        if let Some(r) = runner_col.and_then(|c| row.get(c)) {
+            if !r.is_empty() && !RUNNERS.contains(&r) {
+                return Err(invalid(
+                    &file,
+                    format!("row {}: X-Runner {r:?} is not one of {RUNNERS:?}", n + 2),
+                ));
+            }
+        }
+        let found = row
             .iter()
-            .find_map(|&c| row.get(c).and_then(|t| redactor.scan(t).into_iter().next()))
+            .find_map(|t| redactor.scan(t).into_iter().next())
             .map(|f| f.rule)
             .or_else(|| {
                 // Command lines only: an editor command id is no shell line.
