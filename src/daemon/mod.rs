@@ -116,7 +116,7 @@ fn ensure_sources(
     }
     let after = ctl.states();
     for (name, state) in &after {
-        if before.get(name) != Some(state) && !before.is_empty() {
+        if before.get(name).is_some_and(|b| b != state) {
             tracing::info!(
                 source = name,
                 ?state,
@@ -231,9 +231,11 @@ pub async fn run(
     let (pause_tx, pause_rx) = crossbeam_channel::unbounded();
     let ctl = Control::new(gate.clone(), sink.clone(), pause_tx);
     let listener = control::bind(&ctx.paths.data_dir)?;
-    ensure_sources(ctx, &ctl, clock);
+    // The sockets are bound (under a brief process-wide umask) before any
+    // source thread runs and could create a file meanwhile.
     let ingest_stats = std::sync::Arc::new(IngestStats::default());
     let (ingest_stop, ingest_task) = start_ingest(ctx, &ctl, clock, &ingest_stats);
+    ensure_sources(ctx, &ctl, clock);
     let states = ctl.states();
     started(&gate, &states);
     tokio::pin!(stop);
