@@ -71,19 +71,19 @@ impl Client {
             path: self.path.clone(),
             source,
         };
-        self.writer.write_all(line.as_bytes()).map_err(io)?;
+        // A daemon that refuses us (another user) may answer and close
+        // before the message is written; its answer is still worth reading.
+        let written = self.writer.write_all(line.as_bytes());
         let mut reply = String::new();
-        let n = self
-            .reader
-            .read_line(&mut reply)
-            .map_err(|source| ClientError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
-        if n == 0 {
-            return Err(ClientError::BadReply(
-                "the daemon closed the connection".into(),
-            ));
+        let read = self.reader.read_line(&mut reply);
+        match (written, read) {
+            (_, Ok(n)) if n > 0 => {}
+            (Err(e), _) | (Ok(()), Err(e)) => return Err(io(e)),
+            (Ok(()), Ok(_)) => {
+                return Err(ClientError::BadReply(
+                    "the daemon closed the connection".into(),
+                ))
+            }
         }
         serde_json::from_str(reply.trim_end())
             .map_err(|e| ClientError::BadReply(format!("{e}: {}", reply.trim_end())))

@@ -464,6 +464,25 @@ async fn serve_conn(shared: Arc<Shared>, stream: UnixStream, mut stop: watch::Re
     stats.open.fetch_sub(1, Ordering::Relaxed);
 }
 
+/// Turns away a peer of another user. Its first line is read (briefly, and
+/// bounded) before the refusal is written, so that it reads the refusal
+/// rather than a broken pipe.
+async fn refuse(mut stream: UnixStream) {
+    let mut line = Vec::new();
+    {
+        let mut rd = BufReader::with_capacity(4096, &mut stream);
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            read_line_bounded(&mut rd, &mut line),
+        )
+        .await;
+    }
+    let refusal = Refusal::Invalid("refused: not the same user".into());
+    let _ = stream
+        .write_all(protocol::reply(&Err(refusal)).as_bytes())
+        .await;
+}
+
 /// Serves the ingest socket until `stop` turns true; then waits for every
 /// connection to record what it holds.
 pub async fn serve(
@@ -490,7 +509,7 @@ pub async fn serve(
             accepted = listener.accept() => {
                 let Ok((mut stream, _)) = accepted else { continue };
                 if !crate::socket::peer_is_us(&stream) {
-                    let _ = stream.write_all(&protocol::reply(&Err(Refusal::Invalid("refused: not the same user".into()))).into_bytes()).await;
+                    tasks.spawn(refuse(stream));
                     continue;
                 }
                 if stats.open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
