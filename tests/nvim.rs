@@ -105,6 +105,11 @@ vim.api.nvim_create_autocmd("VimLeave", {
     f:close()
   end,
 })
+"#;
+
+/// Runs a session's `steps` one after another, 40 ms apart; appended to
+/// each session script.
+const STEP_RUNNER: &str = r#"
 local i = 0
 local function step()
   i = i + 1
@@ -144,15 +149,6 @@ vim.api.nvim_create_autocmd("VimLeave", {
     f:close()
   end,
 })
-local i = 0
-local function step()
-  i = i + 1
-  if steps[i] then
-    steps[i]()
-    vim.defer_fn(step, 40)
-  end
-end
-vim.defer_fn(step, 40)
 "#;
 
 /// What the quiet session makes of INITIAL.
@@ -191,7 +187,7 @@ fn run_nvim(tmp: &Path, socket: &Path, file: &Path, secret: &Path, script: &str)
     let home = tmp.join("home");
     std::fs::create_dir_all(&home).unwrap();
     let driver = tmp.join("driver.lua");
-    std::fs::write(&driver, script).unwrap();
+    std::fs::write(&driver, format!("{script}{STEP_RUNNER}")).unwrap();
     let out = tmp.join("session.json");
     let _ = std::fs::remove_file(&out);
     let mut cmd = Command::new("nvim");

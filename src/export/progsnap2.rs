@@ -111,6 +111,35 @@ pub const COLUMNS: [&str; 50] = [
     "X-Hints",
 ];
 
+/// The ProgSnap2 MainTable columns that hold integers (or nothing).
+pub const INT_COLUMNS: &[&str] = &[
+    "Order",
+    "X-Seq",
+    "X-OffsetMs",
+    "X-DurationMs",
+    "X-Moves",
+    "X-DistancePx",
+    "X-Clicks",
+    "X-Scroll",
+    "X-Lost",
+    "X-Exit",
+    "X-Passed",
+    "X-Failed",
+    "X-Skipped",
+    "X-Edits",
+    "X-InsertedBytes",
+    "X-DeletedBytes",
+    "X-Selections",
+    "X-StartLine",
+    "X-EndLine",
+    "X-MinLine",
+    "X-MaxLine",
+    "X-Errors",
+    "X-Warnings",
+    "X-Info",
+    "X-Hints",
+];
+
 pub const SESSION_START: &str = "Session.Start";
 pub const SESSION_END: &str = "Session.End";
 

@@ -122,35 +122,6 @@ fn first_finding(redactor: &Redactor, v: &serde_json::Value) -> Option<&'static 
     }
 }
 
-/// The ProgSnap2 MainTable columns that hold integers (or nothing).
-const INT_COLUMNS: &[&str] = &[
-    "Order",
-    "X-Seq",
-    "X-OffsetMs",
-    "X-DurationMs",
-    "X-Moves",
-    "X-DistancePx",
-    "X-Clicks",
-    "X-Scroll",
-    "X-Lost",
-    "X-Exit",
-    "X-Passed",
-    "X-Failed",
-    "X-Skipped",
-    "X-Edits",
-    "X-InsertedBytes",
-    "X-DeletedBytes",
-    "X-Selections",
-    "X-StartLine",
-    "X-EndLine",
-    "X-MinLine",
-    "X-MaxLine",
-    "X-Errors",
-    "X-Warnings",
-    "X-Info",
-    "X-Hints",
-];
-
 /// What a verify found.
 #[derive(Debug, Serialize)]
 pub struct VerifyReport {
@@ -349,7 +320,7 @@ fn check_progsnap2(
     let int_cols: Vec<usize> = header
         .iter()
         .enumerate()
-        .filter(|(_, h)| INT_COLUMNS.contains(h))
+        .filter(|(_, h)| progsnap2::INT_COLUMNS.contains(h))
         .map(|(i, _)| i)
         .collect();
     let runner_col = header.iter().position(|h| h == "X-Runner");
