@@ -262,27 +262,27 @@ fn candor_consent_tells_a_running_daemon_without_waiting_for_the_poll() {
     let first = record_id(&t);
 
     let out = grant(&t, "mouse,window.apps");
-    assert!(
-        out.contains("the running daemon now records under this consent"),
-        "{out}"
-    );
     let amended = record_id(&t);
     assert_ne!(
         amended, first,
         "the daemon still runs under the old consent"
     );
     assert!(out.contains(&amended), "{out}");
+    assert!(
+        out.contains("the running daemon now records under this consent"),
+        "{out}"
+    );
 
     let asked = Instant::now();
     let out = t.candor_ok(&["consent", "revoke"]);
     let revoke_took = asked.elapsed();
+    let took = exit_within(&mut d, Duration::from_secs(5));
+    let _ = d.kill();
+    let took = took.expect("the daemon waited for its 30 s poll");
     assert!(
         out.contains("the running daemon has stopped recording"),
         "{out}"
     );
-    let took = exit_within(&mut d, Duration::from_secs(5));
-    let _ = d.kill();
-    let took = took.expect("the daemon waited for its 30 s poll");
     eprintln!(
         "`consent revoke` took {revoke_took:?}; the daemon exited {took:?} after it returned"
     );

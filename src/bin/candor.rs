@@ -528,6 +528,12 @@ fn status_text(s: &serde_json::Value) -> String {
         "events     {} received, {} written, {} mouse moves coalesced, {} dropped, {} gaps\n",
         w["received"], w["written"], w["coalesced"], w["dropped"], w["gaps"]
     );
+    if w["cut"].as_u64().unwrap_or(0) + w["narrowed"].as_u64().unwrap_or(0) > 0 {
+        out += &format!(
+            "consent    {} events not written and {} narrowed: outside the consent in force at their time\n",
+            w["cut"], w["narrowed"]
+        );
+    }
     if let Some(why) = w["stalled"].as_str() {
         out += &format!("writer     STALLED: {why}\n");
     }
@@ -728,7 +734,10 @@ fn start(ctx: &Context) -> Result<()> {
         daemon::Ended::Stopped => {
             println!("candor: stopped; {} events written", report.stats.written)
         }
-        daemon::Ended::ConsentEnded(why) => println!("candor: capture stopped: {why}"),
+        daemon::Ended::ConsentEnded(why) => println!(
+            "candor: capture stopped: {why}; {} events written, {} not written (outside the consent in force at their time)",
+            report.stats.written, report.stats.cut
+        ),
     }
     Ok(())
 }

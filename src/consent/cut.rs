@@ -8,9 +8,14 @@
 //! moved is re-read and re-verified. `consent::append` dates revocations
 //! and amendments once it holds that same lock. So an event the writer
 //! commits before a revocation was stamped before it, and every commit
-//! after it sees it. The judgment is the audit's own (`History::window_at`,
-//! `paused_at`, the record's scopes), so what the cut lets through the
-//! audit accepts.
+//! after it sees it. The judgment is the audit's own (`History::window_at`
+//! and the record's scopes), so what the cut lets through the audit accepts.
+//!
+//! Pauses are not judged here. The daemon makes them: its gate refuses
+//! events from the moment of the pause, and it writes the ledger entry
+//! afterwards, dated at that moment. A resume is likewise recorded a little
+//! after it happens, so judging by the ledger would cut what was recorded,
+//! with consent, in between.
 
 use crate::event::Event;
 use crate::store::seal::Sealer;
@@ -103,7 +108,7 @@ impl Admission for ConsentCut {
             return Verdict::Cut;
         };
         let record = &window.record;
-        if record.notice_sha256 != self.notice || history.paused_at(ts) {
+        if record.notice_sha256 != self.notice {
             return Verdict::Cut;
         }
         if !record.grants(event.kind.scope()) {
@@ -234,15 +239,8 @@ mod tests {
     }
 
     #[test]
-    fn pauses_another_notice_and_an_unread_ledger_cut() {
+    fn another_notice_and_an_unread_ledger_cut() {
         let both = [Scope::KeysTiming, Scope::KeysText];
-        let c = cut(&[
-            entry(1, 100, "grant", record(&both, 100, 10_000)),
-            entry(2, 200, "pause", json!({ "reason": "x" })),
-            entry(3, 300, "resume", json!({ "reason": "x" })),
-        ]);
-        assert_eq!(verdict(&c, 250), "cut");
-        assert_eq!(verdict(&c, 300), "write");
         let mut other = cut(&[entry(1, 100, "grant", record(&both, 100, 10_000))]);
         other.notice = "n1".into();
         assert_eq!(verdict(&other, 150), "cut");
