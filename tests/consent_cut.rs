@@ -44,6 +44,30 @@ fn key_events(t: &TestStore, cond: &str) -> i64 {
     )
 }
 
+/// One xdotool process typing `text`: about 14 ms a key, at this delay.
+fn typist(x: &X, text: &str) -> std::process::Child {
+    Command::new("xdotool")
+        .args(["type", "--delay", "25", text])
+        .env("DISPLAY", &x.display)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run xdotool")
+}
+
+/// How many key.down events were stored before `until`, and at what rate.
+fn typing_rate(t: &TestStore, until: i64) -> (i64, f64) {
+    let down = Kind::KeyDown.code();
+    let one = |agg: &str| {
+        count(
+            t,
+            &format!("SELECT {agg} FROM events WHERE kind = {down} AND ts_ns < {until}"),
+        )
+    };
+    let (n, first, last) = (one("count(*)"), one("min(ts_ns)"), one("max(ts_ns)"));
+    (n, (n - 1) as f64 / ((last - first).max(1) as f64 / 1e9))
+}
+
 /// The reproduction: typing at well over 30 keys/s while `candor
 /// consent revoke` runs left 5–8 key.down and key.up events after the
 /// revocation, and `candor audit` failed against our own store.
@@ -62,14 +86,7 @@ fn typing_through_a_revocation_stores_nothing_after_it() {
             lines.iter().any(|l| l == "candor: source input: running"),
             "{lines:?}"
         );
-        // One xdotool process: about 12 ms a key, key.down and key.up each.
-        let mut typist = Command::new("xdotool")
-            .args(["type", "--delay", "25", &text])
-            .env("DISPLAY", &x.display)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run xdotool");
+        let mut typist = typist(&x, &text);
         std::thread::sleep(Duration::from_millis(700));
         let asked = Instant::now();
         let revoked = t.candor_ok(&["consent", "revoke"]);
@@ -89,24 +106,7 @@ fn typing_through_a_revocation_stores_nothing_after_it() {
         let before = key_events(&t, &format!("ts_ns < {at}"));
         let after = key_events(&t, &format!("ts_ns >= {at}"));
         // The typing really ran at 30 keys/s or more up to the revocation.
-        let (first, last) = (
-            count(
-                &t,
-                &format!(
-                    "SELECT min(ts_ns) FROM events WHERE kind = {}",
-                    Kind::KeyDown.code()
-                ),
-            ),
-            count(
-                &t,
-                &format!(
-                    "SELECT max(ts_ns) FROM events WHERE kind = {}",
-                    Kind::KeyDown.code()
-                ),
-            ),
-        );
-        let downs = key_events(&t, &format!("kind = {}", Kind::KeyDown.code()));
-        let rate = (downs - 1) as f64 / ((last - first).max(1) as f64 / 1e9);
+        let (downs, rate) = typing_rate(&t, at);
         assert!(
             downs >= 10 && rate >= 30.0,
             "round {round}: only {downs} keys at {rate:.0} keys/s before the revocation"
@@ -121,6 +121,115 @@ fn typing_through_a_revocation_stores_nothing_after_it() {
         if after != 0 || !audit.status.success() {
             failures.push(format!(
                 "round {round}: {after} key events at or after the revocation; audit: {}{}",
+                String::from_utf8_lossy(&audit.stdout),
+                stderr(&audit)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// An amendment that withdraws keys.text, made while typing: no key event
+/// stamped at or after it keeps its text (the daemon's own gate learns of
+/// the amendment only when told, or at its poll).
+#[test]
+fn typing_through_a_narrowing_amendment_keeps_no_text_after_it() {
+    let Some(x) = X::start(false) else { return };
+    let text = "the quick brown fox jumps over the lazy dog ".repeat(4);
+    let mut failures = Vec::new();
+    for round in 0..3 {
+        let t = TestStore::new();
+        grant(&t, "keys.timing,keys.text");
+        let (d, _) = daemon(&t, &x);
+        let mut typist = typist(&x, &text);
+        std::thread::sleep(Duration::from_millis(700));
+        grant(&t, "keys.timing");
+        let still_typing = typist.try_wait().unwrap().is_none();
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = typist.kill();
+        let _ = typist.wait();
+        common::x11::stop(d);
+        assert!(
+            still_typing,
+            "round {round}: the typing ended before the amendment"
+        );
+        let at = ledger_ts(&t, "amend");
+        let keys: Vec<(i64, bool)> = events(&t)
+            .iter()
+            .filter(|e| e["kind"] == "key.down")
+            .map(|e| {
+                (
+                    e["ts_ns"].as_i64().unwrap(),
+                    e["fields"]["text"].is_string(),
+                )
+            })
+            .collect();
+        let before = keys.iter().filter(|(ts, text)| *ts < at && *text).count();
+        let after = keys.iter().filter(|(ts, _)| *ts >= at).count();
+        let leaked = keys.iter().filter(|(ts, text)| *ts >= at && *text).count();
+        let (downs, rate) = typing_rate(&t, at);
+        assert!(
+            downs >= 10 && rate >= 30.0 && before >= 10 && after >= 5,
+            "round {round}: {downs} keys at {rate:.0}/s, {before} with text before the amendment, {after} after"
+        );
+        let audit = t.candor(&["audit"]);
+        eprintln!("round {round}: {before} keys with text before the amendment; {after} after, {leaked} of them with text");
+        if leaked != 0 || !audit.status.success() {
+            failures.push(format!(
+                "round {round}: {leaked} keys with text after the amendment; audit: {}{}",
+                String::from_utf8_lossy(&audit.stdout),
+                stderr(&audit)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Typing through the moment a consent expires: nothing stamped at or
+/// after the expiry is stored, though the daemon notices it only at its
+/// next poll.
+#[test]
+fn typing_through_an_expiry_stores_nothing_after_it() {
+    let Some(x) = X::start(false) else { return };
+    let text = "the quick brown fox jumps over the lazy dog ".repeat(7);
+    let mut failures = Vec::new();
+    for round in 0..3 {
+        let t = TestStore::new();
+        assert!(grant_for(&t, "keys.timing,keys.text", "2s")
+            .status
+            .success());
+        let expires = {
+            let mut store = t.open();
+            let h = consent::history(&mut store).unwrap();
+            h.windows.last().unwrap().record.expires_ns
+        };
+        let (mut d, _) = daemon(&t, &x);
+        let mut typist = typist(&x, &text);
+        let took = exit_within(&mut d, Duration::from_secs(5));
+        let still_typing = typist.try_wait().unwrap().is_none();
+        let _ = d.kill();
+        let _ = d.wait();
+        let _ = typist.kill();
+        let _ = typist.wait();
+        assert!(
+            took.is_some(),
+            "round {round}: the daemon outlived its consent"
+        );
+        assert!(
+            still_typing,
+            "round {round}: the typing ended before the expiry"
+        );
+        let (downs, rate) = typing_rate(&t, expires);
+        assert!(
+            downs >= 10 && rate >= 30.0,
+            "round {round}: only {downs} keys at {rate:.0} keys/s before the expiry"
+        );
+        let after = key_events(&t, &format!("ts_ns >= {expires}"));
+        let audit = t.candor(&["audit"]);
+        eprintln!("round {round}: {downs} keys before the expiry, {after} key events after");
+        if after != 0 || !audit.status.success() {
+            failures.push(format!(
+                "round {round}: {after} key events at or after the expiry; audit: {}{}",
                 String::from_utf8_lossy(&audit.stdout),
                 stderr(&audit)
             ));
