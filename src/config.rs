@@ -253,6 +253,8 @@ pub const ENV_VARS: &[&str] = &[
     "CANDOR_WRITER_BATCH_INTERVAL",
     "CANDOR_WRITER_MAX_STORE_SIZE",
     "CANDOR_CAPTURE_MOUSE_RATE_HZ",
+    // Read by the daemon (`daemon::CONSENT_POLL_ENV`); tests slow the poll.
+    "CANDOR_CONSENT_POLL_MS",
 ];
 
 impl Config {

@@ -528,6 +528,12 @@ fn status_text(s: &serde_json::Value) -> String {
         "events     {} received, {} written, {} mouse moves coalesced, {} dropped, {} gaps\n",
         w["received"], w["written"], w["coalesced"], w["dropped"], w["gaps"]
     );
+    if w["cut"].as_u64().unwrap_or(0) + w["narrowed"].as_u64().unwrap_or(0) > 0 {
+        out += &format!(
+            "consent    {} events not written and {} narrowed: outside the consent in force at their time\n",
+            w["cut"], w["narrowed"]
+        );
+    }
     if let Some(why) = w["stalled"].as_str() {
         out += &format!("writer     STALLED: {why}\n");
     }
@@ -550,6 +556,24 @@ fn print_report<R: serde::Serialize + std::fmt::Display>(report: &R, json: bool)
     Ok(())
 }
 
+/// Tells a running daemon that the ledger changed, so that it acts now
+/// rather than at its next poll. Returns what it said (whether it still
+/// captures), or `None` when no daemon runs. A daemon that cannot be told
+/// still finds the change at its poll, and its writer never stores an
+/// event stamped after the change, so failing here is only reported.
+fn tell_daemon(ctx: &Context) -> Option<serde_json::Value> {
+    match control::send(&ctx.paths.data_dir, &control::Request::ConsentChanged) {
+        Ok(reply) => Some(reply.status.unwrap_or_default()),
+        Err(control::ControlError::NotRunning(_)) => None,
+        Err(e) => {
+            eprintln!(
+                "candor: could not tell the running daemon ({e}); it will see the change within a second"
+            );
+            None
+        }
+    }
+}
+
 fn consent_command(ctx: &Context, command: Option<ConsentCommand>) -> Result<()> {
     let now = wall_now_ns();
     let mut store = ctx.open_store()?;
@@ -557,6 +581,7 @@ fn consent_command(ctx: &Context, command: Option<ConsentCommand>) -> Result<()>
         None => {
             let outcome = candor::consent::screen::run(&mut store, now)?;
             println!("{outcome}");
+            tell_daemon(ctx);
         }
         Some(ConsentCommand::Grant {
             scopes,
@@ -578,6 +603,9 @@ fn consent_command(ctx: &Context, command: Option<ConsentCommand>) -> Result<()>
                 record.scopes.join(", "),
                 record.expires_at
             );
+            if tell_daemon(ctx).is_some() {
+                println!("the running daemon now records under this consent");
+            }
         }
         Some(ConsentCommand::Status(JsonFlag { json })) => {
             let status = consent::refresh(&mut store, now)?;
@@ -617,7 +645,15 @@ fn consent_command(ctx: &Context, command: Option<ConsentCommand>) -> Result<()>
         Some(ConsentCommand::Revoke { purge: erase }) => {
             let running = control::send(&ctx.paths.data_dir, &control::Request::Status).is_ok();
             let mut erased = consent::revoke(&mut store, erase, now)?;
-            println!("consent revoked; a running daemon stops recording within a second");
+            match tell_daemon(ctx) {
+                Some(s) if s["capturing"] == false => {
+                    println!("consent revoked; the running daemon has stopped recording")
+                }
+                Some(_) => bail!("consent revoked, but the running daemon says it is still capturing; stop it with `candor stop`"),
+                None => println!(
+                    "consent revoked; nothing stamped after this moment is stored, and a running daemon stops within a second"
+                ),
+            }
             if erase && running {
                 // What the daemon recorded before it saw the revocation (its
                 // last batch, its closing gaps) is erased once it has stopped.
@@ -698,7 +734,10 @@ fn start(ctx: &Context) -> Result<()> {
         daemon::Ended::Stopped => {
             println!("candor: stopped; {} events written", report.stats.written)
         }
-        daemon::Ended::ConsentEnded(why) => println!("candor: capture stopped: {why}"),
+        daemon::Ended::ConsentEnded(why) => println!(
+            "candor: capture stopped: {why}; {} events written, {} not written (outside the consent in force at their time)",
+            report.stats.written, report.stats.cut
+        ),
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! its anchor; the current state is always derived from the ledger, never
 //! kept beside it, so there is one truth for the gate, status and audit.
 
+pub mod cut;
 pub mod gate;
 pub mod ledger;
 pub mod notice;
@@ -109,9 +110,22 @@ pub fn history(store: &mut Store) -> Result<History, ConsentError> {
     Ok(History::from_entries(&ledger::entries(store.conn())?))
 }
 
+/// When a ledger entry is dated.
+#[derive(Clone, Copy, Debug)]
+enum Dated {
+    /// At this time (an expiry found, a pause the daemon stamped).
+    At(i64),
+    /// By the clock read once the write lock is held, and no earlier than
+    /// the given time. A grant, amendment or revocation is dated so: the
+    /// writer commits only under the same lock, so every event committed
+    /// before the entry was stamped before it, and every commit after it
+    /// sees it (the consent cut), which makes the entry a hard boundary.
+    Locked(i64),
+}
+
 fn append(
     store: &mut Store,
-    now_ns: i64,
+    when: Dated,
     action: Action,
     data: serde_json::Value,
 ) -> Result<ledger::Entry, ConsentError> {
@@ -120,7 +134,11 @@ fn append(
         .conn_mut()
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(StoreError::from)?;
-    let entry = ledger::append(&tx, &key, now_ns, action, data)?;
+    let ts_ns = match when {
+        Dated::At(ns) => ns,
+        Dated::Locked(not_before) => crate::event::wall_now_ns().max(not_before),
+    };
+    let entry = ledger::append(&tx, &key, ts_ns, action, data)?;
     tx.commit().map_err(StoreError::from)?;
     Ok(entry)
 }
@@ -148,7 +166,7 @@ pub fn refresh(store: &mut Store, now_ns: i64) -> Result<Status, ConsentError> {
             Status::Expired(r) => {
                 append(
                     store,
-                    now_ns,
+                    Dated::At(now_ns),
                     Action::Expire,
                     json!({ "record_id": r.record_id, "expired_at": r.expires_at }),
                 )?;
@@ -156,7 +174,7 @@ pub fn refresh(store: &mut Store, now_ns: i64) -> Result<Status, ConsentError> {
             Status::NoticeChanged { record, current } => {
                 append(
                     store,
-                    now_ns,
+                    Dated::At(now_ns),
                     Action::NoticeChanged,
                     json!({ "record_id": record.record_id, "old": record.notice_sha256, "new": current }),
                 )?;
@@ -207,7 +225,12 @@ pub fn grant(
         i64::try_from(validity.as_nanos()).unwrap_or(i64::MAX),
         replaces,
     );
-    append(store, now_ns, action, json!({ "record": record }))?;
+    append(
+        store,
+        Dated::Locked(now_ns),
+        action,
+        json!({ "record": record }),
+    )?;
     Ok(record)
 }
 
@@ -230,7 +253,7 @@ pub fn revoke(
     };
     append(
         store,
-        now_ns,
+        Dated::Locked(now_ns),
         Action::Revoke,
         json!({ "record_id": record.record_id, "erase": erase }),
     )?;
@@ -252,7 +275,12 @@ pub fn record_pause(
     } else {
         Action::Resume
     };
-    append(store, now_ns, action, json!({ "reason": reason }))?;
+    append(
+        store,
+        Dated::At(now_ns),
+        action,
+        json!({ "reason": reason }),
+    )?;
     Ok(())
 }
 

@@ -1,11 +1,13 @@
 //! The control socket: a Unix socket in the data directory, mode 0600,
-//! that serves `candor status`, `pause`, `resume` and `stop` to the same
-//! user only (the peer's uid is checked with SO_PEERCRED). It is never a
+//! that serves `candor status`, `pause`, `resume` and `stop`, and hears
+//! from `candor consent` that the ledger changed, to the same user only (the peer's uid is checked with SO_PEERCRED). It is never a
 //! network port.
 //!
 //! The protocol is one JSON request line and one JSON reply line:
 //! `{"cmd":"status"}`, `{"cmd":"pause","for_ns":N,"reason":"…"}`,
-//! `{"cmd":"resume","reason":"…"}`, `{"cmd":"stop"}`.
+//! `{"cmd":"resume","reason":"…"}`, `{"cmd":"stop"}`,
+//! `{"cmd":"consent-changed"}`. The last carries nothing: the daemon re-reads
+//! the ledger itself, so a client cannot tell it what consent says.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -50,6 +52,10 @@ pub enum Request {
         reason: Option<String>,
     },
     Stop,
+    /// The ledger changed (a revocation, an amendment): check it now rather
+    /// than at the next poll. The reply's status says whether capture goes on.
+    #[serde(rename = "consent-changed")]
+    ConsentChanged,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

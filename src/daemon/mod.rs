@@ -1,6 +1,14 @@
 //! The capture daemon's core: pass the consent gate, open a writer session,
 //! and keep watching the ledger so that a revocation, an expiry or a notice
-//! change stops capture within a second.
+//! change stops capture.
+//!
+//! Stopping the sources is the daemon's job; the boundary itself is the
+//! writer's: its consent cut judges every event against the consent in
+//! force at the event's time, inside the commit's transaction, so nothing
+//! stamped after a revocation or an expiry is written, whenever the daemon
+//! notices. `candor consent` tells a running daemon over the control socket
+//! (`consent-changed`), so the sources stop at once; the poll remains for
+//! expiry and for a ledger changed by other means.
 //!
 //! Sources start only after the gate passes, and only those whose scopes
 //! are granted: keyboard and mouse (rdev), focus with exclusions (X11), and
@@ -30,6 +38,60 @@ use crate::store::{Store, StoreError};
 
 /// How often the ledger is checked for a change of consent.
 pub const CONSENT_POLL: Duration = Duration::from_millis(200);
+
+/// Overrides [`CONSENT_POLL`] (in milliseconds, 50 to 60,000), so that a
+/// test can show that `consent-changed` stops capture without the poll. A
+/// slower poll weakens nothing: the writer's cut is the boundary.
+pub const CONSENT_POLL_ENV: &str = "CANDOR_CONSENT_POLL_MS";
+
+fn consent_poll() -> Duration {
+    std::env::var(CONSENT_POLL_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(CONSENT_POLL, |ms| {
+            Duration::from_millis(ms.clamp(50, 60_000))
+        })
+}
+
+/// The ledger as the daemon last read it: (head seq, history).
+type Watched = (i64, consent::state::History);
+
+/// Re-reads the ledger if it grew, and puts the consent now in force into
+/// effect: an amendment swaps the gate and starts what it newly grants; an
+/// end of consent closes the gate at once and is returned.
+fn check_consent(
+    ctx: &Context,
+    ctl: &std::sync::Arc<Control>,
+    clock: SessionClock,
+    watch: &mut Store,
+    watched: &mut Watched,
+) -> Result<Option<Refusal>, DaemonError> {
+    // Re-read and re-verify the ledger only when it grew; time alone
+    // (expiry) is checked against the cached history.
+    let head = consent::ledger::head(watch.conn())
+        .map_err(ConsentError::from)?
+        .0;
+    if head != watched.0 {
+        *watched = (head, consent::history(watch)?);
+    }
+    let status = watched
+        .1
+        .status(&consent::notice::notice_hash(), wall_now_ns());
+    match Gate::check(&status) {
+        // An amendment: the sources go on under the new scopes.
+        Ok(now) => {
+            if now.record().record_id != ctl.gate().record().record_id {
+                ctl.set_gate(now);
+                ensure_sources(ctx, ctl, clock);
+            }
+            Ok(None)
+        }
+        Err(refusal) => {
+            ctl.close_gate();
+            Ok(Some(refusal))
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -220,13 +282,14 @@ pub async fn run(
         consent::record_pause(&mut watch, false, "capture restarted", wall_now_ns())?;
     }
     let clock = SessionClock::start();
-    let (sink, handle) = writer::start(
+    let (sink, handle) = writer::start_admitting(
         store,
         &ctx.config.writer,
         SessionInfo {
             source: "daemon".into(),
             synthetic: false,
         },
+        Some(Box::new(consent::cut::ConsentCut::new())),
     )?;
     let (pause_tx, pause_rx) = crossbeam_channel::unbounded();
     let ctl = Control::new(gate.clone(), sink.clone(), pause_tx);
@@ -239,9 +302,9 @@ pub async fn run(
     let states = ctl.states();
     started(&gate, &states);
     tokio::pin!(stop);
-    let mut tick = tokio::time::interval(CONSENT_POLL);
+    let mut tick = tokio::time::interval(consent_poll());
     let up_since = Instant::now();
-    let mut watched = (-1i64, consent::state::History::default());
+    let mut watched: Watched = (-1, consent::state::History::default());
     let mut resume_at: Option<(Instant, i64)> = None;
     let ended = loop {
         tokio::select! {
@@ -287,6 +350,22 @@ pub async fn run(
                         control::write_reply(&mut conn, &control::Reply::ok()).await;
                         break Ended::Stopped;
                     }
+                    control::Request::ConsentChanged => {
+                        // The gate is closed before the reply, so that the
+                        // client hears back only once capture has stopped.
+                        let ended = check_consent(ctx, &ctl, clock, &mut watch, &mut watched)?;
+                        let mut reply = control::Reply::ok();
+                        reply.status = Some(serde_json::json!({
+                            "capturing": ended.is_none(),
+                            "why": ended.as_ref().map(ToString::to_string),
+                        }));
+                        control::write_reply(&mut conn, &reply).await;
+                        if let Some(refusal) = ended {
+                            break Ended::ConsentEnded(refusal);
+                        }
+                        record_pauses(&mut watch, &pause_rx)?;
+                        continue;
+                    }
                 };
                 control::write_reply(&mut conn, &reply).await;
                 record_pauses(&mut watch, &pause_rx)?;
@@ -297,22 +376,8 @@ pub async fn run(
                     ctl.set_paused(false, clock.stamp(), "pause timer ended");
                 }
                 record_pauses(&mut watch, &pause_rx)?;
-                // Re-read and re-verify the ledger only when it grew; time
-                // alone (expiry) is checked against the cached history.
-                let head = consent::ledger::head(watch.conn()).map_err(ConsentError::from)?.0;
-                if head != watched.0 {
-                    watched = (head, consent::history(&mut watch)?);
-                }
-                let status = watched.1.status(&consent::notice::notice_hash(), wall_now_ns());
-                match Gate::check(&status) {
-                    // An amendment: the sources go on under the new scopes.
-                    Ok(now) => {
-                        if now.record().record_id != ctl.gate().record().record_id {
-                            ctl.set_gate(now);
-                            ensure_sources(ctx, &ctl, clock);
-                        }
-                    }
-                    Err(refusal) => break Ended::ConsentEnded(refusal),
+                if let Some(refusal) = check_consent(ctx, &ctl, clock, &mut watch, &mut watched)? {
+                    break Ended::ConsentEnded(refusal);
                 }
             }
         }

@@ -9,6 +9,13 @@
 //! is never silent. Every event handed to a sink ends up written, coalesced
 //! or counted in a gap: `received = written + coalesced + dropped`.
 //!
+//! An [`Admission`] (the daemon passes the consent cut) judges every event
+//! inside the commit's own transaction, against the consent in force at the
+//! event's time: what it cuts is counted in `cut`, so that
+//! `received = written + coalesced + dropped + cut`. A cut is not a loss and
+//! is not written as a gap: a gap dated after a revocation would itself say
+//! what the person did after withdrawing.
+//!
 //! A commit that fails for a reason that can pass (a busy database, a full
 //! disk) keeps its batch and is retried with backoff; meanwhile the channel
 //! fills and drops are counted. A clean shutdown drains the channel, writes
@@ -101,6 +108,8 @@ struct Shared {
     dropped: AtomicU64,
     gaps: AtomicU64,
     batches: AtomicU64,
+    cut: AtomicU64,
+    narrowed: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -117,6 +126,12 @@ pub struct SinkStats {
     pub dropped: u64,
     pub gaps: u64,
     pub batches: u64,
+    /// Events the admission refused at commit time (outside the consent in
+    /// force at their own time); never written, and not a loss.
+    pub cut: u64,
+    /// Events written with fields stripped that the consent in force at
+    /// their time no longer granted (an amendment withdrew the scope).
+    pub narrowed: u64,
     /// Why commits are failing right now, if they are.
     pub stalled: Option<String>,
 }
@@ -255,6 +270,8 @@ impl Shared {
             dropped: s.dropped.load(Ordering::Relaxed),
             gaps: s.gaps.load(Ordering::Relaxed),
             batches: s.batches.load(Ordering::Relaxed),
+            cut: s.cut.load(Ordering::Relaxed),
+            narrowed: s.narrowed.load(Ordering::Relaxed),
             stalled: lock(&s.stalled).clone(),
         }
     }
@@ -307,13 +324,47 @@ impl Drop for WriterHandle {
     }
 }
 
+/// What an [`Admission`] decides for one event.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Write it as it is.
+    Write,
+    /// Write this copy instead: fields outside the consent were stripped.
+    Narrowed(Event),
+    /// Do not write it: no consent in force at its time covers it.
+    Cut,
+}
+
+/// Judges events at commit time, inside the commit's write transaction, so
+/// that a change committed to the database (a revocation) is seen by every
+/// commit after it. The store knows nothing of consent; the daemon passes
+/// the consent cut.
+pub trait Admission: Send {
+    /// Called at the start of each commit's transaction, once the write
+    /// lock is held: reload whatever changed since the last commit. An
+    /// error fails the commit (and is retried if transient).
+    fn refresh(&mut self, conn: &rusqlite::Connection, sealer: &Sealer) -> Result<(), StoreError>;
+    /// Judges one event (never a `capture.gap`, which is bookkeeping).
+    fn judge(&self, event: &Event) -> Verdict;
+}
+
 /// Starts the writer for `store`: takes the writer lock, loads (or creates)
 /// the key, closes sessions left open by a crash, applies retention, and
-/// opens a new session.
+/// opens a new session. Every event is written; see [`start_admitting`].
 pub fn start(
+    store: Store,
+    config: &WriterConfig,
+    info: SessionInfo,
+) -> Result<(EventSink, WriterHandle), StoreError> {
+    start_admitting(store, config, info, None)
+}
+
+/// [`start`], judging every event at commit time with `admission`.
+pub fn start_admitting(
     mut store: Store,
     config: &WriterConfig,
     info: SessionInfo,
+    admission: Option<Box<dyn Admission>>,
 ) -> Result<(EventSink, WriterHandle), StoreError> {
     let lock = store.lock_writer()?;
     store.sealer(true)?;
@@ -359,6 +410,7 @@ pub fn start(
         unsaved_events: 0,
         unsaved_last_ns: None,
         session_saved_at: Instant::now(),
+        admission,
     };
     let thread = std::thread::Builder::new()
         .name("candor-writer".into())
@@ -429,6 +481,7 @@ struct Worker {
     unsaved_events: i64,
     unsaved_last_ns: Option<i64>,
     session_saved_at: Instant,
+    admission: Option<Box<dyn Admission>>,
 }
 
 /// What one commit carries besides the batch, taken from the shared state
@@ -578,9 +631,16 @@ impl Worker {
                 return Ok(());
             }
             match self.try_commit(batch, &extras) {
-                Ok((written, gaps)) => {
+                Ok(Committed {
+                    written,
+                    gaps,
+                    cut,
+                    narrowed,
+                }) => {
                     let s = &self.shared;
                     s.written.fetch_add(written, Ordering::Relaxed);
+                    s.cut.fetch_add(cut, Ordering::Relaxed);
+                    s.narrowed.fetch_add(narrowed, Ordering::Relaxed);
                     s.gaps.fetch_add(gaps, Ordering::Relaxed);
                     s.batches.fetch_add(1, Ordering::Relaxed);
                     *lock(&s.stalled) = None;
@@ -616,21 +676,29 @@ impl Worker {
         }
     }
 
-    /// One transaction. Returns (events written, gap rows written).
-    fn try_commit(&mut self, batch: &[Event], extras: &Extras) -> Result<(u64, u64), StoreError> {
+    /// One transaction.
+    fn try_commit(&mut self, batch: &[Event], extras: &Extras) -> Result<Committed, StoreError> {
         let Worker {
             store,
             public,
             secret,
             session_id,
+            admission,
             ..
         } = self;
         let session_id = *session_id;
         store.sealer(true)?;
         let (conn, sealer) = split(store);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Under the write lock: a consent change committed before this point
+        // is seen here, and one committed after it is dated after it (see
+        // `consent::append`), so after every event this batch holds.
+        if let Some(a) = admission.as_mut() {
+            a.refresh(&tx, sealer)?;
+        }
         let mut written = 0u64;
         let mut gaps = 0u64;
+        let (mut cut, mut narrowed) = (0u64, 0u64);
         let mut last_ns = None::<i64>;
         {
             let mut insert = tx.prepare_cached(
@@ -643,6 +711,22 @@ impl Worker {
             )?;
             let events = batch.iter().chain(extras.pending_move.as_ref());
             for ev in events.chain(extras.gaps.iter()) {
+                let kept;
+                let ev = match admission.as_ref() {
+                    Some(a) if ev.kind != Kind::CaptureGap => match a.judge(ev) {
+                        Verdict::Write => ev,
+                        Verdict::Narrowed(copy) => {
+                            narrowed += 1;
+                            kept = copy;
+                            &kept
+                        }
+                        Verdict::Cut => {
+                            cut += 1;
+                            continue;
+                        }
+                    },
+                    _ => ev,
+                };
                 last_ns = Some(last_ns.map_or(ev.wall_ns, |l: i64| l.max(ev.wall_ns)));
                 if ev.kind == Kind::CaptureGap {
                     let int = |f| match ev.get(f) {
@@ -726,11 +810,27 @@ impl Worker {
             self.unsaved_events = unsaved;
             self.unsaved_last_ns = last_ns;
         }
-        Ok((written, gaps))
+        Ok(Committed {
+            written,
+            gaps,
+            cut,
+            narrowed,
+        })
     }
 
     fn close_session(&mut self) -> Result<(), StoreError> {
         let now = wall_now_ns();
+        let (cut, narrowed) = (
+            self.shared.cut.load(Ordering::Relaxed),
+            self.shared.narrowed.load(Ordering::Relaxed),
+        );
+        if cut + narrowed > 0 {
+            tracing::info!(
+                cut,
+                narrowed,
+                "events outside the consent in force at their time were not written"
+            );
+        }
         let coalesced = self.shared.coalesced.load(Ordering::Relaxed) as i64;
         let dropped = self.shared.dropped.load(Ordering::Relaxed) as i64;
         self.store.conn().execute(
@@ -750,6 +850,14 @@ impl Worker {
         }
         Ok(())
     }
+}
+
+/// What one transaction did.
+struct Committed {
+    written: u64,
+    gaps: u64,
+    cut: u64,
+    narrowed: u64,
 }
 
 fn split(store: &mut Store) -> (&mut rusqlite::Connection, &Sealer) {
