@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 use serde::Serialize;
@@ -39,7 +40,24 @@ pub enum AuditError {
         line: usize,
         why: String,
     },
+    #[error(
+        "{path} is larger than {} MiB (MAX_LEDGER_FILE): not a ledger Candor wrote; refusing to read further",
+        MAX_LEDGER_FILE >> 20
+    )]
+    FileTooLarge { path: String },
+    #[error(
+        "{path} line {line} is longer than {} KiB (MAX_LEDGER_LINE): not a ledger entry; refusing to read further",
+        MAX_LEDGER_LINE >> 10
+    )]
+    LineTooLong { path: String, line: usize },
 }
+
+/// The largest ledger file read. A ledger gains an entry per grant, pause,
+/// purge or export, each well under a KiB: a million entries fit.
+pub const MAX_LEDGER_FILE: u64 = 256 << 20;
+/// The longest line read. The largest entry, an export's, lists the
+/// consent records it drew on: a few KiB even after years of renewals.
+pub const MAX_LEDGER_LINE: usize = 1 << 20;
 
 impl From<rusqlite::Error> for AuditError {
     fn from(e: rusqlite::Error) -> AuditError {
@@ -252,22 +270,17 @@ pub fn audit_ledger_file(
     expect_head: Option<&str>,
 ) -> Result<LedgerFileReport, AuditError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| AuditError::Read {
+    let read_err = |source| AuditError::Read {
         path: name.clone(),
         source,
-    })?;
-    let mut entries = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let e: Entry = serde_json::from_str(line).map_err(|e| AuditError::BadLine {
-            path: name.clone(),
-            line: i + 1,
-            why: format!("not a ledger entry: {e}"),
-        })?;
-        entries.push(e);
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    // A regular file's size is known at once (a 2 GB sparse file fails
+    // here); a device or a pipe is bounded as it is read.
+    if file.metadata().map_err(read_err)?.len() > MAX_LEDGER_FILE {
+        return Err(AuditError::FileTooLarge { path: name });
     }
+    let entries = read_ledger_lines(std::io::BufReader::new(file), &name)?;
     let mut check = LedgerCheck::from_result(
         ledger::verify_chain(&entries).map(|(seq, head)| ledger::Verified {
             entries: seq,
@@ -285,6 +298,15 @@ pub fn audit_ledger_file(
             ));
         }
     }
+    if check.intact && entries.is_empty() {
+        // Nothing to verify is not a verified ledger: a reviewer handed an
+        // empty file must not read PASS.
+        check.intact = false;
+        check.problem = Some(
+            "the file holds no ledger entries, so it vouches for nothing (write one with `candor consent log --json`)"
+                .into(),
+        );
+    }
     let history = if check.intact {
         summarize(&History::from_entries(&entries))
     } else {
@@ -296,6 +318,55 @@ pub fn audit_ledger_file(
         ledger: check,
         history,
     })
+}
+
+/// Parses an exported ledger, one JSON entry per line (blank lines
+/// skipped), reading at most [`MAX_LEDGER_FILE`] bytes and lines of at most
+/// [`MAX_LEDGER_LINE`], so `/dev/zero` or an endless pipe fails at once.
+pub fn read_ledger_lines(reader: impl BufRead, name: &str) -> Result<Vec<Entry>, AuditError> {
+    let mut reader = reader.take(MAX_LEDGER_FILE + 1);
+    let mut entries = Vec::new();
+    let mut buf = Vec::new();
+    let mut total = 0u64;
+    for line in 1.. {
+        buf.clear();
+        let n = (&mut reader)
+            .take(MAX_LEDGER_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|source| AuditError::Read {
+                path: name.to_owned(),
+                source,
+            })?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > MAX_LEDGER_FILE {
+            return Err(AuditError::FileTooLarge {
+                path: name.to_owned(),
+            });
+        }
+        let content = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        if content.len() > MAX_LEDGER_LINE {
+            return Err(AuditError::LineTooLong {
+                path: name.to_owned(),
+                line,
+            });
+        }
+        let bad = |why: String| AuditError::BadLine {
+            path: name.to_owned(),
+            line,
+            why,
+        };
+        let text = std::str::from_utf8(content).map_err(|e| bad(format!("not UTF-8: {e}")))?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let e: Entry =
+            serde_json::from_str(text).map_err(|e| bad(format!("not a ledger entry: {e}")))?;
+        entries.push(e);
+    }
+    Ok(entries)
 }
 
 fn write_ledger(f: &mut fmt::Formatter<'_>, l: &LedgerCheck) -> fmt::Result {
