@@ -42,14 +42,18 @@ pub enum AuditError {
     },
     #[error(
         "{path} is larger than {} MiB (MAX_LEDGER_FILE): not a ledger Candor wrote; refusing to read further",
-        MAX_LEDGER_FILE >> 20
+        limit >> 20
     )]
-    FileTooLarge { path: String },
+    FileTooLarge { path: String, limit: u64 },
     #[error(
         "{path} line {line} is longer than {} KiB (MAX_LEDGER_LINE): not a ledger entry; refusing to read further",
-        MAX_LEDGER_LINE >> 10
+        limit >> 10
     )]
-    LineTooLong { path: String, line: usize },
+    LineTooLong {
+        path: String,
+        line: usize,
+        limit: usize,
+    },
 }
 
 /// The largest ledger file read. A ledger gains an entry per grant, pause,
@@ -278,7 +282,10 @@ pub fn audit_ledger_file(
     // A regular file's size is known at once (a 2 GB sparse file fails
     // here); a device or a pipe is bounded as it is read.
     if file.metadata().map_err(read_err)?.len() > MAX_LEDGER_FILE {
-        return Err(AuditError::FileTooLarge { path: name });
+        return Err(AuditError::FileTooLarge {
+            path: name,
+            limit: MAX_LEDGER_FILE,
+        });
     }
     let entries = read_ledger_lines(std::io::BufReader::new(file), &name)?;
     let mut check = LedgerCheck::from_result(
@@ -324,14 +331,23 @@ pub fn audit_ledger_file(
 /// skipped), reading at most [`MAX_LEDGER_FILE`] bytes and lines of at most
 /// [`MAX_LEDGER_LINE`], so `/dev/zero` or an endless pipe fails at once.
 pub fn read_ledger_lines(reader: impl BufRead, name: &str) -> Result<Vec<Entry>, AuditError> {
-    let mut reader = reader.take(MAX_LEDGER_FILE + 1);
+    read_lines_within(reader, name, MAX_LEDGER_FILE, MAX_LEDGER_LINE)
+}
+
+fn read_lines_within(
+    reader: impl BufRead,
+    name: &str,
+    max_file: u64,
+    max_line: usize,
+) -> Result<Vec<Entry>, AuditError> {
+    let mut reader = reader.take(max_file + 1);
     let mut entries = Vec::new();
     let mut buf = Vec::new();
     let mut total = 0u64;
     for line in 1.. {
         buf.clear();
         let n = (&mut reader)
-            .take(MAX_LEDGER_LINE as u64 + 1)
+            .take(max_line as u64 + 1)
             .read_until(b'\n', &mut buf)
             .map_err(|source| AuditError::Read {
                 path: name.to_owned(),
@@ -341,16 +357,18 @@ pub fn read_ledger_lines(reader: impl BufRead, name: &str) -> Result<Vec<Entry>,
             break;
         }
         total += n as u64;
-        if total > MAX_LEDGER_FILE {
+        if total > max_file {
             return Err(AuditError::FileTooLarge {
                 path: name.to_owned(),
+                limit: max_file,
             });
         }
         let content = buf.strip_suffix(b"\n").unwrap_or(&buf);
-        if content.len() > MAX_LEDGER_LINE {
+        if content.len() > max_line {
             return Err(AuditError::LineTooLong {
                 path: name.to_owned(),
                 line,
+                limit: max_line,
             });
         }
         let bad = |why: String| AuditError::BadLine {
@@ -467,5 +485,46 @@ impl fmt::Display for LedgerFileReport {
         write_ledger(f, &self.ledger)?;
         write_history(f, &self.history)?;
         writeln!(f, "verdict    {}", if self.ok { "PASS" } else { "FAIL" })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An endless stream: what a pipe or a device can be.
+    struct Endless(&'static [u8]);
+
+    impl std::io::Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            Ok(n)
+        }
+    }
+
+    fn endless(unit: &'static [u8]) -> std::io::BufReader<Endless> {
+        std::io::BufReader::new(Endless(unit))
+    }
+
+    #[test]
+    fn an_endless_stream_stops_at_the_limits() {
+        // Blank lines are skipped, so only the file limit stops them.
+        let err = read_lines_within(endless(b"\n"), "pipe", 4096, 64).unwrap_err();
+        assert!(
+            matches!(err, AuditError::FileTooLarge { limit: 4096, .. }),
+            "{err}"
+        );
+        let err = read_lines_within(endless(b"\0"), "zero", 4096, 64).unwrap_err();
+        assert!(
+            matches!(err, AuditError::LineTooLong { line: 1, limit: 64, .. }),
+            "{err}"
+        );
+        // A line of exactly the limit is read (and then judged as JSON).
+        let line = format!("{}\n", " ".repeat(64));
+        let got = read_lines_within(line.as_bytes(), "edge", 4096, 64).unwrap();
+        assert!(got.is_empty());
+        let line = format!("{}\n", " ".repeat(65));
+        assert!(read_lines_within(line.as_bytes(), "edge", 4096, 64).is_err());
     }
 }

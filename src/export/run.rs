@@ -631,7 +631,12 @@ pub struct RemovedPartial {
 pub fn remove_stale_partials(parent: &Path) -> Result<Vec<RemovedPartial>, ExportError> {
     let me = rustix::process::geteuid().as_raw();
     let mut removed = Vec::new();
-    for entry in std::fs::read_dir(parent).map_err(|e| io_err(parent, e))? {
+    // A parent we may write but not list (mode 0300) holds nothing we can
+    // find: the export goes on.
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return Ok(removed);
+    };
+    for entry in entries {
         let entry = entry.map_err(|e| io_err(parent, e))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
