@@ -416,7 +416,12 @@ impl Config {
                 "must be between 1 and 1000",
             ));
         }
-        if self.capture.exclude_apps.iter().any(|a| a.trim().is_empty()) {
+        if self
+            .capture
+            .exclude_apps
+            .iter()
+            .any(|a| a.trim().is_empty())
+        {
             return Err(invalid(
                 "capture.exclude_apps",
                 "an empty application class excludes nothing; remove it",
@@ -436,14 +441,16 @@ impl Config {
         }
         let e = &self.editor;
         check_roots(&e.roots, home_dir().as_deref())?;
-        if e.deny.iter().any(|p| p.trim().is_empty() || p.trim() == "/") {
+        if e.deny
+            .iter()
+            .any(|p| p.trim().is_empty() || p.trim() == "/")
+        {
             return Err(invalid(
                 "editor.deny",
                 "an empty pattern matches nothing; remove it",
             ));
         }
-        crate::capture::workspace::Deny::new(&e.deny)
-            .map_err(|m| invalid("editor.deny", &m))?;
+        crate::capture::workspace::Deny::new(&e.deny).map_err(|m| invalid("editor.deny", &m))?;
         if !(1..=MAX_SNAPSHOT).contains(&e.snapshot_max_bytes) {
             return Err(invalid(
                 "editor.snapshot_max_bytes",
@@ -459,7 +466,10 @@ impl Config {
             ("redact.hosts", &self.redact.hosts),
         ] {
             if list.iter().any(|n| n.trim().is_empty()) {
-                return Err(invalid(key, "an empty entry would match everywhere; remove it"));
+                return Err(invalid(
+                    key,
+                    "an empty entry would match everywhere; remove it",
+                ));
             }
         }
         Ok(())
@@ -509,8 +519,8 @@ fn check_duration(
 /// Directories that hold the system, not a workspace: a root equal to one
 /// of them, or above one, is refused.
 const SYSTEM_DIRS: &[&str] = &[
-    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/root", "/run",
-    "/sbin", "/sys", "/usr", "/var",
+    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/root", "/run", "/sbin",
+    "/sys", "/usr", "/var",
 ];
 /// Directories nothing below which is a workspace: kernel views, devices,
 /// system configuration.
@@ -560,7 +570,10 @@ pub fn check_roots(roots: &[PathBuf], home: Option<&Path>) -> Result<(), ConfigE
         };
         let real = std::fs::canonicalize(&lexical).unwrap_or(lexical);
         if real == Path::new("/") {
-            return Err(bad(root, "is the whole file system, not a workspace".into()));
+            return Err(bad(
+                root,
+                "is the whole file system, not a workspace".into(),
+            ));
         }
         if let Some(h) = &home {
             if h.starts_with(&real) {
@@ -580,7 +593,10 @@ pub fn check_roots(roots: &[PathBuf], home: Option<&Path>) -> Result<(), ConfigE
         }
         for sys in NEVER_BELOW {
             if real.starts_with(sys) {
-                return Err(bad(root, format!("is inside {sys}, which holds no workspace")));
+                return Err(bad(
+                    root,
+                    format!("is inside {sys}, which holds no workspace"),
+                ));
             }
         }
     }
@@ -734,22 +750,45 @@ mod tests {
             env(&[("CANDOR_WRITER_MAX_STORE_SIZE", "0B")]),
         )
         .unwrap_err();
-        assert!(err.to_string().starts_with("writer.max_store_size"), "{err}");
+        assert!(
+            err.to_string().starts_with("writer.max_store_size"),
+            "{err}"
+        );
         assert!(load_text("[writer]\nmax_store_size = \"1MiB\"\n").is_ok());
     }
 
     #[test]
     fn roots_must_be_project_directories() {
         let home = Path::new("/home/ada");
-        for root in ["/", "/home", "/home/ada", "/home/ada/", "/etc", "/etc/ssl", "/usr", "/var",
-            "/proc/self", "/sys", "relative/dir", "/home/ada/../bob"]
-        {
+        for root in [
+            "/",
+            "/home",
+            "/home/ada",
+            "/home/ada/",
+            "/etc",
+            "/etc/ssl",
+            "/usr",
+            "/var",
+            "/proc/self",
+            "/sys",
+            "relative/dir",
+            "/home/ada/../bob",
+        ] {
             let err = check_roots(&[PathBuf::from(root)], Some(home)).unwrap_err();
             assert!(
-                matches!(err, ConfigError::Invalid { key: "editor.roots", .. }),
+                matches!(
+                    err,
+                    ConfigError::Invalid {
+                        key: "editor.roots",
+                        ..
+                    }
+                ),
                 "{root}: {err}"
             );
-            assert!(err.to_string().contains(root.trim_end_matches('/')), "{err}");
+            assert!(
+                err.to_string().contains(root.trim_end_matches('/')),
+                "{err}"
+            );
         }
         for root in ["/home/ada/src/candor", "/var/www/site", "/srv/project"] {
             check_roots(&[PathBuf::from(root)], Some(home)).unwrap();
@@ -766,7 +805,10 @@ mod tests {
     #[test]
     fn invalid_or_empty_deny_patterns_are_refused() {
         assert_eq!(refused_key("[editor]\ndeny = [\"[z-a]\"]\n"), "editor.deny");
-        assert_eq!(refused_key("[editor]\ndeny = [\"*.pem\", \"\"]\n"), "editor.deny");
+        assert_eq!(
+            refused_key("[editor]\ndeny = [\"*.pem\", \"\"]\n"),
+            "editor.deny"
+        );
         assert_eq!(refused_key("[shell]\ndeny = [\"[z-a]*\"]\n"), "shell.deny");
         assert_eq!(refused_key("[shell]\ndeny = [\"\"]\n"), "shell.deny");
         assert!(load_text("[editor]\ndeny = [\"*.pem\", \"[a-z]*.key\"]\n").is_ok());
@@ -782,25 +824,42 @@ mod tests {
             let text = format!("[editor]\ndebounce = \"{d}\"\n");
             assert_eq!(refused_key(&text), "editor.debounce", "{d}");
         }
-        assert!(load_text("[editor]\ndebounce = \"0s\"\n[writer]\nbatch_interval = \"1s\"\n").is_ok());
+        assert!(
+            load_text("[editor]\ndebounce = \"0s\"\n[writer]\nbatch_interval = \"1s\"\n").is_ok()
+        );
         let err = Config::load(
             Path::new("/nonexistent/candor.toml"),
             false,
             env(&[("CANDOR_WRITER_BATCH_INTERVAL", "1000years")]),
         )
         .unwrap_err();
-        assert!(err.to_string().starts_with("writer.batch_interval"), "{err}");
+        assert!(
+            err.to_string().starts_with("writer.batch_interval"),
+            "{err}"
+        );
     }
 
     #[test]
     fn counts_and_lists_out_of_range_are_named() {
         assert_eq!(refused_key("[ingest]\nburst = 0\n"), "ingest.burst");
         assert_eq!(refused_key("[ingest]\nrate = 0\n"), "ingest.rate");
-        assert_eq!(refused_key("[writer]\nchannel_capacity = 100000000\n"), "writer.channel_capacity");
+        assert_eq!(
+            refused_key("[writer]\nchannel_capacity = 100000000\n"),
+            "writer.channel_capacity"
+        );
         assert_eq!(refused_key("[writer]\nbatch_max = 0\n"), "writer.batch_max");
-        assert_eq!(refused_key("[editor]\nsnapshot_max_bytes = \"0B\"\n"), "editor.snapshot_max_bytes");
-        assert_eq!(refused_key("[editor]\nsnapshot_max_bytes = \"1GiB\"\n"), "editor.snapshot_max_bytes");
-        assert_eq!(refused_key("[capture]\nexclude_apps = [\"\"]\n"), "capture.exclude_apps");
+        assert_eq!(
+            refused_key("[editor]\nsnapshot_max_bytes = \"0B\"\n"),
+            "editor.snapshot_max_bytes"
+        );
+        assert_eq!(
+            refused_key("[editor]\nsnapshot_max_bytes = \"1GiB\"\n"),
+            "editor.snapshot_max_bytes"
+        );
+        assert_eq!(
+            refused_key("[capture]\nexclude_apps = [\"\"]\n"),
+            "capture.exclude_apps"
+        );
         assert_eq!(refused_key("[redact]\nnames = [\" \"]\n"), "redact.names");
     }
 

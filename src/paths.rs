@@ -30,7 +30,11 @@ pub enum PathError {
         "{path} is writable by group or others (owner uid {owner}, mode {mode:04o}); refusing to use it. \
          Fix it with `chmod go-w {path}` after checking nothing was planted there"
     )]
-    WritableByOthers { path: PathBuf, owner: u32, mode: u32 },
+    WritableByOthers {
+        path: PathBuf,
+        owner: u32,
+        mode: u32,
+    },
     #[error("{path} is not a regular file; refusing to use it")]
     NotAFile { path: PathBuf },
     #[error("{path} is not a directory")]

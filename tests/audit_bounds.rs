@@ -35,7 +35,10 @@ fn dev_zero_fails_fast_naming_the_line_limit() {
     let t = TestStore::new();
     let (ok, out, took) = audit_ledger(&t, "/dev/zero");
     assert!(!ok, "{out}");
-    assert!(out.contains("line 1 is longer than 1024 KiB (MAX_LEDGER_LINE)"), "{out}");
+    assert!(
+        out.contains("line 1 is longer than 1024 KiB (MAX_LEDGER_LINE)"),
+        "{out}"
+    );
     assert!(took < Duration::from_secs(10), "took {took:?}");
 }
 
@@ -48,6 +51,9 @@ fn a_huge_sparse_file_fails_fast_naming_the_size_limit() {
     drop(f);
     let (ok, out, took) = audit_ledger(&t, file.to_str().unwrap());
     assert!(!ok, "{out}");
-    assert!(out.contains("larger than 256 MiB (MAX_LEDGER_FILE)"), "{out}");
+    assert!(
+        out.contains("larger than 256 MiB (MAX_LEDGER_FILE)"),
+        "{out}"
+    );
     assert!(took < Duration::from_secs(10), "took {took:?}");
 }

@@ -21,7 +21,12 @@ impl TempUser {
     fn create() -> TempUser {
         let name = format!("cndr{}", std::process::id());
         let out = Command::new("useradd")
-            .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin"])
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+            ])
             .arg(&name)
             .output()
             .expect("run useradd");
@@ -79,9 +84,15 @@ fn a_config_file_owned_by_another_account_is_refused() {
     assert!(!out.status.success(), "a foreign config was used");
     let err = stderr(&out);
     assert!(err.contains(&config.display().to_string()), "{err}");
-    assert!(err.contains(&format!("owned by uid {}", other.uid)), "{err}");
+    assert!(
+        err.contains(&format!("owned by uid {}", other.uid)),
+        "{err}"
+    );
     assert!(err.contains("mode 0644"), "{err}");
-    assert!(!t.paths.data_dir.exists(), "the foreign config's data_dir was used");
+    assert!(
+        !t.paths.data_dir.exists(),
+        "the foreign config's data_dir was used"
+    );
 
     // The same file, ours again, is used: the refusal was about the owner.
     std::os::unix::fs::chown(&config, Some(0), None).unwrap();
@@ -101,7 +112,10 @@ fn a_config_file_of_ours_that_others_may_write_is_refused() {
     assert!(err.contains(&config.display().to_string()), "{err}");
     assert!(err.contains("mode 0666"), "{err}");
     assert!(err.contains("owner uid"), "{err}");
-    assert!(!t.paths.data_dir.exists(), "the open config's data_dir was used");
+    assert!(
+        !t.paths.data_dir.exists(),
+        "the open config's data_dir was used"
+    );
 
     // Tightened, it is used.
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -113,12 +127,18 @@ fn a_config_file_of_ours_that_others_may_write_is_refused() {
 fn config_values_that_make_no_sense_are_refused_naming_the_key() {
     let t = TestStore::new();
     for (text, key) in [
-        ("[writer]\nmax_store_size = \"0B\"\n", "writer.max_store_size"),
+        (
+            "[writer]\nmax_store_size = \"0B\"\n",
+            "writer.max_store_size",
+        ),
         ("[editor]\nroots = [\"/\"]\n", "editor.roots"),
         ("[editor]\nroots = [\"/home\"]\n", "editor.roots"),
         ("[editor]\ndeny = [\"[z-a]\"]\n", "editor.deny"),
         ("[shell]\ndeny = [\"[z-a]*\"]\n", "shell.deny"),
-        ("[writer]\nbatch_interval = \"1000years\"\n", "writer.batch_interval"),
+        (
+            "[writer]\nbatch_interval = \"1000years\"\n",
+            "writer.batch_interval",
+        ),
         ("[editor]\ndebounce = \"1000years\"\n", "editor.debounce"),
     ] {
         let config = t.tmp.path().join("bad.toml");

@@ -148,7 +148,11 @@ fn consent_expires_and_the_expiry_is_recorded() {
     for short in ["0s", "59s"] {
         let out = grant_for(&t, "mouse", short);
         assert!(!out.status.success(), "--expires-in {short} was accepted");
-        assert!(stderr(&out).contains("at least one minute"), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("at least one minute"),
+            "{}",
+            stderr(&out)
+        );
     }
     assert!(log(&t).is_empty(), "a refused grant left a ledger entry");
     assert!(grant_for(&TestStore::new(), "mouse", "1m").status.success());

@@ -141,7 +141,10 @@ fn start_and_freeze(t: &TestStore, out: &Path) -> (Child, PathBuf) {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("the export ended ({status}) before it could be stopped midway");
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "no partial appeared");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no partial appeared"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
 }
@@ -176,7 +179,10 @@ fn a_killed_exports_partial_is_removed_by_the_next_export_and_nothing_else_is() 
     let mut running = KillOnDrop(running);
     let said = export_ok(&t, &parent.join("second"));
     assert!(!said.contains("removed"), "{said}");
-    assert!(its_partial.exists(), "a running export's partial was removed");
+    assert!(
+        its_partial.exists(),
+        "a running export's partial was removed"
+    );
 
     // Killed, it is stale: the next export removes it and says so.
     signal(&running.0, "-KILL");
@@ -189,7 +195,10 @@ fn a_killed_exports_partial_is_removed_by_the_next_export_and_nothing_else_is() 
         "{said}"
     );
     assert!(said.contains("no longer running"), "{said}");
-    assert!(!its_partial.exists(), "the killed export's partial is still there");
+    assert!(
+        !its_partial.exists(),
+        "the killed export's partial is still there"
+    );
     for d in &lookalikes {
         assert!(d.join("keep.txt").exists(), "{} was touched", d.display());
     }

@@ -308,10 +308,16 @@ fn a_flood_is_one_gap_row_per_client_per_second_with_exact_counts() {
     let secs = started.elapsed().as_secs() as i64 + 1;
     // The flood alternated refusals and admissions many times over: one gap
     // per run of refusals would be hundreds of rows.
-    assert!(ok > 100 && limited > 100, "{ok} accepted, {limited} refused");
+    assert!(
+        ok > 100 && limited > 100,
+        "{ok} accepted, {limited} refused"
+    );
     drop(conns);
     stop(&t, d);
-    let rows = count(&t, "SELECT count(*) FROM gaps WHERE reason = 'rate-limited'");
+    let rows = count(
+        &t,
+        "SELECT count(*) FROM gaps WHERE reason = 'rate-limited'",
+    );
     let counted = count(
         &t,
         "SELECT coalesce(sum(count), 0) FROM gaps WHERE reason = 'rate-limited'",

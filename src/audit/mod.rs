@@ -517,7 +517,14 @@ mod tests {
         );
         let err = read_lines_within(endless(b"\0"), "zero", 4096, 64).unwrap_err();
         assert!(
-            matches!(err, AuditError::LineTooLong { line: 1, limit: 64, .. }),
+            matches!(
+                err,
+                AuditError::LineTooLong {
+                    line: 1,
+                    limit: 64,
+                    ..
+                }
+            ),
             "{err}"
         );
         // A line of exactly the limit is read (and then judged as JSON).

@@ -652,11 +652,9 @@ pub fn remove_stale_partials(parent: &Path) -> Result<Vec<RemovedPartial>, Expor
         }
         let marker_path = dir.join(PARTIAL_MARKER);
         let marker = match std::fs::symlink_metadata(&marker_path) {
-            Ok(m) if m.is_file() && m.uid() == me && m.len() <= 4096 => {
-                std::fs::read(&marker_path)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice::<PartialMarker>(&b).ok())
-            }
+            Ok(m) if m.is_file() && m.uid() == me && m.len() <= 4096 => std::fs::read(&marker_path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<PartialMarker>(&b).ok()),
             _ => None,
         };
         let Some(marker) = marker else { continue };
