@@ -75,6 +75,7 @@ fn every_file_and_directory_of_an_export_is_private_whatever_the_umask() {
             "no {format} in the export"
         );
     }
+    eprintln!("checked {dirs} directories and {files} files of the export");
     assert!(dirs > 5 && files > 5, "{dirs} dirs, {files} files");
     assert!(
         !all.iter().any(|p| p.ends_with(".candor-partial-export")),
