@@ -26,10 +26,12 @@ pub enum ConfigError {
     UnknownEnv { name: String, known: String },
     #[error("{key}: {message}")]
     Invalid { key: &'static str, message: String },
-    #[error("refusing config file {path}: {source}")]
+    /// `reason` names the path refused (the file, or the directory that
+    /// holds it), its owner and its mode.
+    #[error("config file {path} refused: {reason}")]
     Untrusted {
         path: PathBuf,
-        source: crate::paths::PathError,
+        reason: crate::paths::PathError,
     },
     #[error("config file {path} is larger than {MAX_CONFIG_BYTES} bytes; refusing to read it")]
     TooLarge { path: PathBuf },
@@ -50,9 +52,9 @@ fn read_trusted(path: &Path) -> Result<String, ConfigError> {
         source,
     };
     let file = std::fs::File::open(path).map_err(read_err)?;
-    crate::paths::check_trusted_file(path, &file).map_err(|source| ConfigError::Untrusted {
+    crate::paths::check_trusted_file(path, &file).map_err(|reason| ConfigError::Untrusted {
         path: path.to_owned(),
-        source,
+        reason,
     })?;
     let mut bytes = Vec::new();
     file.take(MAX_CONFIG_BYTES + 1)
@@ -519,8 +521,8 @@ fn check_duration(
 /// Directories that hold the system, not a workspace: a root equal to one
 /// of them, or above one, is refused.
 const SYSTEM_DIRS: &[&str] = &[
-    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/root", "/run", "/sbin",
-    "/sys", "/usr", "/var",
+    "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/proc", "/root", "/run",
+    "/sbin", "/sys", "/usr", "/var",
 ];
 /// Directories nothing below which is a workspace: kernel views, devices,
 /// system configuration.
@@ -793,6 +795,8 @@ mod tests {
         for root in ["/home/ada/src/candor", "/var/www/site", "/srv/project"] {
             check_roots(&[PathBuf::from(root)], Some(home)).unwrap();
         }
+        // Other users' homes, whoever runs Candor (root's home is /root).
+        assert!(check_roots(&[PathBuf::from("/home")], Some(Path::new("/root"))).is_err());
         // Through the loader, with a symlink to `/` inside a real directory.
         let dir = tempfile::tempdir().unwrap();
         let link = dir.path().join("everything");
