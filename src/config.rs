@@ -590,7 +590,10 @@ pub fn check_roots(roots: &[PathBuf], home: Option<&Path>) -> Result<(), ConfigE
         }
         for sys in SYSTEM_DIRS {
             if Path::new(sys).starts_with(&real) {
-                return Err(bad(root, format!("is or holds the system directory {sys}")));
+                return Err(bad(
+                    root,
+                    format!("is {sys} or above it: system or other users' files, not a workspace"),
+                ));
             }
         }
         for sys in NEVER_BELOW {
