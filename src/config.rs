@@ -4,7 +4,12 @@
 //!
 //! Unknown keys in the file and unknown `CANDOR_*` variables are errors that
 //! name the key: a typo in a privacy setting must not be silently ignored.
-//! Durations are written with units (`100ms`, `30m`).
+//! So are values that parse but make no sense (a store too small to hold
+//! anything, `/` as a workspace, an invalid deny glob, a batch interval of
+//! a thousand years). Durations are written with units (`100ms`, `30m`).
+//!
+//! The file decides what is recorded, so it is read only if it is ours and
+//! nobody else may write or swap it (see [`crate::paths::check_trusted_file`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
