@@ -4,7 +4,12 @@
 //!
 //! Unknown keys in the file and unknown `CANDOR_*` variables are errors that
 //! name the key: a typo in a privacy setting must not be silently ignored.
-//! Durations are written with units (`100ms`, `30m`).
+//! So are values that parse but make no sense (a store too small to hold
+//! anything, `/` as a workspace, an invalid deny glob, a batch interval of
+//! a thousand years). Durations are written with units (`100ms`, `30m`).
+//!
+//! The file decides what is recorded, so it is read only if it is ours and
+//! nobody else may write or swap it (see [`crate::paths::check_trusted_file`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,6 +31,49 @@ pub enum ConfigError {
     UnknownEnv { name: String, known: String },
     #[error("{key}: {message}")]
     Invalid { key: &'static str, message: String },
+    /// `reason` names the path refused (the file, or the directory that
+    /// holds it), its owner and its mode.
+    #[error("config file {path} refused: {reason}")]
+    Untrusted {
+        path: PathBuf,
+        reason: crate::paths::PathError,
+    },
+    #[error("config file {path} is larger than {MAX_CONFIG_BYTES} bytes; refusing to read it")]
+    TooLarge { path: PathBuf },
+}
+
+/// The largest config file read: a real one is a few hundred bytes, and a
+/// path pointing at a device or a huge file must not be read without end.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Reads the config file at `path` if it is one Candor may trust (see
+/// [`crate::paths::check_trusted_file`]): its settings decide what is
+/// recorded, so a file someone else wrote or may write is refused, naming
+/// its owner and mode, exactly as a foreign data directory is.
+fn read_trusted(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let read_err = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    crate::paths::check_trusted_file(path, &file).map_err(|reason| ConfigError::Untrusted {
+        path: path.to_owned(),
+        reason,
+    })?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    String::from_utf8(bytes).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: format!("not UTF-8: {e}"),
+    })
 }
 
 /// Where the store's sealing key lives.
@@ -265,15 +313,14 @@ impl Config {
         required: bool,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let mut config = match std::fs::read_to_string(path) {
+        let mut config = match read_trusted(path) {
             Ok(text) => Config::parse(path, &text)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Config::default(),
-            Err(source) => {
-                return Err(ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                })
+            Err(ConfigError::Read { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && !required =>
+            {
+                Config::default()
             }
+            Err(e) => return Err(e),
         };
         config.apply_env(env)?;
         config.validate()?;
@@ -339,16 +386,38 @@ impl Config {
         Ok(())
     }
 
+    /// Refuses values that parse but make no sense, naming the key: each
+    /// would otherwise be silently accepted and act as something other
+    /// than what the engineer meant.
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key, message: &str| ConfigError::Invalid {
             key,
             message: message.to_owned(),
         };
-        if self.writer.channel_capacity == 0 {
-            return Err(invalid("writer.channel_capacity", "must be at least 1"));
+        let w = &self.writer;
+        if !(1..=MAX_CHANNEL_CAPACITY).contains(&w.channel_capacity) {
+            return Err(invalid(
+                "writer.channel_capacity",
+                &format!("must be between 1 and {MAX_CHANNEL_CAPACITY}"),
+            ));
         }
-        if self.writer.batch_max == 0 {
-            return Err(invalid("writer.batch_max", "must be at least 1"));
+        if !(1..=MAX_BATCH).contains(&w.batch_max) {
+            return Err(invalid(
+                "writer.batch_max",
+                &format!("must be between 1 and {MAX_BATCH}"),
+            ));
+        }
+        check_duration("writer.batch_interval", w.batch_interval, BATCH_INTERVAL)?;
+        if let Some(size) = w.max_store_size {
+            if size < MIN_STORE_SIZE {
+                return Err(invalid(
+                    "writer.max_store_size",
+                    &format!(
+                        "{size} bytes is too small to hold a store (at least {} MiB)",
+                        MIN_STORE_SIZE >> 20
+                    ),
+                ));
+            }
         }
         if !(1..=1000).contains(&self.capture.mouse_rate_hz) {
             return Err(invalid(
@@ -356,35 +425,211 @@ impl Config {
                 "must be between 1 and 1000",
             ));
         }
-        if self.ingest.rate == 0 || self.ingest.burst == 0 {
+        if self
+            .capture
+            .exclude_apps
+            .iter()
+            .any(|a| a.trim().is_empty())
+        {
             return Err(invalid(
-                "ingest.rate",
-                "ingest.rate and ingest.burst must be at least 1",
+                "capture.exclude_apps",
+                "an empty application class excludes nothing; remove it",
             ));
         }
-        if self.writer.batch_interval.is_zero() {
-            return Err(invalid("writer.batch_interval", "must be longer than zero"));
+        if !(1..=MAX_INGEST_RATE).contains(&self.ingest.rate) {
+            return Err(invalid(
+                "ingest.rate",
+                &format!("must be between 1 and {MAX_INGEST_RATE} messages per second"),
+            ));
+        }
+        if !(1..=MAX_INGEST_RATE).contains(&self.ingest.burst) {
+            return Err(invalid(
+                "ingest.burst",
+                &format!("must be between 1 and {MAX_INGEST_RATE} messages"),
+            ));
+        }
+        let e = &self.editor;
+        check_roots(&e.roots, home_dir().as_deref())?;
+        if e.deny
+            .iter()
+            .any(|p| p.trim().is_empty() || p.trim() == "/")
+        {
+            return Err(invalid(
+                "editor.deny",
+                "an empty pattern matches nothing; remove it",
+            ));
+        }
+        crate::capture::workspace::Deny::new(&e.deny).map_err(|m| invalid("editor.deny", &m))?;
+        if !(1..=MAX_SNAPSHOT).contains(&e.snapshot_max_bytes) {
+            return Err(invalid(
+                "editor.snapshot_max_bytes",
+                &format!("must be between 1 byte and {} MiB", MAX_SNAPSHOT >> 20),
+            ));
+        }
+        check_duration("editor.debounce", e.debounce, DEBOUNCE)?;
+        crate::clients::shell::CommandFilter::new(&self.shell.deny)
+            .map_err(|m| invalid("shell.deny", &m))?;
+        for (key, list) in [
+            ("redact.names", &self.redact.names),
+            ("redact.users", &self.redact.users),
+            ("redact.hosts", &self.redact.hosts),
+        ] {
+            if list.iter().any(|n| n.trim().is_empty()) {
+                return Err(invalid(
+                    key,
+                    "an empty entry would match everywhere; remove it",
+                ));
+            }
         }
         Ok(())
     }
+}
+
+/// Most events the writer's channel may hold (each a few hundred bytes:
+/// beyond this the queue is memory, not a buffer).
+pub const MAX_CHANNEL_CAPACITY: usize = 1 << 20;
+/// Most events in one transaction.
+pub const MAX_BATCH: usize = 100_000;
+/// Smallest `max_store_size`: an empty store with its schema and WAL
+/// already takes a few hundred KiB.
+pub const MIN_STORE_SIZE: u64 = 1 << 20;
+/// Largest `snapshot_max_bytes`: a snapshot is held in memory and sealed
+/// whole.
+pub const MAX_SNAPSHOT: u64 = 64 << 20;
+/// Highest ingest rate or burst, per client.
+pub const MAX_INGEST_RATE: u32 = 1_000_000;
+/// Bounds of `writer.batch_interval`: above a minute, a crash loses a
+/// minute of work.
+pub const BATCH_INTERVAL: (Duration, Duration) =
+    (Duration::from_millis(1), Duration::from_secs(60));
+/// Bounds of `editor.debounce`: zero records every write; above ten
+/// minutes edits merge into one.
+pub const DEBOUNCE: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(600));
+
+fn check_duration(
+    key: &'static str,
+    value: Duration,
+    (min, max): (Duration, Duration),
+) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(ConfigError::Invalid {
+            key,
+            message: format!(
+                "{} is out of range: must be between {} and {}",
+                humantime::format_duration(value),
+                humantime::format_duration(min),
+                humantime::format_duration(max)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Directories that hold the system, not a workspace: a root equal to one
+/// of them, or above one, is refused.
+const SYSTEM_DIRS: &[&str] = &[
+    "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/proc", "/root", "/run",
+    "/sbin", "/sys", "/usr", "/var",
+];
+/// Directories nothing below which is a workspace: kernel views, devices,
+/// system configuration.
+const NEVER_BELOW: &[&str] = &["/boot", "/dev", "/etc", "/proc", "/run", "/sys"];
+
+fn home_dir() -> Option<PathBuf> {
+    directories::BaseDirs::new().map(|b| b.home_dir().to_owned())
+}
+
+/// Lexically tidies an absolute path (`.` and trailing slashes dropped);
+/// `None` for a relative path or one with `..`, whose meaning depends on
+/// where Candor runs or on links.
+fn tidy(path: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    if !path.is_absolute() {
+        return None;
+    }
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::RootDir => out.push("/"),
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            Component::ParentDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+/// A workspace root is a project directory: absolute, and neither `/`,
+/// the home directory, nor anything above it or above a system directory
+/// (watching those would sweep mail, browser profiles and keys into the
+/// store, leaving only the deny list between them and the export).
+/// Symlinks are resolved first, so `/home/me/all -> /` is seen as `/`.
+pub fn check_roots(roots: &[PathBuf], home: Option<&Path>) -> Result<(), ConfigError> {
+    let bad = |root: &Path, why: String| ConfigError::Invalid {
+        key: "editor.roots",
+        message: format!("`{}` {why}", root.display()),
+    };
+    let home = home.and_then(|h| std::fs::canonicalize(h).ok().or_else(|| tidy(h)));
+    for root in roots {
+        let Some(lexical) = tidy(root) else {
+            return Err(bad(
+                root,
+                "must be an absolute path without `..` (run `candor watch add DIR`)".into(),
+            ));
+        };
+        let real = std::fs::canonicalize(&lexical).unwrap_or(lexical);
+        if real == Path::new("/") {
+            return Err(bad(
+                root,
+                "is the whole file system, not a workspace".into(),
+            ));
+        }
+        if let Some(h) = &home {
+            if h.starts_with(&real) {
+                return Err(bad(
+                    root,
+                    format!(
+                        "is your home directory or above it ({}): name a project directory inside it",
+                        h.display()
+                    ),
+                ));
+            }
+        }
+        for sys in SYSTEM_DIRS {
+            if Path::new(sys).starts_with(&real) {
+                return Err(bad(
+                    root,
+                    format!("is {sys} or above it: system or other users' files, not a workspace"),
+                ));
+            }
+        }
+        for sys in NEVER_BELOW {
+            if real.starts_with(sys) {
+                return Err(bad(
+                    root,
+                    format!("is inside {sys}, which holds no workspace"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Rewrites `[editor] roots` in the config file at `path`, keeping the rest
 /// of the file (comments included) as it is. Written through a temporary
 /// file and a rename, so a crash never leaves half a config.
 pub fn write_roots(path: &Path, roots: &[PathBuf]) -> Result<(), ConfigError> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match read_trusted(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(source) => {
-            return Err(ConfigError::Read {
-                path: path.to_owned(),
-                source,
-            })
+        Err(ConfigError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            String::new()
         }
+        Err(e) => return Err(e),
     };
-    // Refuse to rewrite a file that does not parse as a config today.
+    // Refuse to rewrite a file that does not parse as a config today, or
+    // to write roots the loader would refuse.
     Config::parse(path, &text)?;
+    check_roots(roots, home_dir().as_deref())?;
     let mut doc: toml_edit::DocumentMut =
         text.parse()
             .map_err(|e: toml_edit::TomlError| ConfigError::Parse {
@@ -485,5 +730,191 @@ mod tests {
             Config::load(&missing, true, env(&[])),
             Err(ConfigError::Read { .. })
         ));
+    }
+
+    fn load_text(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path, true, env(&[]))
+    }
+
+    /// The key the loader names for `text`, which must be refused.
+    fn refused_key(text: &str) -> String {
+        match load_text(text) {
+            Err(ConfigError::Invalid { key, message }) => {
+                assert!(!message.is_empty());
+                key.to_owned()
+            }
+            other => panic!("{text:?} was not refused by key: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_store_size_too_small_to_hold_a_store_is_refused() {
+        for size in ["0B", "0", "1", "512KiB"] {
+            let text = format!("[writer]\nmax_store_size = \"{size}\"\n");
+            assert_eq!(refused_key(&text), "writer.max_store_size", "{size}");
+        }
+        let err = Config::load(
+            Path::new("/nonexistent/candor.toml"),
+            false,
+            env(&[("CANDOR_WRITER_MAX_STORE_SIZE", "0B")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("writer.max_store_size"),
+            "{err}"
+        );
+        assert!(load_text("[writer]\nmax_store_size = \"1MiB\"\n").is_ok());
+    }
+
+    #[test]
+    fn roots_must_be_project_directories() {
+        let home = Path::new("/home/ada");
+        for root in [
+            "/",
+            "/home",
+            "/home/ada",
+            "/home/ada/",
+            "/etc",
+            "/etc/ssl",
+            "/usr",
+            "/var",
+            "/proc/self",
+            "/sys",
+            "relative/dir",
+            "/home/ada/../bob",
+        ] {
+            let err = check_roots(&[PathBuf::from(root)], Some(home)).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::Invalid {
+                        key: "editor.roots",
+                        ..
+                    }
+                ),
+                "{root}: {err}"
+            );
+            assert!(
+                err.to_string().contains(root.trim_end_matches('/')),
+                "{err}"
+            );
+        }
+        for root in ["/home/ada/src/candor", "/var/www/site", "/srv/project"] {
+            check_roots(&[PathBuf::from(root)], Some(home)).unwrap();
+        }
+        // Other users' homes, whoever runs Candor (root's home is /root).
+        assert!(check_roots(&[PathBuf::from("/home")], Some(Path::new("/root"))).is_err());
+        // Through the loader, with a symlink to `/` inside a real directory.
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("everything");
+        std::os::unix::fs::symlink("/", &link).unwrap();
+        let err = check_roots(&[link], None).unwrap_err();
+        assert!(err.to_string().contains("whole file system"), "{err}");
+        assert_eq!(refused_key("[editor]\nroots = [\"/\"]\n"), "editor.roots");
+    }
+
+    #[test]
+    fn invalid_or_empty_deny_patterns_are_refused() {
+        assert_eq!(refused_key("[editor]\ndeny = [\"[z-a]\"]\n"), "editor.deny");
+        assert_eq!(
+            refused_key("[editor]\ndeny = [\"*.pem\", \"\"]\n"),
+            "editor.deny"
+        );
+        assert_eq!(refused_key("[shell]\ndeny = [\"[z-a]*\"]\n"), "shell.deny");
+        assert_eq!(refused_key("[shell]\ndeny = [\"\"]\n"), "shell.deny");
+        assert!(load_text("[editor]\ndeny = [\"*.pem\", \"[a-z]*.key\"]\n").is_ok());
+    }
+
+    #[test]
+    fn absurd_durations_are_refused() {
+        for d in ["0s", "2min", "1000years"] {
+            let text = format!("[writer]\nbatch_interval = \"{d}\"\n");
+            assert_eq!(refused_key(&text), "writer.batch_interval", "{d}");
+        }
+        for d in ["11min", "1000years"] {
+            let text = format!("[editor]\ndebounce = \"{d}\"\n");
+            assert_eq!(refused_key(&text), "editor.debounce", "{d}");
+        }
+        assert!(
+            load_text("[editor]\ndebounce = \"0s\"\n[writer]\nbatch_interval = \"1s\"\n").is_ok()
+        );
+        let err = Config::load(
+            Path::new("/nonexistent/candor.toml"),
+            false,
+            env(&[("CANDOR_WRITER_BATCH_INTERVAL", "1000years")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("writer.batch_interval"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn counts_and_lists_out_of_range_are_named() {
+        assert_eq!(refused_key("[ingest]\nburst = 0\n"), "ingest.burst");
+        assert_eq!(refused_key("[ingest]\nrate = 0\n"), "ingest.rate");
+        assert_eq!(
+            refused_key("[writer]\nchannel_capacity = 100000000\n"),
+            "writer.channel_capacity"
+        );
+        assert_eq!(refused_key("[writer]\nbatch_max = 0\n"), "writer.batch_max");
+        assert_eq!(
+            refused_key("[editor]\nsnapshot_max_bytes = \"0B\"\n"),
+            "editor.snapshot_max_bytes"
+        );
+        assert_eq!(
+            refused_key("[editor]\nsnapshot_max_bytes = \"1GiB\"\n"),
+            "editor.snapshot_max_bytes"
+        );
+        assert_eq!(
+            refused_key("[capture]\nexclude_apps = [\"\"]\n"),
+            "capture.exclude_apps"
+        );
+        assert_eq!(refused_key("[redact]\nnames = [\" \"]\n"), "redact.names");
+    }
+
+    #[test]
+    fn a_config_file_others_may_write_is_refused_naming_owner_and_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[capture]\nexclude_apps = [\"x\"]\n").unwrap();
+        for mode in [0o666, 0o620, 0o602] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = Config::load(&path, true, env(&[])).unwrap_err();
+            assert!(matches!(err, ConfigError::Untrusted { .. }), "{err}");
+            let text = err.to_string();
+            assert!(text.contains(&path.display().to_string()), "{text}");
+            assert!(text.contains(&format!("mode {mode:04o}")), "{text}");
+            assert!(text.contains("owner uid"), "{text}");
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(Config::load(&path, true, env(&[])).is_ok());
+        // A directory others may write: they could swap the file.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = Config::load(&path, true, env(&[])).unwrap_err().to_string();
+        assert!(err.contains("mode 0777"), "{err}");
+        // A symlink from a private directory to a file in that open one.
+        let private = tempfile::tempdir().unwrap();
+        let link = private.path().join("config.toml");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let err = Config::load(&link, true, env(&[])).unwrap_err().to_string();
+        assert!(err.contains("mode 0777"), "{err}");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(Config::load(&link, true, env(&[])).is_ok());
+        // `watch add` refuses to rewrite it too.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(write_roots(&path, &[]).is_err());
+    }
+
+    #[test]
+    fn a_config_path_to_a_device_is_refused_without_reading_it() {
+        let err = Config::load(Path::new("/dev/zero"), true, env(&[])).unwrap_err();
+        assert!(matches!(err, ConfigError::Untrusted { .. }), "{err}");
+        assert!(err.to_string().contains("not a regular file"), "{err}");
     }
 }

@@ -19,13 +19,24 @@ pub const CONFIG_FILE: &str = "config.toml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PathError {
-    #[error("{path} is owned by uid {owner}, not by you (uid {me}); refusing to use it")]
-    ForeignOwner { path: PathBuf, owner: u32, me: u32 },
+    #[error("{path} is owned by uid {owner}, not by you (uid {me}), mode {mode:04o}; refusing to use it")]
+    ForeignOwner {
+        path: PathBuf,
+        owner: u32,
+        me: u32,
+        mode: u32,
+    },
     #[error(
-        "{path} is writable by group or others (mode {mode:04o}); refusing to use it. \
+        "{path} is writable by group or others (owner uid {owner}, mode {mode:04o}); refusing to use it. \
          Fix it with `chmod go-w {path}` after checking nothing was planted there"
     )]
-    WritableByOthers { path: PathBuf, mode: u32 },
+    WritableByOthers {
+        path: PathBuf,
+        owner: u32,
+        mode: u32,
+    },
+    #[error("{path} is not a regular file; refusing to use it")]
+    NotAFile { path: PathBuf },
     #[error("{path} is not a directory")]
     NotADirectory { path: PathBuf },
     #[error("no Candor store at {path}: run `candor` first, or pass --data-dir")]
@@ -99,21 +110,76 @@ fn my_uid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
-fn check_owned_and_closed(path: &Path, meta: &fs::Metadata) -> Result<(), PathError> {
+/// The one rule for a file or directory Candor trusts: owned by the user
+/// running it and writable by nobody else. `meta` is taken from an open
+/// descriptor where possible, so the file judged is the file read.
+pub fn check_owned_and_closed(path: &Path, meta: &fs::Metadata) -> Result<(), PathError> {
     let me = my_uid();
+    let mode = meta.mode() & 0o7777;
     if meta.uid() != me {
         return Err(PathError::ForeignOwner {
             path: path.to_owned(),
             owner: meta.uid(),
             me,
+            mode,
         });
     }
-    let mode = meta.mode() & 0o7777;
     if mode & 0o022 != 0 {
         return Err(PathError::WritableByOthers {
             path: path.to_owned(),
+            owner: meta.uid(),
             mode,
         });
+    }
+    Ok(())
+}
+
+/// Checks the directory that holds a trusted file: whoever may rename
+/// entries in it may swap the file. It must be ours or root's, and not
+/// writable by others unless sticky (as /tmp is: there, only a file's
+/// owner may rename or remove it).
+pub fn check_trusted_parent(dir: &Path) -> Result<(), PathError> {
+    let meta = fs::metadata(dir).map_err(io_err(dir))?;
+    let me = my_uid();
+    let mode = meta.mode() & 0o7777;
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(PathError::ForeignOwner {
+            path: dir.to_owned(),
+            owner: meta.uid(),
+            me,
+            mode,
+        });
+    }
+    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        return Err(PathError::WritableByOthers {
+            path: dir.to_owned(),
+            owner: meta.uid(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+/// Checks a file Candor takes settings from, already opened as `file`: a
+/// regular file, ours and writable by nobody else, in a directory nobody
+/// else may rename entries in (checked for the name given and, when that
+/// is a symlink, for the file it resolves to).
+pub fn check_trusted_file(path: &Path, file: &fs::File) -> Result<(), PathError> {
+    let meta = file.metadata().map_err(io_err(path))?;
+    if !meta.is_file() {
+        return Err(PathError::NotAFile {
+            path: path.to_owned(),
+        });
+    }
+    check_owned_and_closed(path, &meta)?;
+    let parent = |p: &Path| match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    check_trusted_parent(&parent(path))?;
+    let resolved = fs::canonicalize(path).map_err(io_err(path))?;
+    if resolved != path {
+        check_trusted_parent(&parent(&resolved))?;
     }
     Ok(())
 }

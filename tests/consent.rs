@@ -145,7 +145,18 @@ fn the_gate_refuses_a_revoked_consent() {
 #[test]
 fn consent_expires_and_the_expiry_is_recorded() {
     let t = TestStore::new();
-    assert!(grant_for(&t, "mouse", "1s").status.success());
+    for short in ["0s", "59s"] {
+        let out = grant_for(&t, "mouse", short);
+        assert!(!out.status.success(), "--expires-in {short} was accepted");
+        assert!(
+            stderr(&out).contains("at least one minute"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert!(log(&t).is_empty(), "a refused grant left a ledger entry");
+    assert!(grant_for(&TestStore::new(), "mouse", "1m").status.success());
+    grant_expiring(&t, "mouse", 1);
     assert_eq!(status(&t)["state"], "active");
     std::thread::sleep(Duration::from_millis(1_100));
     let err = stderr(&t.candor(&["start"]));
@@ -280,7 +291,7 @@ fn revoke_with_purge_erases_what_was_captured() {
 #[test]
 fn a_running_daemon_stops_when_consent_expires_or_moves_to_another_notice() {
     let t = TestStore::new();
-    assert!(grant_for(&t, "mouse", "2s").status.success());
+    grant_expiring(&t, "mouse", 2);
     let mut daemon = start_daemon(&t);
     let took = exit_within(&mut daemon, Duration::from_secs(6));
     let _ = daemon.kill();

@@ -789,8 +789,7 @@ print(json.dumps({"rows": rows, "joined": list(joined)}))
 #[test]
 fn an_expired_consent_must_be_renewed_before_anything_leaves() {
     let t = TestStore::new();
-    let g = grant_for(&t, ALL_SCOPES, "2s");
-    assert!(g.status.success(), "{}", stderr(&g));
+    grant_expiring(&t, ALL_SCOPES, 2);
     capture(
         &t,
         vec![ev(Kind::WindowFocus, now_ns(), &[("app", s("code"))])],

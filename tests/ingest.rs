@@ -280,6 +280,62 @@ fn rate_limited_messages_are_refused_and_recorded_as_a_gap() {
 }
 
 #[test]
+fn a_flood_is_one_gap_row_per_client_per_second_with_exact_counts() {
+    let t = TestStore::new();
+    let (ws, d) = setup(
+        &t,
+        "editor.files,editor.actions",
+        "[ingest]\nrate = 500\nburst = 1\n",
+    );
+    let file = ws.join("src/lib.rs").to_string_lossy().into_owned();
+    // Two connections of one process: one client, one bucket, one gap.
+    let mut conns = [Conn::open(&t), Conn::open(&t)];
+    let (mut ok, mut limited) = (0i64, 0i64);
+    let started = std::time::Instant::now();
+    let mut i = 0;
+    while started.elapsed() < Duration::from_millis(2_500) {
+        let r = conns[i % 2].send(
+            &json!({"v":1,"kind":"editor.cursor","ts":now_ms(),"file":file,"line":i,"col":0}),
+        );
+        i += 1;
+        if r["ok"] == true {
+            ok += 1;
+        } else {
+            assert_eq!(r["not_recorded"], "rate-limited", "{r}");
+            limited += 1;
+        }
+    }
+    let secs = started.elapsed().as_secs() as i64 + 1;
+    // The flood alternated refusals and admissions many times over: one gap
+    // per run of refusals would be hundreds of rows.
+    assert!(
+        ok > 100 && limited > 100,
+        "{ok} accepted, {limited} refused"
+    );
+    drop(conns);
+    stop(&t, d);
+    let rows = count(
+        &t,
+        "SELECT count(*) FROM gaps WHERE reason = 'rate-limited'",
+    );
+    let counted = count(
+        &t,
+        "SELECT coalesce(sum(count), 0) FROM gaps WHERE reason = 'rate-limited'",
+    );
+    eprintln!("flood: {ok} admitted, {limited} refused, {rows} rate-limited gap rows in {secs} s");
+    assert_eq!(counted, limited, "gap counts must add up to the refusals");
+    assert!(
+        (1..=secs + 1).contains(&rows),
+        "{rows} gap rows for a {secs}-second flood of {limited} refusals"
+    );
+    let longest = count(
+        &t,
+        "SELECT max(end_ns - start_ns) FROM gaps WHERE reason = 'rate-limited'",
+    );
+    assert!(longest < 1_000_000_000, "a gap spans {longest} ns");
+}
+
+#[test]
 fn open_shell_commands_are_kept_when_the_client_goes_away() {
     let t = TestStore::new();
     let (ws, d) = setup(&t, "shell.commands", "");

@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 use serde::Serialize;
@@ -39,7 +40,28 @@ pub enum AuditError {
         line: usize,
         why: String,
     },
+    #[error(
+        "{path} is larger than {} MiB (MAX_LEDGER_FILE): not a ledger Candor wrote; refusing to read further",
+        limit >> 20
+    )]
+    FileTooLarge { path: String, limit: u64 },
+    #[error(
+        "{path} line {line} is longer than {} KiB (MAX_LEDGER_LINE): not a ledger entry; refusing to read further",
+        limit >> 10
+    )]
+    LineTooLong {
+        path: String,
+        line: usize,
+        limit: usize,
+    },
 }
+
+/// The largest ledger file read. A ledger gains an entry per grant, pause,
+/// purge or export, each well under a KiB: a million entries fit.
+pub const MAX_LEDGER_FILE: u64 = 256 << 20;
+/// The longest line read. The largest entry, an export's, lists the
+/// consent records it drew on: a few KiB even after years of renewals.
+pub const MAX_LEDGER_LINE: usize = 1 << 20;
 
 impl From<rusqlite::Error> for AuditError {
     fn from(e: rusqlite::Error) -> AuditError {
@@ -252,22 +274,20 @@ pub fn audit_ledger_file(
     expect_head: Option<&str>,
 ) -> Result<LedgerFileReport, AuditError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| AuditError::Read {
+    let read_err = |source| AuditError::Read {
         path: name.clone(),
         source,
-    })?;
-    let mut entries = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let e: Entry = serde_json::from_str(line).map_err(|e| AuditError::BadLine {
-            path: name.clone(),
-            line: i + 1,
-            why: format!("not a ledger entry: {e}"),
-        })?;
-        entries.push(e);
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    // A regular file's size is known at once (a 2 GB sparse file fails
+    // here); a device or a pipe is bounded as it is read.
+    if file.metadata().map_err(read_err)?.len() > MAX_LEDGER_FILE {
+        return Err(AuditError::FileTooLarge {
+            path: name,
+            limit: MAX_LEDGER_FILE,
+        });
     }
+    let entries = read_ledger_lines(std::io::BufReader::new(file), &name)?;
     let mut check = LedgerCheck::from_result(
         ledger::verify_chain(&entries).map(|(seq, head)| ledger::Verified {
             entries: seq,
@@ -285,6 +305,15 @@ pub fn audit_ledger_file(
             ));
         }
     }
+    if check.intact && entries.is_empty() {
+        // Nothing to verify is not a verified ledger: a reviewer handed an
+        // empty file must not read PASS.
+        check.intact = false;
+        check.problem = Some(
+            "the file holds no ledger entries, so it vouches for nothing (write one with `candor consent log --json`)"
+                .into(),
+        );
+    }
     let history = if check.intact {
         summarize(&History::from_entries(&entries))
     } else {
@@ -296,6 +325,66 @@ pub fn audit_ledger_file(
         ledger: check,
         history,
     })
+}
+
+/// Parses an exported ledger, one JSON entry per line (blank lines
+/// skipped), reading at most [`MAX_LEDGER_FILE`] bytes and lines of at most
+/// [`MAX_LEDGER_LINE`], so `/dev/zero` or an endless pipe fails at once.
+pub fn read_ledger_lines(reader: impl BufRead, name: &str) -> Result<Vec<Entry>, AuditError> {
+    read_lines_within(reader, name, MAX_LEDGER_FILE, MAX_LEDGER_LINE)
+}
+
+fn read_lines_within(
+    reader: impl BufRead,
+    name: &str,
+    max_file: u64,
+    max_line: usize,
+) -> Result<Vec<Entry>, AuditError> {
+    let mut reader = reader.take(max_file + 1);
+    let mut entries = Vec::new();
+    let mut buf = Vec::new();
+    let mut total = 0u64;
+    for line in 1.. {
+        buf.clear();
+        let n = (&mut reader)
+            .take(max_line as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|source| AuditError::Read {
+                path: name.to_owned(),
+                source,
+            })?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > max_file {
+            return Err(AuditError::FileTooLarge {
+                path: name.to_owned(),
+                limit: max_file,
+            });
+        }
+        let content = buf.strip_suffix(b"\n").unwrap_or(&buf);
+        if content.len() > max_line {
+            return Err(AuditError::LineTooLong {
+                path: name.to_owned(),
+                line,
+                limit: max_line,
+            });
+        }
+        let bad = |why: String| AuditError::BadLine {
+            path: name.to_owned(),
+            line,
+            why,
+        };
+        let text = std::str::from_utf8(content).map_err(|e| bad(format!("not UTF-8: {e}")))?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        let e: Entry =
+            serde_json::from_str(text).map_err(|e| bad(format!("not a ledger entry: {e}")))?;
+        entries.push(e);
+    }
+    Ok(entries)
 }
 
 fn write_ledger(f: &mut fmt::Formatter<'_>, l: &LedgerCheck) -> fmt::Result {
@@ -396,5 +485,53 @@ impl fmt::Display for LedgerFileReport {
         write_ledger(f, &self.ledger)?;
         write_history(f, &self.history)?;
         writeln!(f, "verdict    {}", if self.ok { "PASS" } else { "FAIL" })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An endless stream: what a pipe or a device can be.
+    struct Endless(&'static [u8]);
+
+    impl std::io::Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            Ok(n)
+        }
+    }
+
+    fn endless(unit: &'static [u8]) -> std::io::BufReader<Endless> {
+        std::io::BufReader::new(Endless(unit))
+    }
+
+    #[test]
+    fn an_endless_stream_stops_at_the_limits() {
+        // Blank lines are skipped, so only the file limit stops them.
+        let err = read_lines_within(endless(b"\n"), "pipe", 4096, 64).unwrap_err();
+        assert!(
+            matches!(err, AuditError::FileTooLarge { limit: 4096, .. }),
+            "{err}"
+        );
+        let err = read_lines_within(endless(b"\0"), "zero", 4096, 64).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                AuditError::LineTooLong {
+                    line: 1,
+                    limit: 64,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // A line of exactly the limit is read (and then judged as JSON).
+        let line = format!("{}\n", " ".repeat(64));
+        let got = read_lines_within(line.as_bytes(), "edge", 4096, 64).unwrap();
+        assert!(got.is_empty());
+        let line = format!("{}\n", " ".repeat(65));
+        assert!(read_lines_within(line.as_bytes(), "edge", 4096, 64).is_err());
     }
 }

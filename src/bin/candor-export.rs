@@ -236,6 +236,13 @@ fn run(cli: Cli) -> Result<()> {
                 },
                 now,
             )?;
+            for r in &done.removed_partials {
+                println!(
+                    "removed {}: a partial export left by candor-export (pid {}), which is no longer running",
+                    r.path.display(),
+                    r.pid
+                );
+            }
             let c = &done.manifest.counts;
             println!(
                 "exported {} episodes ({} actions, {} keys) from {} events to {} [{}]",

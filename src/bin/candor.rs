@@ -149,7 +149,8 @@ enum ConsentCommand {
         /// The sha256 of the notice you accepted (`sha256sum CONSENT.md`).
         #[arg(long, value_name = "SHA256")]
         accept_notice: String,
-        /// How long the consent lasts (at most, and by default, 180 days).
+        /// How long the consent lasts (at least one minute; at most, and by
+        /// default, 180 days).
         #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
         expires_in: Option<std::time::Duration>,
     },

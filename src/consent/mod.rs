@@ -26,6 +26,10 @@ use state::{History, Status};
 /// How long a consent lasts unless the engineer chooses less.
 pub const DEFAULT_VALIDITY: Duration = Duration::from_secs(180 * 86_400);
 
+/// The shortest consent: one that ends before the engineer has read the
+/// confirmation is a mistake (`--expires-in 0s`), not a choice.
+pub const MIN_VALIDITY: Duration = Duration::from_secs(60);
+
 /// The phrase the consent screen asks the engineer to type.
 pub const CONFIRM_PHRASE: &str = "I agree";
 
@@ -44,6 +48,8 @@ pub enum ConsentError {
     NoScopes,
     #[error("a consent lasts at most 180 days")]
     TooLong,
+    #[error("a consent lasts at least one minute (`--expires-in 1m`); {0} is too short")]
+    TooShort(String),
     #[error("there is no active consent to {0}")]
     NothingActive(&'static str),
     #[error(transparent)]
@@ -205,6 +211,11 @@ pub fn grant(
     check_scopes(scopes)?;
     if validity > DEFAULT_VALIDITY {
         return Err(ConsentError::TooLong);
+    }
+    if validity < MIN_VALIDITY {
+        return Err(ConsentError::TooShort(
+            humantime::format_duration(validity).to_string(),
+        ));
     }
     let status = refresh(store, now_ns)?;
     let replaces = match &status {

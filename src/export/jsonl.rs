@@ -19,7 +19,7 @@ pub struct JsonlWriter {
 impl JsonlWriter {
     pub fn create(dir: &Path) -> Result<JsonlWriter, ExportError> {
         let path = dir.join(FILE);
-        let file = File::create(&path).map_err(|e| io_err(&path, e))?;
+        let file = super::sink::create_file(&path).map_err(|e| io_err(&path, e))?;
         Ok(JsonlWriter {
             out: BufWriter::with_capacity(1 << 20, file),
             path,

@@ -118,7 +118,7 @@
 //! | `state_id` | string | yes | SHA-256 of `content`; null with it |
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -555,11 +555,7 @@ impl Partition {
         if bytes.is_empty() {
             return Ok(());
         }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(|e| io_err(&self.path, e))?;
+        let mut file = super::sink::append_file(&self.path).map_err(|e| io_err(&self.path, e))?;
         file.write_all(&bytes).map_err(|e| io_err(&self.path, e))
     }
 
@@ -667,7 +663,7 @@ impl ParquetWriter {
                     .join(format!("part-{}.parquet", self.export_id));
                 let path = self.dir.join(&rel);
                 if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+                    super::sink::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
                 }
                 self.partitions.entry(key.clone()).or_insert(Partition {
                     path,

@@ -497,12 +497,12 @@ pub fn create(dir: &Path) -> Result<ProgSnap2Writer, ExportError> {
 impl ProgSnap2Writer {
     pub fn create(dir: &Path) -> Result<ProgSnap2Writer, ExportError> {
         let root = dir.join(DIR);
-        fs::create_dir(&root).map_err(|e| io_err(&root, e))?;
+        super::sink::create_dir(&root).map_err(|e| io_err(&root, e))?;
         let states = root.join(CODE_STATES_DIR);
-        fs::create_dir(&states).map_err(|e| io_err(&states, e))?;
+        super::sink::create_dir(&states).map_err(|e| io_err(&states, e))?;
 
         let meta_path = root.join(METADATA_FILE);
-        let file = File::create(&meta_path).map_err(|e| io_err(&meta_path, e))?;
+        let file = super::sink::create_file(&meta_path).map_err(|e| io_err(&meta_path, e))?;
         let mut meta = csv::Writer::from_writer(file);
         let wrote = (|| {
             meta.write_record(["Property", "Value"])?;
@@ -519,7 +519,7 @@ impl ProgSnap2Writer {
         file.sync_all().map_err(|e| io_err(&meta_path, e))?;
 
         let main_path = root.join(MAIN_TABLE_FILE);
-        let file = File::create(&main_path).map_err(|e| io_err(&main_path, e))?;
+        let file = super::sink::create_file(&main_path).map_err(|e| io_err(&main_path, e))?;
         let mut main = csv::WriterBuilder::new()
             .buffer_capacity(1 << 20)
             .from_writer(file);
@@ -993,7 +993,7 @@ impl StateDisk {
         let thread = std::thread::spawn(move || {
             let mut made: HashSet<PathBuf> = HashSet::new();
             for (target, files) in rx {
-                fs::create_dir(&target).map_err(|e| io_err(&target, e))?;
+                super::sink::create_dir(&target).map_err(|e| io_err(&target, e))?;
                 for (path, content) in files {
                     let p = target.join(path);
                     let mut missing = Vec::new();
@@ -1006,10 +1006,10 @@ impl StateDisk {
                         dir = d.parent();
                     }
                     for d in missing.into_iter().rev() {
-                        fs::create_dir(&d).map_err(|e| io_err(&d, e))?;
+                        super::sink::create_dir(&d).map_err(|e| io_err(&d, e))?;
                         made.insert(d);
                     }
-                    let mut f = File::create(&p).map_err(|e| io_err(&p, e))?;
+                    let mut f = super::sink::create_file(&p).map_err(|e| io_err(&p, e))?;
                     f.write_all(content.as_bytes()).map_err(|e| io_err(&p, e))?;
                 }
             }

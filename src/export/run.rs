@@ -6,10 +6,15 @@
 //! temporary directory beside `--out`; the export is recorded in the ledger
 //! (refused if consent changed meanwhile); only then is the directory
 //! renamed into place. A failure at any step leaves no partial export (the
-//! temporary directory is removed when dropped).
+//! temporary directory is removed when dropped); a killed export leaves
+//! its temporary directory with a marker naming the process, and the next
+//! export into the same parent removes it once that process is gone.
+//! Everything is created 0700/0600 and set exactly so before the rename.
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::anonymize::{Anonymizer, Salt, PATH_ALLOWLIST};
@@ -18,7 +23,7 @@ use super::manifest::{
     AnonymizationInfo, ConsentInfo, Counts, FileEntry, Manifest, RedactionInfo, MANIFEST_FILE,
 };
 use super::model::{Episode, SCHEMA_VERSION};
-use super::sink::{io_err, DatasetWriter};
+use super::sink::{create_file, io_err, set_private_modes, DatasetWriter, DIR_MODE};
 use super::source::{file_names, read_events, Admission, Admitted, Tally};
 use super::{jsonl, parquet, progsnap2, ExportError};
 use crate::consent::ledger::{self, Action};
@@ -261,6 +266,8 @@ fn progress_bar(store: &Store, show: bool) -> Option<indicatif::ProgressBar> {
 #[derive(Debug)]
 pub struct Exported {
     pub out: PathBuf,
+    /// Stale partial exports (of killed runs) removed from the parent.
+    pub removed_partials: Vec<RemovedPartial>,
     pub manifest: Manifest,
     pub manifest_sha256: String,
     pub ledger_seq: i64,
@@ -309,10 +316,15 @@ pub fn export(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    let removed_partials = remove_stale_partials(&parent)?;
     let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.partial-"))
+        .prefix(&format!(".{name}{PARTIAL_INFIX}"))
+        .permissions(std::fs::Permissions::from_mode(DIR_MODE))
         .tempdir_in(&parent)
         .map_err(|e| io_err(&parent, e))?;
+    PartialMarker::mine()
+        .write(tmp.path())
+        .map_err(|e| io_err(tmp.path(), e))?;
 
     // One snapshot for the ledger and the events it vouches for.
     store.conn().execute_batch("BEGIN")?;
@@ -445,9 +457,11 @@ pub fn export(
     let manifest_bytes = manifest.to_bytes();
     let manifest_sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&manifest_bytes));
     let mpath = tmp.path().join(MANIFEST_FILE);
-    std::fs::write(&mpath, &manifest_bytes).map_err(|e| io_err(&mpath, e))?;
-    std::fs::File::open(&mpath)
-        .and_then(|f| f.sync_all())
+    create_file(&mpath)
+        .and_then(|mut f| {
+            std::io::Write::write_all(&mut f, &manifest_bytes)?;
+            f.sync_all()
+        })
         .map_err(|e| io_err(&mpath, e))?;
     std::fs::File::open(tmp.path())
         .and_then(|f| f.sync_all())
@@ -504,6 +518,10 @@ pub fn export(
         ],
     )?;
     tx.commit()?;
+    // From here the directory is a finished export: no marker, exact modes.
+    let marker = tmp.path().join(PARTIAL_MARKER);
+    std::fs::remove_file(&marker).map_err(|e| io_err(&marker, e))?;
+    set_private_modes(tmp.path())?;
     let kept = tmp.keep();
     // NOREPLACE: a directory made at `--out` meanwhile is never replaced.
     rustix::fs::renameat_with(
@@ -522,10 +540,134 @@ pub fn export(
         .map_err(|e| io_err(&parent, e))?;
     Ok(Exported {
         out: out.to_path_buf(),
+        removed_partials,
         manifest,
         manifest_sha256,
         ledger_seq: entry.seq,
     })
+}
+
+/// What sits between an export's name and its random suffix in the name
+/// of its temporary directory: `.NAME.partial-XXXXXX`.
+pub const PARTIAL_INFIX: &str = ".partial-";
+/// The file that marks a temporary directory as a partial export of
+/// Candor's, naming the process writing it.
+pub const PARTIAL_MARKER: &str = ".candor-partial-export";
+
+/// Who is writing a partial export: a pid alone may be reused, so the
+/// process's start time and the boot it ran in identify it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialMarker {
+    pub tool: String,
+    pub pid: u32,
+    /// Field 22 of /proc/PID/stat: clock ticks since boot.
+    pub start_ticks: Option<u64>,
+    pub boot_id: Option<String>,
+}
+
+const MARKER_TOOL: &str = "candor-export";
+
+fn proc_start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: the
+    // fields after it start at the last `)`.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_owned())
+}
+
+impl PartialMarker {
+    /// The marker for this process.
+    pub fn mine() -> PartialMarker {
+        let pid = std::process::id();
+        PartialMarker {
+            tool: MARKER_TOOL.into(),
+            pid,
+            start_ticks: proc_start_ticks(pid),
+            boot_id: boot_id(),
+        }
+    }
+
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        let mut f = create_file(&dir.join(PARTIAL_MARKER))?;
+        std::io::Write::write_all(&mut f, &serde_json::to_vec(self)?)?;
+        f.sync_all()
+    }
+
+    /// Whether the process that wrote this marker is certainly gone. When
+    /// that cannot be known (no /proc, a marker without a start time) it is
+    /// taken as alive: a live export's files are never removed.
+    pub fn writer_is_gone(&self) -> bool {
+        let Some(ticks) = self.start_ticks else {
+            return false;
+        };
+        if self.boot_id.is_some() && boot_id().is_some() && self.boot_id != boot_id() {
+            return true;
+        }
+        if !Path::new("/proc/self/stat").exists() {
+            return false;
+        }
+        proc_start_ticks(self.pid) != Some(ticks)
+    }
+}
+
+/// A stale partial export that was removed.
+#[derive(Debug, Clone)]
+pub struct RemovedPartial {
+    pub path: PathBuf,
+    pub pid: u32,
+}
+
+/// Removes, from `parent`, the partial exports that killed runs left: a
+/// directory named `.NAME.partial-*`, ours, holding a marker (a regular
+/// file of ours that parses) whose process is gone. A lookalike without
+/// that marker, someone else's, or a running export's, is left alone.
+pub fn remove_stale_partials(parent: &Path) -> Result<Vec<RemovedPartial>, ExportError> {
+    let me = rustix::process::geteuid().as_raw();
+    let mut removed = Vec::new();
+    // A parent we may write but not list (mode 0300) holds nothing we can
+    // find: the export goes on.
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return Ok(removed);
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| io_err(parent, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !name.starts_with('.') || !name.contains(PARTIAL_INFIX) {
+            continue;
+        }
+        let dir = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&dir) else {
+            continue;
+        };
+        if !meta.is_dir() || meta.uid() != me {
+            continue;
+        }
+        let marker_path = dir.join(PARTIAL_MARKER);
+        let marker = match std::fs::symlink_metadata(&marker_path) {
+            Ok(m) if m.is_file() && m.uid() == me && m.len() <= 4096 => std::fs::read(&marker_path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<PartialMarker>(&b).ok()),
+            _ => None,
+        };
+        let Some(marker) = marker else { continue };
+        if marker.tool != MARKER_TOOL || !marker.writer_is_gone() {
+            continue;
+        }
+        std::fs::remove_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        removed.push(RemovedPartial {
+            path: dir,
+            pid: marker.pid,
+        });
+    }
+    Ok(removed)
 }
 
 /// Builds the episodes an export would write, without writing or

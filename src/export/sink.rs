@@ -1,7 +1,13 @@
 //! The seam between the episode builder and the dataset formats: a writer
 //! takes episodes one at a time (so memory stays bounded by one episode,
-//! not by the export), and at the end names the files it wrote.
+//! not by the export), and at the end names the files it wrote. Every
+//! file and directory of an export is created here, private to its owner
+//! (0600 and 0700 whatever the umask): an export is redacted, but it is
+//! still someone's work.
 
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::model::Episode;
@@ -47,4 +53,71 @@ pub fn io_err(path: &Path, e: std::io::Error) -> ExportError {
         path: path.to_path_buf(),
         source: e,
     }
+}
+
+/// Mode of every file of an export.
+pub const FILE_MODE: u32 = 0o600;
+/// Mode of every directory of an export.
+pub const DIR_MODE: u32 = 0o700;
+
+/// Creates (or truncates) a file of the export, readable by its owner only.
+pub fn create_file(path: &Path) -> io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(path)
+}
+
+/// Opens a file of the export for appending, creating it private.
+pub fn append_file(path: &Path) -> io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(FILE_MODE)
+        .open(path)
+}
+
+/// Creates one directory of the export, private.
+pub fn create_dir(path: &Path) -> io::Result<()> {
+    fs::DirBuilder::new().mode(DIR_MODE).create(path)
+}
+
+/// Creates a directory of the export and any missing parents, private.
+pub fn create_dir_all(path: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(path)
+}
+
+/// Sets every entry under `root` (and `root`) to exactly [`DIR_MODE`] or
+/// [`FILE_MODE`] before the export is moved into place: the modes given at
+/// creation are narrowed by the umask, and a narrower one (0400 under a
+/// 0277 umask) would make an export its owner cannot manage. Anything but
+/// a file or directory (a symlink no writer makes) stops the export.
+pub fn set_private_modes(root: &Path) -> Result<(), super::ExportError> {
+    let meta = fs::symlink_metadata(root).map_err(|e| io_err(root, e))?;
+    let ty = meta.file_type();
+    let mode = if ty.is_dir() {
+        DIR_MODE
+    } else if ty.is_file() {
+        FILE_MODE
+    } else {
+        return Err(super::ExportError::Option(format!(
+            "{} is neither a file nor a directory; the export was not moved into place",
+            root.display()
+        )));
+    };
+    if meta.permissions().mode() & 0o7777 != mode {
+        fs::set_permissions(root, fs::Permissions::from_mode(mode)).map_err(|e| io_err(root, e))?;
+    }
+    if ty.is_dir() {
+        for entry in fs::read_dir(root).map_err(|e| io_err(root, e))? {
+            let entry = entry.map_err(|e| io_err(root, e))?;
+            set_private_modes(&entry.path())?;
+        }
+    }
+    Ok(())
 }

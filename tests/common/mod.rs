@@ -198,6 +198,24 @@ pub fn grant_for(t: &TestStore, scopes: &str, expires_in: &str) -> Output {
     ])
 }
 
+/// Grants consent for `scopes` that ends `secs` seconds from now, through
+/// the library: a consent lasts at least a minute, so it is granted that
+/// long, as if given a minute minus `secs` ago.
+pub fn grant_expiring(t: &TestStore, scopes: &str, secs: u64) {
+    use candor::consent::{self, record::Method, MIN_VALIDITY};
+    let ago = MIN_VALIDITY.saturating_sub(std::time::Duration::from_secs(secs));
+    let scopes = consent::parse_scopes(scopes).expect("scopes");
+    consent::grant(
+        &mut t.open(),
+        &scopes,
+        &notice_sha256(),
+        Method::Cli,
+        MIN_VALIDITY,
+        now_ns() - ago.as_nanos() as i64,
+    )
+    .expect("grant");
+}
+
 /// Grants consent for `scopes` through the CLI.
 pub fn grant(t: &TestStore, scopes: &str) -> String {
     t.candor_ok(&[

@@ -8,8 +8,10 @@
 //!   (and skipped to their end).
 //! - Each client process (by the peer pid SO_PEERCRED gives, so that
 //!   reconnecting does not refill it) has a token bucket. Messages refused
-//!   by it are counted and written as one `rate-limited` capture gap per run
-//!   of refusals.
+//!   by it are counted and written as `rate-limited` capture gaps, at most
+//!   one per client per second ([`GAP_WINDOW_NS`]) carrying the count: a
+//!   flood at the sustained rate alternates refusals with admissions, and
+//!   a gap per run of refusals wrote a row per admitted message.
 //! - A valid message passes the same gate as every other source: while
 //!   paused, or without its scope, the client reads `not recorded: …`.
 //! - Open shell commands (sent at preexec, closed at precmd) live with
@@ -113,12 +115,25 @@ struct Shared {
     workspaces: Mutex<Workspaces>,
     limits: IngestConfig,
     stats: Arc<IngestStats>,
-    buckets: Mutex<HashMap<i32, Bucket>>,
+    clients: Mutex<HashMap<i32, Client>>,
 }
 
-/// A run of rate-limited messages, to be written as one gap.
+/// The span of one `rate-limited` gap: refusals from one client within a
+/// second of its first are counted in one row. A second keeps when the
+/// loss happened as precise as a reviewer needs, and bounds a flood to one
+/// row a second per client.
+pub const GAP_WINDOW_NS: i64 = 1_000_000_000;
+
+/// One client process: its token bucket and its open `rate-limited` gap.
+struct Client {
+    bucket: Bucket,
+    limited: Option<Limited>,
+}
+
+/// Refused messages within one window, to be written as one gap.
 struct Limited {
     since: crate::event::Stamp,
+    last: crate::event::Stamp,
     count: i64,
     kind: Option<Kind>,
     mixed: bool,
@@ -132,7 +147,6 @@ struct OpenCommand {
 /// One client connection's state.
 struct Conn {
     pid: Option<i32>,
-    limited: Option<Limited>,
     open: Vec<(String, OpenCommand)>,
 }
 
@@ -147,36 +161,91 @@ fn not_recorded(reason: &'static str, detail: impl Into<String>) -> Refusal {
 const MAX_BUCKETS: usize = 1024;
 
 impl Shared {
-    fn take_token(&self, pid: Option<i32>) -> bool {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        if buckets.len() >= MAX_BUCKETS {
-            // A bucket refilled to its burst holds no state worth keeping.
-            let full = (f64::from(self.limits.burst) / f64::from(self.limits.rate)).ceil();
-            buckets.retain(|_, b| now.saturating_duration_since(b.at).as_secs_f64() < full);
+    /// Spends a token of `pid`'s bucket, or counts the refusal of a `kind`
+    /// message in the client's open gap. Gaps whose window has passed are
+    /// written (outside the lock), so none waits for the client to leave
+    /// unless it goes quiet.
+    fn take_token(&self, pid: Option<i32>, kind: Kind) -> bool {
+        let mut due = Vec::new();
+        let admitted = {
+            let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            let stamp = self.clock.stamp();
+            if clients.len() >= MAX_BUCKETS {
+                // A bucket refilled to its burst holds no state worth
+                // keeping; its open gap, if any, is written, not dropped.
+                let full = (f64::from(self.limits.burst) / f64::from(self.limits.rate)).ceil();
+                let idle: Vec<i32> = clients
+                    .iter()
+                    .filter(|(_, c)| {
+                        now.saturating_duration_since(c.bucket.at).as_secs_f64() >= full
+                    })
+                    .map(|(k, _)| *k)
+                    .collect();
+                for k in idle {
+                    if let Some(l) = clients.remove(&k).and_then(|c| c.limited) {
+                        due.push(l);
+                    }
+                }
+            }
+            let c = clients.entry(pid.unwrap_or(0)).or_insert_with(|| Client {
+                bucket: Bucket::new(&self.limits),
+                limited: None,
+            });
+            if let Some(l) = c.limited.take() {
+                if stamp.mono_ns - l.since.mono_ns >= GAP_WINDOW_NS {
+                    due.push(l);
+                } else {
+                    c.limited = Some(l);
+                }
+            }
+            let admitted = c.bucket.take(now);
+            if !admitted {
+                let l = c.limited.get_or_insert(Limited {
+                    since: stamp,
+                    last: stamp,
+                    count: 0,
+                    kind: Some(kind),
+                    mixed: false,
+                });
+                l.count += 1;
+                l.last = stamp;
+                l.mixed |= l.kind != Some(kind);
+            }
+            admitted
+        };
+        for l in due {
+            self.write_gap(l);
         }
-        buckets
-            .entry(pid.unwrap_or(0))
-            .or_insert_with(|| Bucket::new(&self.limits))
-            .take(now)
+        admitted
     }
 
-    fn close_limited(&self, conn: &mut Conn) {
-        if let Some(l) = conn.limited.take() {
-            let now = self.clock.stamp();
-            let mut gap = Event::new(Kind::CaptureGap, l.since);
-            let ok = gap.set("reason", "rate-limited").is_ok()
-                && gap
-                    .set("duration_ns", (now.mono_ns - l.since.mono_ns).max(0))
-                    .is_ok()
-                && gap.set("count", l.count).is_ok()
-                && match (l.kind, l.mixed) {
-                    (Some(k), false) => gap.set("lost_kind", k.name()).is_ok(),
-                    _ => true,
-                };
-            if ok {
-                self.ctl.deliver_gap(gap);
-            }
+    /// Writes `pid`'s open gap now (its connection ended).
+    fn close_limited(&self, pid: Option<i32>) {
+        let open = {
+            let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+            clients
+                .get_mut(&pid.unwrap_or(0))
+                .and_then(|c| c.limited.take())
+        };
+        if let Some(l) = open {
+            self.write_gap(l);
+        }
+    }
+
+    fn write_gap(&self, l: Limited) {
+        let mut gap = Event::new(Kind::CaptureGap, l.since);
+        let ok = gap.set("reason", "rate-limited").is_ok()
+            && gap
+                .set("duration_ns", (l.last.mono_ns - l.since.mono_ns).max(0))
+                .is_ok()
+            && gap.set("count", l.count).is_ok()
+            && match (l.kind, l.mixed) {
+                (Some(k), false) => gap.set("lost_kind", k.name()).is_ok(),
+                _ => true,
+            };
+        if ok {
+            self.ctl.deliver_gap(gap);
         }
     }
 
@@ -224,15 +293,7 @@ impl Shared {
         if self.ctl.is_paused() {
             return Err(not_recorded("paused", NotRecorded::Paused.to_string()));
         }
-        if !self.take_token(conn.pid) {
-            let l = conn.limited.get_or_insert(Limited {
-                since: self.clock.stamp(),
-                count: 0,
-                kind: Some(msg.kind),
-                mixed: false,
-            });
-            l.count += 1;
-            l.mixed |= l.kind != Some(msg.kind);
+        if !self.take_token(conn.pid, msg.kind) {
             return Err(not_recorded(
                 "rate-limited",
                 format!(
@@ -241,7 +302,6 @@ impl Shared {
                 ),
             ));
         }
-        self.close_limited(conn);
         self.place(&mut msg)?;
         let stamp = self.clock.stamp();
         (msg.event.wall_ns, msg.event.mono_ns) = (stamp.wall_ns, stamp.mono_ns);
@@ -425,7 +485,6 @@ async fn serve_conn(shared: Arc<Shared>, stream: UnixStream, mut stop: watch::Re
     let mut rd = BufReader::with_capacity(8 * 1024, rd);
     let mut conn = Conn {
         pid,
-        limited: None,
         open: Vec::new(),
     };
     let mut line = Vec::with_capacity(1024);
@@ -460,7 +519,7 @@ async fn serve_conn(shared: Arc<Shared>, stream: UnixStream, mut stop: watch::Re
     for (_, cmd) in conn.open.drain(..) {
         shared.flush_open(cmd);
     }
-    shared.close_limited(&mut conn);
+    shared.close_limited(conn.pid);
     stats.open.fetch_sub(1, Ordering::Relaxed);
 }
 
@@ -500,7 +559,7 @@ pub async fn serve(
         workspaces: Mutex::new(workspaces),
         limits,
         stats: stats.clone(),
-        buckets: Mutex::new(HashMap::new()),
+        clients: Mutex::new(HashMap::new()),
     });
     let mut tasks = tokio::task::JoinSet::new();
     loop {
