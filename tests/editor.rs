@@ -246,3 +246,144 @@ fn an_amendment_that_grants_editor_files_starts_the_source_at_once() {
         "a file event from before the consent was stored: {out}"
     );
 }
+
+/// Whether `needle` is anywhere in the bytes of any file under `dir`.
+fn found_under(dir: &std::path::Path, needle: &str) -> Vec<String> {
+    let mut hits = Vec::new();
+    for p in candor::export::verify::list_files(dir).unwrap() {
+        let bytes = std::fs::read(dir.join(&p)).unwrap();
+        if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            hits.push(p);
+        }
+    }
+    hits
+}
+
+#[test]
+fn links_out_of_the_workspace_are_never_read_or_exported() {
+    use std::os::unix::fs::symlink;
+    let t = TestStore::new();
+    // Secrets in a home directory beside the workspace, each marked with a
+    // word that must never reach the store or an export.
+    let home = t.tmp.path().join("home");
+    std::fs::create_dir_all(home.join(".aws")).unwrap();
+    std::fs::create_dir_all(home.join("private")).unwrap();
+    std::fs::write(
+        home.join(".pgpass"),
+        "db.internal:5432:*:app:wombat_pgpass_4471\n",
+    )
+    .unwrap();
+    std::fs::write(
+        home.join(".aws/credentials"),
+        "[default]\naws_secret_access_key = wombat_aws_8812\n",
+    )
+    .unwrap();
+    std::fs::write(home.join("private/plan.txt"), "wombat_dir_2290\n").unwrap();
+    std::fs::write(home.join("later.txt"), "wombat_retarget_5531\n").unwrap();
+    std::fs::write(home.join("hard.txt"), "wombat_hard_7310\n").unwrap();
+
+    let ws = t.tmp.path().join("shop");
+    std::fs::create_dir_all(ws.join("src")).unwrap();
+    git(&ws, &["init", "-q", "-b", "main"]);
+    std::fs::write(ws.join("inner.txt"), "inner_marker_ok\n").unwrap();
+    grant(&t, "editor.files,editor.content");
+    t.candor_ok(&["watch", "add", ws.to_str().unwrap()]);
+    let d = daemon(&t);
+
+    // A link to a file outside (absolute), another (relative), a linked
+    // directory outside, a chain ending outside, a link inside the root.
+    symlink(home.join(".pgpass"), ws.join("notes.md")).unwrap();
+    symlink("../../home/.aws/credentials", ws.join("src/settings.txt")).unwrap();
+    symlink(home.join("private"), ws.join("linked")).unwrap();
+    symlink(home.join(".pgpass"), ws.join("chain2")).unwrap();
+    symlink("chain2", ws.join("chain1.txt")).unwrap();
+    symlink("inner.txt", ws.join("alias.txt")).unwrap();
+    // A second name, inside the workspace, of a file outside it.
+    std::fs::hard_link(home.join("hard.txt"), ws.join("hard.md")).unwrap();
+    // A link inside the root, snapshotted once, then retargeted outside.
+    symlink("inner.txt", ws.join("current.txt")).unwrap();
+    std::fs::write(ws.join("src/main.rs"), "fn main() {}\n").unwrap();
+    pause();
+    symlink(home.join("later.txt"), ws.join("current.tmp")).unwrap();
+    std::fs::rename(ws.join("current.tmp"), ws.join("current.txt")).unwrap();
+    // Changes seen through the links: the outside files change, a file is
+    // added in the linked directory.
+    std::fs::write(home.join("private/more.txt"), "wombat_dir_more\n").unwrap();
+    std::fs::write(home.join(".pgpass"), "db:5432:*:app:wombat_pgpass_again\n").unwrap();
+    std::fs::write(ws.join("hard.md"), "wombat_hard_again\n").unwrap();
+    std::fs::write(ws.join("src/main.rs"), "fn main() { run(); }\n").unwrap();
+    pause();
+    stop(&t, d);
+
+    let out = t.candor_ok(&["events", "--json", "--content", "--last", "1000"]);
+    assert!(
+        !out.contains("wombat"),
+        "a link's target was recorded: {out}"
+    );
+    let events: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let paths: Vec<String> = events
+        .iter()
+        .filter_map(|e| e["fields"]["path"].as_str().map(str::to_owned))
+        .collect();
+    // The links themselves are recorded by their own names, never with
+    // content; nothing is recorded from inside the linked directory.
+    for link in ["notes.md", "src/settings.txt", "chain1.txt", "hard.md"] {
+        assert!(
+            paths.iter().any(|p| p == link),
+            "no event for {link}: {out}"
+        );
+    }
+    assert!(
+        !out.contains("plan.txt") && !out.contains("more.txt"),
+        "{out}"
+    );
+    for e in &events {
+        let p = e["fields"]["path"].as_str().unwrap_or("");
+        if [
+            "notes.md",
+            "src/settings.txt",
+            "chain1.txt",
+            "chain2",
+            "hard.md",
+            "alias.txt",
+            "current.txt",
+        ]
+        .contains(&p)
+        {
+            assert!(e["content_text"].is_null(), "{p} has content: {e}");
+        }
+    }
+    assert!(
+        out.contains("fn main() { run(); }"),
+        "ordinary files are still snapshotted: {out}"
+    );
+    // Each withheld snapshot is an `excluded` gap, not a silence.
+    let withheld = count(
+        &t,
+        "SELECT coalesce(sum(count), 0) FROM gaps WHERE reason = 'excluded' AND lost_kind LIKE 'file.%.content'",
+    );
+    assert!(
+        withheld >= 5,
+        "{withheld} withheld snapshots recorded as gaps"
+    );
+
+    // And the export, in every format, carries none of it, and verifies.
+    let dir = t.tmp.path().join("export");
+    let o = t.run(
+        "candor-export",
+        &["episodes", "--quiet", "--out", dir.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "export: {}", stderr(&o));
+    let v = t.run("candor-export", &["verify", dir.to_str().unwrap()]);
+    assert!(v.status.success(), "verify: {}", stderr(&v));
+    let hits = found_under(&dir, "wombat");
+    assert!(hits.is_empty(), "a link's target was exported in {hits:?}");
+    // The export does carry snapshots, so the search above could fail.
+    assert!(
+        !found_under(&dir, "run();").is_empty(),
+        "no snapshot was exported"
+    );
+}
