@@ -463,3 +463,96 @@ pub fn spawn(ctl: Arc<Control>, clock: SessionClock, config: &EditorConfig) -> S
         Err(e) => SourceState::Unavailable(format!("cannot start the editor thread: {e}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn lstat(p: &Path) -> std::fs::Metadata {
+        std::fs::symlink_metadata(p).unwrap()
+    }
+
+    #[test]
+    fn only_a_regular_file_with_one_name_at_the_judged_path_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let f = root.join("a.txt");
+        std::fs::write(&f, "hello\n").unwrap();
+        assert_eq!(
+            snapshot(&f, &lstat(&f), 100),
+            Snap::Text(b"hello\n".to_vec())
+        );
+        // Too big, binary, or not a file: nothing, and nothing withheld.
+        assert_eq!(snapshot(&f, &lstat(&f), 3), Snap::None);
+        std::fs::write(root.join("bin"), b"a\0b").unwrap();
+        assert_eq!(
+            snapshot(&root.join("bin"), &lstat(&root.join("bin")), 100),
+            Snap::None
+        );
+        let fifo = root.join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert_eq!(snapshot(&fifo, &lstat(&fifo), 100), Snap::None);
+
+        let secret = root.join("outside.txt");
+        std::fs::write(&secret, "pgpass\n").unwrap();
+        let link = root.join("link.txt");
+        symlink(&secret, &link).unwrap();
+        assert_eq!(
+            snapshot(&link, &lstat(&link), 100),
+            Snap::Withheld("symbolic link")
+        );
+        let hard = root.join("hard.txt");
+        std::fs::hard_link(&secret, &hard).unwrap();
+        assert_eq!(
+            snapshot(&hard, &lstat(&hard), 100),
+            Snap::Withheld("hard link")
+        );
+    }
+
+    #[test]
+    fn a_file_swapped_after_it_was_judged_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let secret = root.join("secret.txt");
+        std::fs::write(&secret, "pgpass\n").unwrap();
+        let f = root.join("notes.md");
+
+        // Judged a plain file, then replaced by a link to the secret.
+        std::fs::write(&f, "notes\n").unwrap();
+        let judged = lstat(&f);
+        symlink(&secret, root.join("tmp")).unwrap();
+        std::fs::rename(root.join("tmp"), &f).unwrap();
+        assert_eq!(snapshot(&f, &judged, 100), Snap::Withheld("symbolic link"));
+
+        // Judged a plain file, then replaced by another file.
+        std::fs::remove_file(&f).unwrap();
+        std::fs::write(&f, "notes\n").unwrap();
+        let judged = lstat(&f);
+        std::fs::write(root.join("tmp"), "other\n").unwrap();
+        std::fs::rename(root.join("tmp"), &f).unwrap();
+        assert!(matches!(snapshot(&f, &judged, 100), Snap::Withheld(_)));
+
+        // Judged with one name, given a second one before it is read.
+        let judged = lstat(&f);
+        std::fs::hard_link(&f, root.join("second")).unwrap();
+        assert_eq!(snapshot(&f, &judged, 100), Snap::Withheld("hard link"));
+
+        // The same file, reached through a directory swapped for a link:
+        // its real path is not the path judged.
+        std::fs::create_dir(root.join("d")).unwrap();
+        let inner = root.join("d/f.txt");
+        std::fs::write(&inner, "inner\n").unwrap();
+        let judged = lstat(&inner);
+        std::fs::rename(root.join("d"), root.join("d-real")).unwrap();
+        symlink(root.join("d-real"), root.join("d")).unwrap();
+        assert!(matches!(snapshot(&inner, &judged, 100), Snap::Withheld(_)));
+    }
+}

@@ -528,4 +528,57 @@ mod tests {
         std::fs::write(inner.join(".gitignore"), "target/\nsecret.txt\n").unwrap();
         assert_eq!(ws.file(&inner.join("secret.txt")), Err(Hidden::Ignored));
     }
+
+    #[test]
+    fn rules_above_the_root_count_and_links_are_placed_by_their_own_names() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        let repo = base.join("repo");
+        let root = repo.join("svc");
+        std::fs::create_dir_all(root.join("conf")).unwrap();
+        let git = std::process::Command::new("git")
+            .args(["init", "-q"])
+            .arg(&repo)
+            .status()
+            .unwrap();
+        assert!(git.success());
+        // The repository's rules, above the watched root, count.
+        std::fs::write(repo.join(".gitignore"), "*.local.yml\n").unwrap();
+        let (mut ws, _) = Workspaces::from_config(std::slice::from_ref(&root), &[]).unwrap();
+        assert_eq!(
+            ws.file(&root.join("conf/db.local.yml")),
+            Err(Hidden::Ignored)
+        );
+        assert!(ws.file(&root.join("conf/db.yml")).is_ok());
+        // A .gitignore that is a link is not read, as git does not read it.
+        std::fs::write(base.join("rules"), "*.yml\n").unwrap();
+        symlink(base.join("rules"), root.join(".gitignore")).unwrap();
+        assert!(ws.file(&root.join("conf/db.yml")).is_ok());
+
+        let outside = base.join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret"), "pgpass\n").unwrap();
+        // Through a linked directory: outside, existing or not.
+        symlink(&outside, root.join("linked")).unwrap();
+        for p in ["linked/secret", "linked/new.txt"] {
+            assert_eq!(ws.place(&root.join(p)), Err(Hidden::Outside), "{p}");
+        }
+        // A link is placed by its own name (its target is never read).
+        symlink(outside.join("secret"), root.join("notes.md")).unwrap();
+        assert_eq!(
+            ws.place(&root.join("notes.md")).unwrap().1,
+            Path::new("notes.md")
+        );
+        // A second name of a file outside: placed, but its content is not
+        // taken from a plugin either.
+        std::fs::hard_link(outside.join("secret"), root.join("hard.md")).unwrap();
+        assert!(ws.place(&root.join("hard.md")).is_ok());
+        assert_eq!(ws.file(&root.join("hard.md")), Err(Hidden::HardLink));
+        // `..` cannot climb out of a root.
+        assert_eq!(
+            ws.place(&root.join("conf/../../outside/secret")),
+            Err(Hidden::Outside)
+        );
+    }
 }
