@@ -286,6 +286,9 @@ fn links_out_of_the_workspace_are_never_read_or_exported() {
     std::fs::create_dir_all(ws.join("src")).unwrap();
     git(&ws, &["init", "-q", "-b", "main"]);
     std::fs::write(ws.join("inner.txt"), "inner_marker_ok\n").unwrap();
+    // A linked directory there before the watcher starts.
+    std::fs::create_dir_all(home.join("projects")).unwrap();
+    symlink(home.join("projects"), ws.join("projects")).unwrap();
     grant(&t, "editor.files,editor.content");
     t.candor_ok(&["watch", "add", ws.to_str().unwrap()]);
     let d = daemon(&t);
@@ -309,6 +312,7 @@ fn links_out_of_the_workspace_are_never_read_or_exported() {
     // Changes seen through the links: the outside files change, a file is
     // added in the linked directory.
     std::fs::write(home.join("private/more.txt"), "wombat_dir_more\n").unwrap();
+    std::fs::write(home.join("projects/todo.txt"), "wombat_projects\n").unwrap();
     std::fs::write(home.join(".pgpass"), "db:5432:*:app:wombat_pgpass_again\n").unwrap();
     std::fs::write(ws.join("hard.md"), "wombat_hard_again\n").unwrap();
     std::fs::write(ws.join("src/main.rs"), "fn main() { run(); }\n").unwrap();
@@ -336,9 +340,38 @@ fn links_out_of_the_workspace_are_never_read_or_exported() {
             "no event for {link}: {out}"
         );
     }
+    for never in ["plan.txt", "more.txt", "todo.txt"] {
+        assert!(!out.contains(never), "{never} was recorded: {out}");
+    }
+    // A link names its target only when that is inside and recordable.
+    let links: Vec<(String, String)> = events
+        .iter()
+        .filter_map(|e| {
+            let f = &e["fields"];
+            Some((
+                f["path"].as_str()?.to_owned(),
+                f["link"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    for (path, link) in [
+        ("notes.md", "hidden"),
+        ("src/settings.txt", "hidden"),
+        ("chain1.txt", "hidden"),
+        ("alias.txt", "inner.txt"),
+        ("current.txt", "inner.txt"),
+        ("current.txt", "hidden"),
+    ] {
+        assert!(
+            links.iter().any(|(p, l)| p == path && l == link),
+            "no {path} -> {link} in {links:?}"
+        );
+    }
     assert!(
-        !out.contains("plan.txt") && !out.contains("more.txt"),
-        "{out}"
+        !links
+            .iter()
+            .any(|(p, _)| p == "hard.md" || p == "src/main.rs"),
+        "{links:?}"
     );
     for e in &events {
         let p = e["fields"]["path"].as_str().unwrap_or("");

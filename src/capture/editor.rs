@@ -6,8 +6,9 @@
 //! - Files that git ignores, and files on the deny list (`.env*`, keys,
 //!   `.ssh/`...), are never read and never recorded.
 //! - Links are never followed. A symbolic link is recorded by its own name,
-//!   without content, and is never read through; linked directories are
-//!   neither watched nor walked. A regular file with other names (a hard
+//!   without content, with its target only when that resolves to a path
+//!   of the same workspace that may be recorded (else `hidden`); linked
+//!   directories are neither watched nor walked. A regular file with other names (a hard
 //!   link, perhaps to `~/.pgpass`) is recorded without content. A withheld
 //!   snapshot is recorded as an `excluded` gap. A snapshot is read from the
 //!   descriptor that was checked: opened without following links, and
@@ -186,12 +187,13 @@ impl Editor {
 
     /// Offers a file event; a snapshot withheld from an event that was
     /// recorded is recorded as an `excluded` gap, so the absence is seen.
-    fn file_event(&self, kind: Kind, root: usize, rel: &Path, snap: Snap) {
+    fn file_event(&self, kind: Kind, root: usize, rel: &Path, link: Option<String>, snap: Snap) {
         let mut e = Event::new(kind, self.clock.stamp());
         let mut ok = e
             .set("workspace", self.ws.roots[root].name.as_str())
             .is_ok()
-            && e.set("path", rel.to_string_lossy().as_ref()).is_ok();
+            && e.set("path", rel.to_string_lossy().as_ref()).is_ok()
+            && link.is_none_or(|l| e.set("link", l).is_ok());
         let withheld = match snap {
             Snap::Text(c) => {
                 ok &= e.set("content", c).is_ok();
@@ -264,6 +266,20 @@ impl Editor {
         }
     }
 
+    /// What a symbolic link in root `i` points to, as an event may name it:
+    /// the fully resolved target (through any chain of links), relative to
+    /// the same root, when that target is placed there on its own (not
+    /// denied, not ignored); otherwise `hidden`. Nothing is read.
+    fn link_target(&mut self, i: usize, abs: &Path) -> String {
+        let Ok(real) = std::fs::canonicalize(abs) else {
+            return "hidden".into();
+        };
+        match self.ws.place(&real) {
+            Ok((j, rel)) if j == i => rel.to_string_lossy().into_owned(),
+            _ => "hidden".into(),
+        }
+    }
+
     /// Settles paths that have been quiet for the debounce time.
     fn settle(&mut self, now: Instant) {
         let due: Vec<PathBuf> = self
@@ -291,11 +307,15 @@ impl Editor {
             } else {
                 self.known[i].files.remove(&rel);
             }
+            let link = meta
+                .as_ref()
+                .filter(|m| m.file_type().is_symlink())
+                .map(|_| self.link_target(i, &abs));
             let snap = match (&meta, content) {
                 (Some(m), true) => snapshot(&abs, m, self.cap),
                 _ => Snap::None,
             };
-            self.file_event(kind, i, &rel, snap);
+            self.file_event(kind, i, &rel, link, snap);
         }
     }
 
