@@ -146,6 +146,16 @@ fn default_excludes_file() -> Option<PathBuf> {
     Some(xdg.join("git/ignore"))
 }
 
+/// The ignore files of one repository (or of a root outside any), beside
+/// the `.gitignore` files of its directories.
+struct Rules {
+    top: PathBuf,
+    /// `$GIT_DIR/info/exclude`, in a repository.
+    exclude: Option<PathBuf>,
+    /// `core.excludesFile`, or git's default for it.
+    excludes_file: Option<PathBuf>,
+}
+
 /// One watched workspace root.
 pub struct Workspace {
     pub path: PathBuf,
@@ -172,10 +182,11 @@ impl Workspace {
         }
     }
 
-    /// The matcher of one ignore file, with patterns relative to `base`.
-    /// A `.gitignore` in the working tree that is a symbolic link is not
-    /// read, as git (2.32 and later) does not read it.
-    fn matcher(&mut self, file: &Path, base: &Path, in_tree: bool) -> Option<&Gitignore> {
+    /// Brings the matcher of one ignore file, with patterns relative to
+    /// `base`, up to date with the file. A `.gitignore` in the working tree
+    /// that is a symbolic link is not read, as git (2.32 and later) does not
+    /// read it.
+    fn refresh(&mut self, file: &Path, base: &Path, in_tree: bool) {
         use std::os::unix::fs::MetadataExt;
         let meta = if in_tree {
             std::fs::symlink_metadata(file)
@@ -189,7 +200,7 @@ impl Workspace {
             // nothing cached, so a made-up path cannot grow memory.
             _ => {
                 self.matchers.remove(&key);
-                return None;
+                return;
             }
         };
         let stamp: Stamp = (meta.modified().ok(), meta.len(), meta.ino());
@@ -202,37 +213,19 @@ impl Workspace {
             // what it cannot match; the other lines still count.
             let _ = b.add(file);
             let built = b.build().ok().filter(|g| !g.is_empty());
-            self.matchers.insert(key.clone(), (stamp, built));
+            self.matchers.insert(key, (stamp, built));
         }
-        self.matchers.get(&key).and_then(|(_, g)| g.as_ref())
     }
 
-    /// Git's verdict on one path from the rules of one repository, not
-    /// looking at its parent directories: the `.gitignore` nearest the path
-    /// first (the last matching line of a file wins), up to the top, then
-    /// `$GIT_DIR/info/exclude`, then `core.excludesFile`.
-    fn excluded_here(&mut self, repo: Option<&Repo>, top: &Path, q: &Path, is_dir: bool) -> bool {
-        for d in q.ancestors().skip(1) {
-            if !d.starts_with(top) {
-                break;
-            }
-            if let Some(gi) = self.matcher(&d.join(".gitignore"), d, true) {
-                match gi.matched(q, is_dir) {
-                    Match::Ignore(_) => return true,
-                    Match::Whitelist(_) => return false,
-                    Match::None => {}
-                }
-            }
-        }
-        if let Some(r) = repo {
-            if let Some(gi) = self.matcher(&r.git_dir.join("info/exclude"), top, false) {
-                match gi.matched(q, is_dir) {
-                    Match::Ignore(_) => return true,
-                    Match::Whitelist(_) => return false,
-                    Match::None => {}
-                }
-            }
-        }
+    /// The matcher [`Workspace::refresh`] left for a file, if any.
+    fn matcher(&self, file: &Path, base: &Path) -> Option<&Gitignore> {
+        self.matchers
+            .get(&(file.to_owned(), base.to_owned()))
+            .and_then(|(_, g)| g.as_ref())
+    }
+
+    /// Where `core.excludesFile` is for a repository (`None`: no repository).
+    fn excludes_of(&mut self, repo: Option<&Repo>) -> Option<PathBuf> {
         let key = repo.map(|r| r.top.clone());
         if !self.excludes.contains_key(&key) {
             if self.excludes.len() >= MAX_CACHED_FILES {
@@ -241,9 +234,34 @@ impl Workspace {
             let file = excludes_file(key.as_deref());
             self.excludes.insert(key.clone(), file);
         }
-        if let Some(file) = self.excludes.get(&key).cloned().flatten() {
-            if let Some(gi) = self.matcher(&file, top, false) {
-                return gi.matched(q, is_dir).is_ignore();
+        self.excludes.get(&key).cloned().flatten()
+    }
+
+    /// Git's verdict on one path from the rules of one repository, not
+    /// looking at its parent directories: the `.gitignore` nearest the path
+    /// first (the last matching line of a file wins), up to the top, then
+    /// `$GIT_DIR/info/exclude`, then `core.excludesFile`. The matchers must
+    /// have been refreshed.
+    fn excluded_here(&self, rules: &Rules, q: &Path, is_dir: bool) -> bool {
+        for d in q.ancestors().skip(1) {
+            if !d.starts_with(&rules.top) {
+                break;
+            }
+            if let Some(gi) = self.matcher(&d.join(".gitignore"), d) {
+                match gi.matched(q, is_dir) {
+                    Match::Ignore(_) => return true,
+                    Match::Whitelist(_) => return false,
+                    Match::None => {}
+                }
+            }
+        }
+        for file in [&rules.exclude, &rules.excludes_file].into_iter().flatten() {
+            if let Some(gi) = self.matcher(file, &rules.top) {
+                match gi.matched(q, is_dir) {
+                    Match::Ignore(_) => return true,
+                    Match::Whitelist(_) => return false,
+                    Match::None => {}
+                }
             }
         }
         false
@@ -284,15 +302,34 @@ impl Workspace {
             let mut dirs: Vec<&Path> = at
                 .ancestors()
                 .skip(1)
-                .take_while(|a| *a != top.as_path())
+                .take_while(|a| a.starts_with(&top))
                 .collect();
             dirs.reverse();
-            for d in dirs {
-                if self.excluded_here(repo.as_ref(), &top, d, true) {
+            // Each ignore file is looked at once per question.
+            for d in &dirs {
+                self.refresh(&d.join(".gitignore"), d, true);
+            }
+            let exclude = repo.as_ref().map(|r| r.git_dir.join("info/exclude"));
+            if let Some(f) = &exclude {
+                self.refresh(f, &top, false);
+            }
+            let excludes_file = self.excludes_of(repo.as_ref());
+            if let Some(f) = &excludes_file {
+                self.refresh(f, &top, false);
+            }
+            let rules = Rules {
+                top: top.clone(),
+                exclude,
+                excludes_file,
+            };
+            // Every directory between the top and the path, top down: once
+            // one is ignored, git never looks inside it.
+            for d in dirs.iter().skip(1) {
+                if self.excluded_here(&rules, d, true) {
                     return true;
                 }
             }
-            if self.excluded_here(repo.as_ref(), &top, &at, at_is_dir) {
+            if self.excluded_here(&rules, &at, at_is_dir) {
                 return true;
             }
             // A repository nested inside the root: its directory as the
