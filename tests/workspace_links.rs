@@ -133,7 +133,7 @@ fn pattern(rng: &mut StdRng, under: &[(PathBuf, bool)], skip: usize) -> String {
     let lit = literal(&name);
     let full: Vec<String> = comps.iter().map(|c| literal(c)).collect();
     let full = full.join("/");
-    let mut line = match rng.random_range(0..17) {
+    let mut line = match rng.random_range(0..19) {
         0 | 1 => lit.clone(),
         2 => match name.rsplit_once('.') {
             Some((_, ext)) if !ext.contains(' ') => format!("*.{ext}"),
@@ -172,6 +172,34 @@ fn pattern(rng: &mut StdRng, under: &[(PathBuf, bool)], skip: usize) -> String {
         13 if rng.random_bool(0.15) => "*".into(),
         14 => "!*/".into(),
         15 => format!("**/{full}"),
+        // Rarer forms: POSIX classes, doubled stars inside a name, a
+        // trailing `/**/`, a lone backslash.
+        16 => [
+            "[[:alpha:]]*.md",
+            "*[[:digit:]]*",
+            "[[:upper:]]oo.TXT",
+            "[[:space:]]*",
+            "*[[:punct:]]*",
+        ]
+        .choose(rng)
+        .unwrap()
+        .to_string(),
+        17 => [
+            "d**p",
+            "**.log",
+            "src/**/",
+            "a/**/**/x",
+            "**/**",
+            "out\\",
+            "\\x",
+            "[a-c]*",
+            "[]x]",
+            "[!]a]*",
+            "*.[jm]s*",
+        ]
+        .choose(rng)
+        .unwrap()
+        .to_string(),
         _ => format!("{full}{}", if is_dir { "/" } else { "" }),
     };
     if rng.random_bool(0.3) && !line.starts_with('#') {
