@@ -4,6 +4,14 @@
 //! The file watcher and the ingest socket (editor plugins, the shell hook)
 //! both ask these questions, and must answer them the same way: a file the
 //! watcher would never read must not reach the store through a plugin either.
+//!
+//! "Git ignores it" means what `git check-ignore` says, from the repository
+//! the path is in (whose top may be above the root): every `.gitignore` from
+//! the top down, `$GIT_DIR/info/exclude`, `core.excludesFile`, and nothing
+//! under an ignored directory, whatever a `!` line says. A test compares the
+//! two on generated trees. A path is placed as written, with no link
+//! followed on the way; what a link points to is the caller's to leave
+//! unread.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
