@@ -420,3 +420,56 @@ fn links_out_of_the_workspace_are_never_read_or_exported() {
         "no snapshot was exported"
     );
 }
+
+/// Sends one JSON line to the daemon's ingest socket; returns the reply.
+fn ingest(t: &TestStore, msg: &Value) -> Value {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(t.paths.data_dir.join("ingest.sock"))
+        .expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(format!("{msg}\n").as_bytes()).unwrap();
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).unwrap();
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
+
+#[test]
+fn plugins_are_held_to_the_same_links_and_ignore_rules() {
+    use std::os::unix::fs::symlink;
+    let t = TestStore::new();
+    // The watched root is a directory of a repository whose rules, above
+    // the root, ignore `*.local.yml`.
+    let repo = t.tmp.path().join("mono");
+    let ws = repo.join("svc");
+    std::fs::create_dir_all(ws.join("src")).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join(".gitignore"), "*.local.yml\n").unwrap();
+    let home = t.tmp.path().join("home");
+    std::fs::create_dir_all(home.join("private")).unwrap();
+    std::fs::write(home.join(".pgpass"), "wombat\n").unwrap();
+    std::fs::hard_link(home.join(".pgpass"), ws.join("notes.md")).unwrap();
+    symlink(home.join(".pgpass"), ws.join("src/settings.txt")).unwrap();
+    symlink(home.join("private"), ws.join("linked")).unwrap();
+    grant(&t, "editor.files,editor.content");
+    t.candor_ok(&["watch", "add", ws.to_str().unwrap()]);
+    let d = daemon(&t);
+    let ws = ws.canonicalize().unwrap();
+    let edit = |rel: &str, text: &str| {
+        serde_json::json!({"v":1,"kind":"editor.edit","ts":now_ns() / 1_000_000,
+            "file":ws.join(rel),"offset":0,"deleted":0,"text":text})
+    };
+    for (rel, reason) in [
+        ("conf/db.local.yml", "ignored"),
+        ("notes.md", "hard-link"),
+        ("src/settings.txt", "outside"),
+        ("linked/plan.txt", "outside"),
+    ] {
+        let r = ingest(&t, &edit(rel, "wombat_typed"));
+        assert_eq!(r["not_recorded"], reason, "{rel}: {r}");
+    }
+    assert_eq!(ingest(&t, &edit("src/main.rs", "fn main"))["ok"], true);
+    stop(&t, d);
+    let out = t.candor_ok(&["events", "--json", "--content"]);
+    assert!(!out.contains("wombat"), "{out}");
+    assert!(out.contains("fn main"), "{out}");
+}
