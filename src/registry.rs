@@ -418,6 +418,13 @@ const FILE_FIELDS: &[FieldDecl] = &[
     ),
     FieldDecl::new("content", FieldType::Blob, "a snapshot of the file's text")
         .needs(Scope::EditorContent),
+    FieldDecl::new(
+        "link",
+        FieldType::Str,
+        "for a symbolic link (never read through): its target relative to the workspace root \
+         when that is a path that may be recorded, otherwise `hidden`",
+    )
+    .optional(),
 ];
 const EDITING: &str = "Learn how code evolves while an engineer works on it.";
 

@@ -246,3 +246,230 @@ fn an_amendment_that_grants_editor_files_starts_the_source_at_once() {
         "a file event from before the consent was stored: {out}"
     );
 }
+
+/// Whether `needle` is anywhere in the bytes of any file under `dir`.
+fn found_under(dir: &std::path::Path, needle: &str) -> Vec<String> {
+    let mut hits = Vec::new();
+    for p in candor::export::verify::list_files(dir).unwrap() {
+        let bytes = std::fs::read(dir.join(&p)).unwrap();
+        if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            hits.push(p);
+        }
+    }
+    hits
+}
+
+#[test]
+fn links_out_of_the_workspace_are_never_read_or_exported() {
+    use std::os::unix::fs::symlink;
+    let t = TestStore::new();
+    // Secrets in a home directory beside the workspace, each marked with a
+    // word that must never reach the store or an export.
+    let home = t.tmp.path().join("home");
+    std::fs::create_dir_all(home.join(".aws")).unwrap();
+    std::fs::create_dir_all(home.join("private")).unwrap();
+    std::fs::write(
+        home.join(".pgpass"),
+        "db.internal:5432:*:app:wombat_pgpass_4471\n",
+    )
+    .unwrap();
+    std::fs::write(
+        home.join(".aws/credentials"),
+        "[default]\naws_secret_access_key = wombat_aws_8812\n",
+    )
+    .unwrap();
+    std::fs::write(home.join("private/plan.txt"), "wombat_dir_2290\n").unwrap();
+    std::fs::write(home.join("later.txt"), "wombat_retarget_5531\n").unwrap();
+    std::fs::write(home.join("hard.txt"), "wombat_hard_7310\n").unwrap();
+
+    let ws = t.tmp.path().join("shop");
+    std::fs::create_dir_all(ws.join("src")).unwrap();
+    git(&ws, &["init", "-q", "-b", "main"]);
+    std::fs::write(ws.join("inner.txt"), "inner_marker_ok\n").unwrap();
+    // A linked directory there before the watcher starts.
+    std::fs::create_dir_all(home.join("projects")).unwrap();
+    symlink(home.join("projects"), ws.join("projects")).unwrap();
+    grant(&t, "editor.files,editor.content");
+    t.candor_ok(&["watch", "add", ws.to_str().unwrap()]);
+    let d = daemon(&t);
+
+    // A link to a file outside (absolute), another (relative), a linked
+    // directory outside, a chain ending outside, a link inside the root.
+    symlink(home.join(".pgpass"), ws.join("notes.md")).unwrap();
+    symlink("../../home/.aws/credentials", ws.join("src/settings.txt")).unwrap();
+    symlink(home.join("private"), ws.join("linked")).unwrap();
+    symlink(home.join(".pgpass"), ws.join("chain2")).unwrap();
+    symlink("chain2", ws.join("chain1.txt")).unwrap();
+    symlink("inner.txt", ws.join("alias.txt")).unwrap();
+    // A second name, inside the workspace, of a file outside it.
+    std::fs::hard_link(home.join("hard.txt"), ws.join("hard.md")).unwrap();
+    // A link inside the root, snapshotted once, then retargeted outside.
+    symlink("inner.txt", ws.join("current.txt")).unwrap();
+    std::fs::write(ws.join("src/main.rs"), "fn main() {}\n").unwrap();
+    pause();
+    symlink(home.join("later.txt"), ws.join("current.tmp")).unwrap();
+    std::fs::rename(ws.join("current.tmp"), ws.join("current.txt")).unwrap();
+    // Changes seen through the links: the outside files change, a file is
+    // added in the linked directory.
+    std::fs::write(home.join("private/more.txt"), "wombat_dir_more\n").unwrap();
+    std::fs::write(home.join("projects/todo.txt"), "wombat_projects\n").unwrap();
+    std::fs::write(home.join(".pgpass"), "db:5432:*:app:wombat_pgpass_again\n").unwrap();
+    std::fs::write(ws.join("hard.md"), "wombat_hard_again\n").unwrap();
+    std::fs::write(ws.join("src/main.rs"), "fn main() { run(); }\n").unwrap();
+    pause();
+    stop(&t, d);
+
+    let out = t.candor_ok(&["events", "--json", "--content", "--last", "1000"]);
+    assert!(
+        !out.contains("wombat"),
+        "a link's target was recorded: {out}"
+    );
+    let events: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let paths: Vec<String> = events
+        .iter()
+        .filter_map(|e| e["fields"]["path"].as_str().map(str::to_owned))
+        .collect();
+    // The links themselves are recorded by their own names, never with
+    // content; nothing is recorded from inside the linked directory.
+    for link in ["notes.md", "src/settings.txt", "chain1.txt", "hard.md"] {
+        assert!(
+            paths.iter().any(|p| p == link),
+            "no event for {link}: {out}"
+        );
+    }
+    for never in ["plan.txt", "more.txt", "todo.txt"] {
+        assert!(!out.contains(never), "{never} was recorded: {out}");
+    }
+    // A link names its target only when that is inside and recordable.
+    let links: Vec<(String, String)> = events
+        .iter()
+        .filter_map(|e| {
+            let f = &e["fields"];
+            Some((
+                f["path"].as_str()?.to_owned(),
+                f["link"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    for (path, link) in [
+        ("notes.md", "hidden"),
+        ("src/settings.txt", "hidden"),
+        ("chain1.txt", "hidden"),
+        ("alias.txt", "inner.txt"),
+        ("current.txt", "inner.txt"),
+        ("current.txt", "hidden"),
+    ] {
+        assert!(
+            links.iter().any(|(p, l)| p == path && l == link),
+            "no {path} -> {link} in {links:?}"
+        );
+    }
+    assert!(
+        !links
+            .iter()
+            .any(|(p, _)| p == "hard.md" || p == "src/main.rs"),
+        "{links:?}"
+    );
+    for e in &events {
+        let p = e["fields"]["path"].as_str().unwrap_or("");
+        if [
+            "notes.md",
+            "src/settings.txt",
+            "chain1.txt",
+            "chain2",
+            "hard.md",
+            "alias.txt",
+            "current.txt",
+        ]
+        .contains(&p)
+        {
+            assert!(e["content_text"].is_null(), "{p} has content: {e}");
+        }
+    }
+    assert!(
+        out.contains("fn main() { run(); }"),
+        "ordinary files are still snapshotted: {out}"
+    );
+    // Each withheld snapshot is an `excluded` gap, not a silence.
+    let withheld = count(
+        &t,
+        "SELECT coalesce(sum(count), 0) FROM gaps WHERE reason = 'excluded' AND lost_kind LIKE 'file.%.content'",
+    );
+    assert!(
+        withheld >= 5,
+        "{withheld} withheld snapshots recorded as gaps"
+    );
+
+    // And the export, in every format, carries none of it, and verifies.
+    let dir = t.tmp.path().join("export");
+    let o = t.run(
+        "candor-export",
+        &["episodes", "--quiet", "--out", dir.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "export: {}", stderr(&o));
+    let v = t.run("candor-export", &["verify", dir.to_str().unwrap()]);
+    assert!(v.status.success(), "verify: {}", stderr(&v));
+    let hits = found_under(&dir, "wombat");
+    assert!(hits.is_empty(), "a link's target was exported in {hits:?}");
+    // The export does carry snapshots, so the search above could fail.
+    assert!(
+        !found_under(&dir, "run();").is_empty(),
+        "no snapshot was exported"
+    );
+}
+
+/// Sends one JSON line to the daemon's ingest socket; returns the reply.
+fn ingest(t: &TestStore, msg: &Value) -> Value {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(t.paths.data_dir.join("ingest.sock"))
+        .expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(format!("{msg}\n").as_bytes()).unwrap();
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).unwrap();
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
+
+#[test]
+fn plugins_are_held_to_the_same_links_and_ignore_rules() {
+    use std::os::unix::fs::symlink;
+    let t = TestStore::new();
+    // The watched root is a directory of a repository whose rules, above
+    // the root, ignore `*.local.yml`.
+    let repo = t.tmp.path().join("mono");
+    let ws = repo.join("svc");
+    std::fs::create_dir_all(ws.join("src")).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join(".gitignore"), "*.local.yml\n").unwrap();
+    let home = t.tmp.path().join("home");
+    std::fs::create_dir_all(home.join("private")).unwrap();
+    std::fs::write(home.join(".pgpass"), "wombat\n").unwrap();
+    std::fs::hard_link(home.join(".pgpass"), ws.join("notes.md")).unwrap();
+    symlink(home.join(".pgpass"), ws.join("src/settings.txt")).unwrap();
+    symlink(home.join("private"), ws.join("linked")).unwrap();
+    grant(&t, "editor.files,editor.content");
+    t.candor_ok(&["watch", "add", ws.to_str().unwrap()]);
+    let d = daemon(&t);
+    let ws = ws.canonicalize().unwrap();
+    let edit = |rel: &str, text: &str| {
+        serde_json::json!({"v":1,"kind":"editor.edit","ts":now_ns() / 1_000_000,
+            "file":ws.join(rel),"offset":0,"deleted":0,"text":text})
+    };
+    for (rel, reason) in [
+        ("conf/db.local.yml", "ignored"),
+        ("notes.md", "hard-link"),
+        ("src/settings.txt", "outside"),
+        ("linked/plan.txt", "outside"),
+    ] {
+        let r = ingest(&t, &edit(rel, "wombat_typed"));
+        assert_eq!(r["not_recorded"], reason, "{rel}: {r}");
+    }
+    assert_eq!(ingest(&t, &edit("src/main.rs", "fn main"))["ok"], true);
+    stop(&t, d);
+    let out = t.candor_ok(&["events", "--json", "--content"]);
+    assert!(!out.contains("wombat"), "{out}");
+    assert!(out.contains("fn main"), "{out}");
+}

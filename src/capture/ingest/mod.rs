@@ -317,14 +317,9 @@ impl Shared {
     fn place(&self, msg: &mut Message) -> Result<(), Refusal> {
         let mut ws = self.workspaces.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(file) = &msg.file {
-            let (i, rel) = ws.file(&real_path(file)).map_err(|h| {
-                let reason = match h {
-                    super::workspace::Hidden::Outside => "outside",
-                    super::workspace::Hidden::Denied => "denied",
-                    super::workspace::Hidden::Ignored => "ignored",
-                };
-                not_recorded(reason, h.reason())
-            })?;
+            let (i, rel) = ws
+                .file(&real_path(file))
+                .map_err(|h| not_recorded(h.code(), h.reason()))?;
             let name = ws.roots[i].name.clone();
             let set = msg
                 .event

@@ -284,7 +284,8 @@ pub enum Refusal {
     Invalid(String),
     /// The message was fine, but may not be recorded now. `reason` is a
     /// short stable token (`paused`, `not-granted`, `outside`, `denied`,
-    /// `ignored`, `rate-limited`, `overloaded`); `detail` says it in words.
+    /// `ignored`, `hard-link`, `rate-limited`, `overloaded`); `detail` says it
+    /// in words.
     NotRecorded {
         reason: &'static str,
         detail: String,
