@@ -778,6 +778,14 @@ const COMMON: &[&str] = &[
     "env",
     "set",
     "unalias",
+    "klist",
+    "kdestroy",
+    "sudoedit",
+    "nmap",
+    "openssl",
+    "gpg",
+    "vault",
+    "journalctl",
 ];
 
 /// Whether a line typed after a prompting command is a shell command (the
