@@ -48,7 +48,10 @@ fn a_passwd_dialogue_typed_in_a_terminal_leaves_no_password_in_any_export() {
 
     let files = candor::export::verify::list_files(&out).unwrap();
     assert!(files.iter().any(|p| p.ends_with(".parquet")), "{files:?}");
-    assert!(files.iter().any(|p| p.ends_with("MainTable.csv")), "{files:?}");
+    assert!(
+        files.iter().any(|p| p.ends_with("MainTable.csv")),
+        "{files:?}"
+    );
     for p in &files {
         let bytes = std::fs::read(out.join(p)).unwrap();
         for secret in [CURRENT, NEW, SUDO_TYPO, SUDO] {

@@ -41,14 +41,25 @@ impl Word {
 
     /// Whether it is a `NAME=value` assignment.
     pub fn is_assignment(&self) -> bool {
-        match self.text.find('=') {
-            Some(eq) if eq > 0 => {
-                let name = &self.text[..eq];
-                !name.starts_with(|c: char| c.is_ascii_digit())
-                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            }
-            _ => false,
+        is_assignment(&self.text)
+    }
+}
+
+impl AsRef<str> for Word {
+    fn as_ref(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Whether `word` is a `NAME=value` assignment.
+pub fn is_assignment(word: &str) -> bool {
+    match word.find('=') {
+        Some(eq) if eq > 0 => {
+            let name = &word[..eq];
+            !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
         }
+        _ => false,
     }
 }
 

@@ -12,7 +12,7 @@
 
 pub mod lexer;
 
-pub use lexer::{lex, relex, Op, Redirect, SimpleCommand, Word};
+pub use lexer::{is_assignment, lex, relex, Op, Redirect, SimpleCommand, Word};
 
 /// A program that runs another command given on its own command line.
 #[derive(Debug)]
@@ -288,8 +288,7 @@ enum Next {
     Nothing,
 }
 
-fn is_c_option(w: &Word) -> bool {
-    let t = w.text.as_str();
+fn is_c_option(t: &str) -> bool {
     t == "-c"
         || t == "--command"
         || (t.len() > 1
@@ -299,23 +298,25 @@ fn is_c_option(w: &Word) -> bool {
             && t.contains('c'))
 }
 
-/// Skips `wr`'s options, assignments and operands after word `i`.
-pub fn skip_wrapper(wr: &Wrapper, words: &[Word], i: usize) -> usize {
+/// Skips `wr`'s options, assignments and operands after word `i` (the
+/// wrapper's name): where the command it runs starts, or where its `-c`
+/// string is, or `words.len()` when it runs none given here.
+pub fn skip_wrapper<S: AsRef<str>>(wr: &Wrapper, words: &[S], i: usize) -> usize {
     match next_of(wr, words, i) {
         Next::At(j) | Next::CommandString(j) => j,
         Next::Nothing => words.len(),
     }
 }
 
-fn next_of(wr: &Wrapper, words: &[Word], i: usize) -> Next {
+fn next_of<S: AsRef<str>>(wr: &Wrapper, words: &[S], i: usize) -> Next {
     let mut j = i + 1;
     while let Some(x) = words.get(j) {
-        let t = x.text.as_str();
+        let t = x.as_ref();
         if t == "--" {
             j += 1;
             break;
         }
-        if wr.shell_c && is_c_option(x) {
+        if wr.shell_c && is_c_option(t) {
             return if j + 1 < words.len() {
                 Next::CommandString(j + 1)
             } else {
@@ -326,14 +327,14 @@ fn next_of(wr: &Wrapper, words: &[Word], i: usize) -> Next {
             j += 2;
         } else if (t.starts_with('-') && t.len() > 1) || (t.starts_with('+') && wr.shell_c) {
             j += 1;
-        } else if wr.assignments && x.is_assignment() {
+        } else if wr.assignments && is_assignment(t) {
             j += 1;
         } else {
             break;
         }
     }
     if wr.assignments {
-        while words.get(j).is_some_and(Word::is_assignment) {
+        while words.get(j).is_some_and(|x| is_assignment(x.as_ref())) {
             j += 1;
         }
     }
