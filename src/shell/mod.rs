@@ -325,9 +325,10 @@ fn next_of<S: AsRef<str>>(wr: &Wrapper, words: &[S], i: usize) -> Next {
         }
         if wr.value_opts.contains(&t) {
             j += 2;
-        } else if (t.starts_with('-') && t.len() > 1) || (t.starts_with('+') && wr.shell_c) {
-            j += 1;
-        } else if wr.assignments && is_assignment(t) {
+        } else if (t.starts_with('-') && t.len() > 1)
+            || (t.starts_with('+') && wr.shell_c)
+            || (wr.assignments && is_assignment(t))
+        {
             j += 1;
         } else {
             break;
@@ -538,6 +539,42 @@ mod tests {
 
     fn quote(s: &str) -> String {
         format!("'{}'", s.replace('\'', r"'\''"))
+    }
+
+    #[test]
+    fn random_lines_never_panic_and_offsets_always_point_at_the_text() {
+        let alphabet: Vec<char> = "ab -=|&;()<>'\"\\$`#{}!\n\té€2".chars().collect();
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) as usize
+        };
+        for _ in 0..3000 {
+            let len = next() % 40;
+            let line: String = (0..len)
+                .map(|_| alphabet[next() % alphabet.len()])
+                .collect();
+            let check = |w: &Word| {
+                for (i, b) in w.text.bytes().enumerate() {
+                    assert_eq!(line.as_bytes()[w.at[i]], b, "{line:?} {w:?}");
+                }
+            };
+            for c in lex(&line) {
+                c.assignments.iter().chain(&c.words).for_each(check);
+                c.redirects
+                    .iter()
+                    .filter_map(|r| r.target.as_ref())
+                    .for_each(check);
+            }
+            for inv in invocations(&line) {
+                for call in inv.calls() {
+                    check(&call.word);
+                    call.args.iter().for_each(check);
+                }
+            }
+        }
     }
 
     #[test]
