@@ -225,6 +225,11 @@ fn corpus() -> Vec<Session> {
             lines: vec![Typo("Gmail-fake-pw", 2)],
         },
         Session {
+            name: "title: a terminal running ssh",
+            title: Some("ssh admin@db1.acme.io"),
+            lines: vec![Secret("Ssh-fake-pw"), Cmd("uptime -p")],
+        },
+        Session {
             name: "title: [sudo] password for bob",
             title: Some("[sudo] password for bob"),
             lines: vec![Secret("Term-fake-pw"), Cmd("make install")],

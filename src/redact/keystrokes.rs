@@ -433,9 +433,15 @@ fn typed_passwords(text: &str, prompt: Option<&str>) -> Vec<Finding> {
     const TITLE_ANSWERS: usize = 3;
     let mut out = Vec::new();
     // (lines left that may be answers, of which sure answers, the prompting line)
-    let mut open: Option<(usize, usize, &str)> = prompt
-        .filter(|p| dialogues::title_asks_for_password(p))
-        .map(|_| (TITLE_ANSWERS, 0, ""));
+    // A terminal titled with the command it runs (`ssh db1`, `sudo -i`)
+    // is in that command's dialogue when it gets the focus.
+    let mut open: Option<(usize, usize, &str)> = match prompt {
+        Some(p) if dialogues::title_asks_for_password(p) => Some((TITLE_ANSWERS, 0, "")),
+        Some(p) if !dialogues::names_a_file_being_edited(p) => {
+            dialogues::dialogue_length(p).map(|(len, _)| (len, 0, p))
+        }
+        _ => None,
+    };
     let mut at = 0;
     for line in text.split('\n') {
         let start = at;
