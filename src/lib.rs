@@ -25,6 +25,9 @@
 //! - [`audit`]: checks for privacy reviewers.
 //! - [`redact`]: the redaction engine: secrets, personal data and identity,
 //!   in text and typed key streams, with consistent placeholders.
+//! - [`shell`]: the one reader of shell command lines (words with byte
+//!   offsets, and programs found through wrappers), for the deny list and
+//!   the typed-password dialogues.
 //! - [`synthetic`]: realistic synthetic sessions for demos, tests and benchmarks.
 
 pub mod app;
@@ -40,6 +43,7 @@ pub mod keymap;
 pub mod paths;
 pub mod redact;
 pub mod registry;
+pub mod shell;
 pub mod socket;
 pub mod store;
 pub mod synthetic;

@@ -30,13 +30,6 @@ pub const MAX_COMMAND: usize = 16 * 1024;
 /// How often the relay tries to reach a daemon that is down.
 const RETRY: Duration = Duration::from_secs(2);
 
-/// Programs that run the next word as a command.
-const WRAPPERS: &[&str] = &[
-    "sudo", "doas", "env", "command", "builtin", "exec", "time", "nohup", "nice", "ionice",
-    "timeout", "watch", "xargs", "strace", "stdbuf", "then", "do", "else", "if", "while", "until",
-    "!", "eval", "sh", "bash", "zsh", "dash", "ksh", "fish",
-];
-
 /// The deny list: plain words name programs, patterns match whole lines.
 pub struct CommandFilter {
     programs: Vec<String>,
@@ -76,79 +69,34 @@ impl CommandFilter {
         if self.lines.is_match(line) {
             return true;
         }
+        self.denies_programs(line, 0)
+    }
+
+    /// The programs of `line` (found by [`crate::shell`] through wrappers,
+    /// substitutions and `sh -c` strings), and, erring on not sending, those
+    /// of every quoted argument that reads as a command line of its own.
+    fn denies_programs(&self, line: &str, depth: usize) -> bool {
         // `gpg` also names `gpg2`: a version suffix is the same program.
-        command_words(line).any(|w| {
+        let denied = |name: &str| {
             self.programs.iter().any(|p| {
-                w.strip_prefix(p.as_str())
+                name.strip_prefix(p.as_str())
                     .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit()))
             })
+        };
+        crate::shell::invocations(line).iter().any(|inv| {
+            inv.calls().any(|c| denied(&c.name))
+                || (depth < MAX_QUOTED_DEPTH
+                    && inv.calls().flat_map(|c| &c.args).any(|w| {
+                        w.quoted
+                            && w.text.contains(char::is_whitespace)
+                            && self.denies_programs(&w.text, depth + 1)
+                    }))
         })
     }
 }
 
-/// Whether `opt` of `wrapper` takes the next word as its value
-/// (`sudo -u bob cmd`): that word is not the command.
-fn takes_value(wrapper: &str, opt: &str) -> bool {
-    let opts: &[&str] = match wrapper {
-        "sudo" => &[
-            "-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T", "-R",
-        ],
-        "doas" => &["-u", "-C"],
-        "env" => &["-u", "-C", "-S"],
-        "nice" => &["-n"],
-        "ionice" => &["-c", "-n", "-p", "-P", "-u"],
-        "timeout" => &["-s", "-k"],
-        "watch" => &["-n", "-d"],
-        "stdbuf" => &["-i", "-o", "-e"],
-        "xargs" => &["-I", "-n", "-P", "-L", "-s", "-d", "-E", "-a"],
-        "strace" => &["-e", "-o", "-p", "-s"],
-        "exec" => &["-a"],
-        _ => &[],
-    };
-    opts.contains(&opt)
-}
-
-/// The program names in command position in a shell line: a best effort
-/// without a full shell parser. Quotes start a new segment, so a command
-/// in a string (`bash -c 'pass show x'`, `eval "gpg …"`) is looked at too;
-/// a denied word that merely starts a quoted argument is then denied as
-/// well, which errs on the side of not sending.
-fn command_words(line: &str) -> impl Iterator<Item = &str> {
-    line.split(['|', ';', '&', '\n', '(', ')', '`', '{', '}', '\'', '"'])
-        .filter_map(|segment| {
-            let mut wrapper: Option<&str> = None;
-            let mut skip_value = false;
-            for w in segment.split_whitespace() {
-                let w = w.trim_start_matches(['\\', '$']);
-                if std::mem::take(&mut skip_value) || w.is_empty() {
-                    continue;
-                }
-                if w.starts_with('-') {
-                    skip_value = wrapper.is_some_and(|wr| takes_value(wr, w));
-                    continue;
-                }
-                // `FOO=bar cmd`: an assignment before the command.
-                if w.contains('=') && !w.starts_with('=') {
-                    continue;
-                }
-                let name = w.rsplit('/').next().unwrap_or(w);
-                if WRAPPERS.contains(&name) {
-                    wrapper = Some(name);
-                    continue;
-                }
-                // `timeout 5 cmd`, `nice -n 5 cmd`: numbers are arguments.
-                if name.starts_with(|c: char| c.is_ascii_digit())
-                    && name
-                        .chars()
-                        .all(|c| c.is_ascii_digit() || c == '.' || c == 's')
-                {
-                    continue;
-                }
-                return Some(name);
-            }
-            None
-        })
-}
+/// How deep quoted arguments are read again as command lines.
+const MAX_QUOTED_DEPTH: usize = 4;
 
 fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
@@ -531,6 +479,12 @@ mod tests {
             "\\pass show x",
             "xargs -I{} gpg --decrypt {}",
             "mysql -u root --password=hunter2",
+            "chronic pass show x",
+            "unbuffer gpg -d f",
+            "stdbuf -oL op item get Login",
+            "sudo -E -H --user=bob pass show x",
+            "ssh host 'pass show x'",
+            "watch -n 5 \"gpg -k\"",
             "export DB_PASSWORD=x",
             "echo MyPassword",
         ] {

@@ -40,6 +40,7 @@ use crate::redact::engine::apply;
 use crate::redact::identity::GENERIC_ACCOUNTS;
 use crate::redact::keep::is_candor_placeholder;
 use crate::redact::{Category, Finding, Placeholders, Redactor};
+use crate::shell::SSH_ARG;
 
 /// The rule of a password found by a command line's shape.
 pub const PASSWORD_RULE: &str = "command-password";
@@ -726,50 +727,40 @@ impl Scan<'_> {
             let Some(w) = words.get(i) else {
                 return;
             };
-            match basename(&w.text) {
-                "sudo" | "doas" => {
-                    i += 1;
-                    while let Some(f) = words.get(i).filter(|f| f.text.starts_with('-')) {
-                        if matches!(f.text.as_str(), "-u" | "-g" | "-U" | "-h" | "-p") {
-                            if let Some(v) = words.get(i + 1) {
-                                if f.text == "-p" {
-                                    // A prompt, not a secret.
-                                } else if f.text == "-h" {
-                                    self.host(v, 0, v.text.len());
-                                } else {
-                                    self.user(v, 0, v.text.len());
-                                }
-                            }
-                            i += 2;
-                        } else {
-                            i += 1;
-                        }
+            let name = basename(&w.text);
+            if name == "setenv" {
+                if let (Some(k), Some(v)) = (words.get(i + 1), words.get(i + 2)) {
+                    if let Some(rule) = secret_name(&k.text, true) {
+                        self.secret(v, 0, rule);
                     }
                 }
-                "env" | "time" | "nohup" | "exec" | "command" | "builtin" | "nice" | "ionice"
-                | "stdbuf" | "chronic" | "unbuffer" | "caffeinate" | "xargs" => {
-                    i += 1;
-                    while words.get(i).is_some_and(|f| f.text.starts_with('-')) {
-                        i += 1;
-                    }
-                }
-                "timeout" => {
-                    i += 1;
-                    while words.get(i).is_some_and(|f| f.text.starts_with('-')) {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-                "setenv" => {
-                    if let (Some(k), Some(v)) = (words.get(i + 1), words.get(i + 2)) {
-                        if let Some(rule) = secret_name(&k.text, true) {
-                            self.secret(v, 0, rule);
-                        }
-                    }
-                    return;
-                }
-                _ => break,
+                return;
             }
+            // Wrappers come from the shell reader's table; those whose
+            // command is a string or follows a host (`sh -c`, `ssh h`,
+            // `watch '…'`) are read by `nested`, which relexes strings.
+            let Some(wr) = crate::shell::wrapper(name)
+                .filter(|wr| wr.runs_argv && !READ_BY_NESTED.contains(&wr.name))
+            else {
+                break;
+            };
+            let texts: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
+            let next = crate::shell::skip_wrapper(wr, &texts, i);
+            if matches!(name, "sudo" | "doas") {
+                // Whose account and which host: `-p` is a prompt, not a secret.
+                for j in i + 1..next.min(words.len()) {
+                    if let Some(v) = words.get(j + 1).filter(|_| j + 1 < next) {
+                        match words[j].text.as_str() {
+                            "-h" | "--host" => self.host(v, 0, v.text.len()),
+                            "-u" | "-g" | "-U" | "--user" | "--group" | "--other-user" => {
+                                self.user(v, 0, v.text.len())
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            i = next;
         }
         let prog = basename(&words[i].text).to_owned();
         let args = &words[i + 1..];
@@ -1194,10 +1185,27 @@ impl Scan<'_> {
     }
 }
 
-/// ssh's options that take a value.
-const SSH_ARG: &[&str] = &[
-    "-b", "-c", "-D", "-E", "-e", "-F", "-I", "-i", "-J", "-L", "-l", "-m", "-O", "-o", "-p", "-P",
-    "-Q", "-R", "-S", "-W", "-w",
+/// Wrappers of the shell reader's table whose command [`Scan::nested`]
+/// finds (after a host, in a string, after `--`): the wrapper loop of
+/// [`Scan::command_words`] leaves them as the program.
+const READ_BY_NESTED: &[&str] = &[
+    "ssh",
+    "autossh",
+    "mosh",
+    "watch",
+    "sshpass",
+    "flock",
+    "chroot",
+    "nsenter",
+    "firejail",
+    "strace",
+    "ltrace",
+    "valgrind",
+    "torsocks",
+    "proxychains",
+    "proxychains4",
+    "eval",
+    "runuser",
 ];
 
 /// How deep commands nest (`sh -c "sudo docker exec c bash -c '…'"`)
@@ -2300,6 +2308,24 @@ mod tests {
         // Deep nesting is bounded.
         let line = format!("{}mysql -pX1", "watch ".repeat(20_000));
         let _ = findings(&line);
+    }
+
+    #[test]
+    fn wrappers_with_values_come_from_the_shell_reader() {
+        // Each wrapper's options that take a value, and its operands, are
+        // the shell reader's: `nice -n 5` does not make `5` the program.
+        for line in [
+            "nice -n 5 mysql -uroot -pHunter2xyz payroll",
+            "timeout -s KILL 30 mysql -pHunter2xyz",
+            "xargs -I {} mysql -pHunter2xyz -e {}",
+            "ionice -c 3 mysqldump -pHunter2xyz db",
+            "stdbuf -o L env -u X A=1 mysql -pHunter2xyz",
+            "chronic unbuffer mysql -pHunter2xyz",
+        ] {
+            assert_eq!(secret_values(line), ["Hunter2xyz"], "{line}");
+        }
+        let f = found("sudo -E --user deploy -h db-host-7 ls");
+        assert!(f.contains(&("username", "deploy".to_owned())), "{f:?}");
     }
 
     #[test]

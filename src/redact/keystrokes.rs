@@ -9,11 +9,11 @@
 //! a token, or a first attempt erased and retyped, is masked with the token.
 //!
 //! A password typed at a terminal prompt is invisible to the text detectors
-//! (the prompt is printed, not typed); a line typed right after a command
-//! that prompts for one (`sudo`, `ssh`, `mysql -p`...) is treated as a
-//! password, as is the first line typed when the caller knows the focused
-//! window asks for one.
+//! (the prompt is printed, not typed); the lines typed after a command that
+//! prompts for one (`sudo`, `passwd`, `mysql -p`...), or in a window whose
+//! title asks for one, are treated as passwords: see [`super::dialogues`].
 
+use super::dialogues;
 use super::engine::{apply, resolve, Redactor};
 use super::placeholders::Placeholders;
 use super::{Category, Finding, RedactError};
@@ -312,60 +312,11 @@ impl Redactor {
     }
 }
 
-/// Commands that prompt for a password on the terminal.
-fn prompts_for_password(line: &str) -> bool {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let Some(&first) = words.first() else {
-        return false;
-    };
-    let has = |w: &str| words.contains(&w);
-    match first {
-        "sudo" | "su" | "passwd" | "ssh" | "scp" | "sftp" | "kinit" | "sshpass" | "ssh-add"
-        | "ssh-keygen" | "htpasswd" | "keytool" | "ansible-vault" | "gpg" | "ftp" | "smbclient"
-        | "openconnect" => true,
-        "mysql" | "mariadb" | "mysqldump" => words.iter().any(|w| *w == "-p" || *w == "--password"),
-        "psql" | "pg_dump" => has("-W") || has("--password"),
-        "docker" | "podman" | "helm" | "npm" | "vault" | "az" | "oc" => has("login"),
-        "read" => words
-            .iter()
-            .any(|w| w.starts_with("-s") || *w == "-rs" || *w == "-sp"),
-        "zip" => has("-e") || has("-P"),
-        "openssl" => words.iter().any(|w| w.starts_with("-pass")),
-        "git" => has("push") || has("pull") || has("clone") || has("fetch"),
-        _ => false,
-    }
-}
-
-/// Whether a line is a shell command rather than a password answer (sudo
-/// remembers a password for a while, so the next line is often a command).
-fn looks_like_command(line: &str, previous: &str) -> bool {
-    let first = line.split_whitespace().next().unwrap_or("");
-    let prev_first = previous.split_whitespace().next().unwrap_or("");
-    line.contains(' ')
-        && (first == prev_first
-            || matches!(
-                first,
-                "sudo"
-                    | "cd"
-                    | "ls"
-                    | "git"
-                    | "cat"
-                    | "vim"
-                    | "nvim"
-                    | "less"
-                    | "make"
-                    | "cargo"
-                    | "npm"
-                    | "apt"
-                    | "docker"
-            ))
-}
-
 impl Redactor {
     /// Replays one focus segment's keys, redacts the typed text, and marks
     /// the keys to mask. `prompt` is the focused window's title or the last
     /// prompt shown, when known: if it asks for a password or passphrase,
-    /// the first line typed is one.
+    /// the lines typed first are answers.
     pub fn redact_keys(
         &self,
         keys: &[KeyStroke],
@@ -471,60 +422,46 @@ impl Redactor {
     }
 }
 
-/// Lines typed in answer to a password prompt.
+/// Lines typed in answer to a password prompt: after a command that opens
+/// a dialogue (see [`super::dialogues`]), or from the start when the
+/// focused window's title asks for a password. Every line of the dialogue
+/// is masked, typos, retries and usernames included, until a line that
+/// looks like a shell command or the dialogue's longest run is over.
 fn typed_passwords(text: &str, prompt: Option<&str>) -> Vec<Finding> {
+    /// A title prompt (pinentry, polkit, `[sudo] password for`) reads one
+    /// secret, but a retry or a second field may follow.
+    const TITLE_ANSWERS: usize = 3;
     let mut out = Vec::new();
-    let mut lines = Vec::new();
+    // (lines left that may be answers, of which sure answers, the prompting line)
+    // A terminal titled with the command it runs (`ssh db1`, `sudo -i`)
+    // is in that command's dialogue when it gets the focus.
+    let mut open: Option<(usize, usize, &str)> = match prompt {
+        Some(p) if dialogues::title_asks_for_password(p) => Some((TITLE_ANSWERS, 0, "")),
+        Some(p) if !dialogues::names_a_file_being_edited(p) => {
+            dialogues::dialogue_length(p).map(|(len, _)| (len, 0, p))
+        }
+        _ => None,
+    };
     let mut at = 0;
     for line in text.split('\n') {
-        lines.push((at, line));
+        let start = at;
         at += line.len() + 1;
-    }
-    let asks = |p: &str| {
-        let l = p.to_ascii_lowercase();
-        // An editor's title names a file (`password_reset.py - Code`): the
-        // text typed there is code, not an answer to a prompt.
-        let names_a_file = l.split_whitespace().any(|w| {
-            w.rsplit_once('.').is_some_and(|(stem, ext)| {
-                !stem.is_empty()
-                    && (1..=5).contains(&ext.len())
-                    && ext.bytes().all(|b| b.is_ascii_alphanumeric())
-            })
-        });
-        !names_a_file
-            && [
-                "password",
-                "passphrase",
-                "passcode",
-                " pin",
-                "unlock",
-                "authenticat",
-            ]
-            .iter()
-            .any(|w| l.contains(w))
-    };
-    let mut push = |start: usize, line: &str| {
-        let t = line.trim_end_matches('\r');
-        if !t.is_empty() {
-            out.push(Finding {
-                rule: "typed-password",
-                category: Category::Secret,
-                start,
-                end: start + t.len(),
-            });
+        if let Some((left, sure, cmd)) = open.take() {
+            if left > 0 && (sure > 0 || !dialogues::looks_like_command(line, cmd)) {
+                let t = line.trim_end_matches('\r');
+                if !t.is_empty() {
+                    out.push(Finding {
+                        rule: "typed-password",
+                        category: Category::Secret,
+                        start,
+                        end: start + t.len(),
+                    });
+                }
+                open = Some((left - 1, sure.saturating_sub(1), cmd));
+                continue;
+            }
         }
-    };
-    if prompt.is_some_and(asks) {
-        if let Some(&(s, l)) = lines.first() {
-            push(s, l);
-        }
-    }
-    for w in lines.windows(2) {
-        let (_, cmd) = w[0];
-        let (s, answer) = w[1];
-        if prompts_for_password(cmd) && !looks_like_command(answer, cmd) {
-            push(s, answer);
-        }
+        open = dialogues::dialogue_length(line).map(|(len, sure)| (len, sure, line));
     }
     out
 }
@@ -553,11 +490,13 @@ mod tests {
     }
 
     #[test]
-    fn prompting_commands() {
-        assert!(prompts_for_password("sudo apt install x"));
-        assert!(prompts_for_password("mysql -u root -p"));
-        assert!(!prompts_for_password("mysql -u root"));
-        assert!(!prompts_for_password("ls -la"));
-        assert!(looks_like_command("sudo apt upgrade", "sudo apt update"));
+    fn every_line_of_a_dialogue_is_masked() {
+        let text = "passwd\n0ld-pw\nN3w-pw\nN3w-pw\ncargo build\n";
+        let f = typed_passwords(text, None);
+        let got: Vec<&str> = f.iter().map(|f| &text[f.start..f.end]).collect();
+        assert_eq!(got, ["0ld-pw", "N3w-pw", "N3w-pw"]);
+        // A line that looks like a command ends the dialogue.
+        let text = "sudo apt update\nsudo apt upgrade\nls\n";
+        assert!(typed_passwords(text, None).is_empty());
     }
 }
