@@ -56,6 +56,8 @@ pub struct Control {
     pauses: Sender<PauseChange>,
     states: Mutex<BTreeMap<&'static str, SourceState>>,
     workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// The focus source's verdicts on keys, read by the input source.
+    keys: Arc<focus::KeyJudge>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -82,6 +84,7 @@ impl Control {
             pauses,
             states: Mutex::new(BTreeMap::new()),
             workers: Mutex::new(Vec::new()),
+            keys: Arc::new(focus::KeyJudge::default()),
         })
     }
 
@@ -102,6 +105,11 @@ impl Control {
         for w in workers {
             let _ = w.join();
         }
+    }
+
+    /// Where the focus source judges keys and the input source asks.
+    pub fn key_judge(&self) -> Arc<focus::KeyJudge> {
+        self.keys.clone()
     }
 
     fn adopt(&self, worker: std::thread::JoinHandle<()>) {
