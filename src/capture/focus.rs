@@ -231,6 +231,8 @@ pub struct KeyMatcher {
     last_key: Option<Instant>,
     /// Verdicts of keys held down, for autorepeat (no raw event of its own).
     down: HashMap<rdev::Key, Verdict>,
+    /// Whether the user was told that no tracker runs.
+    warned: bool,
 }
 
 impl KeyMatcher {
@@ -240,6 +242,7 @@ impl KeyMatcher {
             next: None,
             last_key: None,
             down: HashMap::new(),
+            warned: false,
         }
     }
 
@@ -265,9 +268,14 @@ impl KeyMatcher {
         let deadline = at + SETTLE;
         let mut j = self.judge.lock();
         if let Some(why) = &j.down {
+            if !self.warned {
+                tracing::warn!("keys are withheld: the focus is unknown ({why})");
+                self.warned = true;
+            }
             self.next = None;
             return Verdict::Withhold(format!("focus unknown: {why}"));
         }
+        self.warned = false;
         if press == self.down.contains_key(&key) {
             // A press of a key already down (X's autorepeat) or a release
             // of a key never seen down (pressed before the start) has no
@@ -755,6 +763,7 @@ impl Tracker {
         }
         let follows_pointer = self.seg.follows_pointer;
         self.seg = Segment::unknown();
+        self.judge.set_current(None);
         // A crossing matters only under PointerRoot; keep that knowledge
         // across changes that are not focus changes.
         if !matches!(ev, XEvent::FocusIn(_) | XEvent::FocusOut(_)) {
@@ -1075,7 +1084,7 @@ pub fn spawn(ctl: Arc<Control>, clock: SessionClock, excluded: Vec<String>) -> S
         .spawn(move || {
             let mut last: Option<Resolved> = None;
             let mut last_app: Option<Focus> = None;
-            let mut flag_pending: Option<(String, crate::event::Stamp, Instant)> = None;
+            let mut flag_pending: Option<(String, String, crate::event::Stamp, Instant)> = None;
             while !ctl.stopping() {
                 let landed = match round(&mut t, WAIT) {
                     Ok(l) => l,
@@ -1089,9 +1098,10 @@ pub fn spawn(ctl: Arc<Control>, clock: SessionClock, excluded: Vec<String>) -> S
                 };
                 if flag_pending
                     .as_ref()
-                    .is_some_and(|(_, _, t0)| t0.elapsed() >= FLAG_AFTER)
+                    .is_some_and(|(_, _, _, t0)| t0.elapsed() >= FLAG_AFTER)
                 {
-                    if let Some((label, since, _)) = flag_pending.take() {
+                    if let Some((label, why, since, _)) = flag_pending.take() {
+                        tracing::warn!("input is withheld: {why}");
                         ctl.set_excluded(Some(label), since);
                     }
                 }
@@ -1111,7 +1121,7 @@ pub fn spawn(ctl: Arc<Control>, clock: SessionClock, excluded: Vec<String>) -> S
                             flag_pending = None;
                             ctl.set_excluded(Some(label.clone()), at);
                         } else if flag_pending.is_none() && !ctl.is_excluded() {
-                            flag_pending = Some((label.clone(), at, Instant::now()));
+                            flag_pending = Some((label.clone(), why.clone(), at, Instant::now()));
                         }
                     }
                     Resolved::App(focus) => {
@@ -1173,5 +1183,112 @@ mod tests {
         assert!(is_excluded(&f("pinentry-curses", "Pinentry-curses"), &list));
         assert!(!is_excluded(&f("code", "Code"), &list));
         assert!(!is_excluded(&Focus::default(), &list));
+    }
+
+    fn judge_with(raws: &[(u32, bool, Option<Verdict>)]) -> Arc<KeyJudge> {
+        let judge = Arc::new(KeyJudge::default());
+        judge.set_down(None);
+        for (code, press, v) in raws {
+            judge.push(*code, *press, v.clone());
+        }
+        judge
+    }
+
+    fn no() -> Option<Verdict> {
+        Some(Verdict::Withhold("excluded".into()))
+    }
+
+    #[test]
+    fn keys_take_the_verdict_of_their_own_raw_event_in_order() {
+        // a down, a up (recorded), then b down, b up (withheld).
+        let judge = judge_with(&[
+            (38, true, Some(Verdict::Record)),
+            (38, false, Some(Verdict::Record)),
+            (56, true, no()),
+            (56, false, no()),
+        ]);
+        let mut m = KeyMatcher::new(judge);
+        let t = Instant::now();
+        assert_eq!(m.judge(rdev::Key::KeyA, true, t), Verdict::Record);
+        assert_eq!(m.judge(rdev::Key::KeyA, false, t), Verdict::Record);
+        assert!(!m.judge(rdev::Key::KeyB, true, t).records());
+        assert!(!m.judge(rdev::Key::KeyB, false, t).records());
+    }
+
+    #[test]
+    fn a_key_waits_for_its_verdict_and_is_withheld_if_none_comes() {
+        let judge = judge_with(&[(38, true, None)]);
+        let mut m = KeyMatcher::new(judge.clone());
+        let decider = {
+            let judge = judge.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                judge.decide(&[0], &Verdict::Record);
+            })
+        };
+        let t = Instant::now();
+        assert_eq!(m.judge(rdev::Key::KeyA, true, t), Verdict::Record);
+        assert!(t.elapsed() >= Duration::from_millis(50));
+        decider.join().unwrap();
+        // Its release never gets a verdict: withheld after SETTLE.
+        judge.push(38, false, None);
+        let t = Instant::now();
+        assert!(!m.judge(rdev::Key::KeyA, false, t).records());
+        assert!(t.elapsed() >= SETTLE);
+    }
+
+    #[test]
+    fn out_of_step_streams_withhold_until_a_pause_then_pair_again() {
+        // X saw a release rdev did not report before b.
+        let judge = judge_with(&[
+            (38, true, Some(Verdict::Record)),
+            (50, false, Some(Verdict::Record)),
+            (38, false, Some(Verdict::Record)),
+        ]);
+        let mut m = KeyMatcher::new(judge.clone());
+        let t = Instant::now();
+        assert_eq!(m.judge(rdev::Key::KeyA, true, t), Verdict::Record);
+        // Paired with the stray Shift release: caught by code.
+        assert!(!m.judge(rdev::Key::KeyA, false, t).records());
+        // Still typing: no guessing.
+        judge.push(56, true, Some(Verdict::Record));
+        assert!(!m.judge(rdev::Key::KeyB, true, t).records());
+        judge.push(56, false, Some(Verdict::Record));
+        assert!(!m.judge(rdev::Key::KeyB, false, t).records());
+        // After a pause, the next key pairs with its own raw event.
+        std::thread::sleep(QUIET + Duration::from_millis(20));
+        judge.push(52, true, Some(Verdict::Record));
+        let t = Instant::now();
+        assert_eq!(m.judge(rdev::Key::KeyZ, true, t), Verdict::Record);
+        judge.push(52, false, no());
+        assert!(!m.judge(rdev::Key::KeyZ, false, t).records());
+    }
+
+    #[test]
+    fn autorepeat_is_judged_by_its_press_and_the_focus_now() {
+        let judge = judge_with(&[(38, true, Some(Verdict::Record))]);
+        judge.set_current(Some(Verdict::Record));
+        let mut m = KeyMatcher::new(judge.clone());
+        let t = Instant::now();
+        assert_eq!(m.judge(rdev::Key::KeyA, true, t), Verdict::Record);
+        // Repeats have no raw event of their own.
+        assert_eq!(m.judge(rdev::Key::KeyA, true, t), Verdict::Record);
+        judge.set_current(None);
+        assert!(!m.judge(rdev::Key::KeyA, true, t).records());
+        judge.set_current(Some(Verdict::Record));
+        // Once withheld, the held key stays withheld.
+        assert!(!m.judge(rdev::Key::KeyA, true, t).records());
+    }
+
+    #[test]
+    fn without_a_tracker_every_key_is_withheld() {
+        let judge = Arc::new(KeyJudge::default());
+        let mut m = KeyMatcher::new(judge.clone());
+        let t = Instant::now();
+        assert!(!m.judge(rdev::Key::KeyA, true, t).records());
+        judge.set_down(None);
+        judge.set_down(Some("the X server went away".into()));
+        judge.push(38, false, Some(Verdict::Record));
+        assert!(!m.judge(rdev::Key::KeyA, false, t).records());
     }
 }
