@@ -229,3 +229,36 @@ fn after_the_window_manager_dies_nothing_typed_is_stored() {
     // The daemon says that it withholds input, and why.
     assert_eq!(status["excluded_app_focused"], true, "{status:#}");
 }
+
+#[test]
+fn under_pointer_root_keys_follow_the_pointer_into_an_excluded_window() {
+    // A bare Xvfb's focus is PointerRoot: keys go to the window under the
+    // pointer, and no focus event says so; only crossings do.
+    let Some(x) = X::start(false) else { return };
+    let t = TestStore::new();
+    grant(&t, "keys.timing,keys.text,window.apps");
+    let (d, _) = daemon(&t, &x);
+    let (_c1, _code) = window(&x, "Code", (0, 0));
+    let (_c2, _vault) = window(&x, "KeePassXC", (320, 0));
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..ROUNDS {
+        x.xdotool(&["mousemove", "150", "100"]);
+        std::thread::sleep(Duration::from_millis(300));
+        x.xdotool(&["type", "--delay", "30", "ok"]);
+        // Into the vault and type at once, in one xdotool run.
+        x.xdotool(&["mousemove", "470", "100", "type", "--delay", "30", PASSWORD]);
+    }
+    stop(d);
+    let ev = events(&t);
+    assert_no_password(&ev);
+    let control: Vec<String> = (0..ROUNDS)
+        .flat_map(|_| ["o".to_owned(), "k".to_owned()])
+        .collect();
+    assert_eq!(typed(&ev), control, "{ev:#?}");
+    assert_eq!(
+        withheld(&ev),
+        (2 * PASSWORD.len() * ROUNDS) as i64,
+        "{:#?}",
+        of_kind(&ev, "capture.gap")
+    );
+}
