@@ -262,3 +262,76 @@ fn under_pointer_root_keys_follow_the_pointer_into_an_excluded_window() {
         of_kind(&ev, "capture.gap")
     );
 }
+
+/// A stand-in window manager: it announces itself on the root
+/// (`_NET_SUPPORTING_WM_CHECK`, on a window of its own naming itself) and
+/// says `active` is the active window, whatever really has focus.
+fn claim_active(x: &X, active: u32) -> RustConnection {
+    let (conn, screen) = x11rb::connect(Some(&x.display)).expect("connect to Xvfb");
+    let root = conn.setup().roots[screen].root;
+    let atom = |name: &[u8]| conn.intern_atom(false, name).unwrap().reply().unwrap().atom;
+    let (check, net_active) = (
+        atom(b"_NET_SUPPORTING_WM_CHECK"),
+        atom(b"_NET_ACTIVE_WINDOW"),
+    );
+    let me = conn.generate_id().unwrap();
+    conn.create_window(
+        0,
+        me,
+        root,
+        -10,
+        -10,
+        1,
+        1,
+        0,
+        WindowClass::INPUT_OUTPUT,
+        0,
+        &CreateWindowAux::new(),
+    )
+    .unwrap();
+    for (win, prop, value) in [
+        (me, check, me),
+        (root, check, me),
+        (root, net_active, active),
+    ] {
+        conn.change_property32(PropMode::REPLACE, win, prop, AtomEnum::WINDOW, &[value])
+            .unwrap();
+    }
+    conn.flush().unwrap();
+    conn
+}
+
+#[test]
+fn a_window_manager_that_disagrees_with_the_input_focus_is_not_believed() {
+    let Some(x) = X::start(false) else { return };
+    let t = TestStore::new();
+    grant(&t, "keys.timing,keys.text,window.apps");
+    let (d, _) = daemon(&t, &x);
+    let (_c1, code) = window(&x, "Code", (0, 0));
+    let (_c2, vault) = window(&x, "KeePassXC", (320, 0));
+    // It says the editor is active, always.
+    let _wm = claim_active(&x, code);
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..ROUNDS {
+        // The control: focus and the window manager agree.
+        focus_settle_type(&x, code, "ok");
+        focus_and_type(&x, vault, PASSWORD);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status: Value = serde_json::from_str(&t.candor_ok(&["status", "--json"])).unwrap();
+    stop(d);
+    let ev = events(&t);
+    assert_no_password(&ev);
+    let control: Vec<String> = (0..ROUNDS)
+        .flat_map(|_| ["o".to_owned(), "k".to_owned()])
+        .collect();
+    assert_eq!(typed(&ev), control, "{ev:#?}");
+    assert_eq!(
+        withheld(&ev),
+        (2 * PASSWORD.len() * ROUNDS) as i64,
+        "{:#?}",
+        of_kind(&ev, "capture.gap")
+    );
+    // The vault still has focus, the window manager still disagrees.
+    assert_eq!(status["excluded_app_focused"], true, "{status:#}");
+}

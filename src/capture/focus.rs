@@ -901,17 +901,9 @@ impl Tracker {
     ) -> Result<Resolved, Lost> {
         // A window manager that announced itself must still be there, or
         // its _NET_ACTIVE_WINDOW is stale.
-        let wm_alive = match wm_check {
-            None => false,
-            Some(w) => {
-                if self.window_property(w, self.atoms.check)? != Some(w) {
-                    return Ok(Self::withheld(
-                        "window manager gone",
-                        "the window manager has gone (its _NET_SUPPORTING_WM_CHECK window no longer exists), so the focus cannot be checked".into(),
-                    ));
-                }
-                true
-            }
+        let wm = match wm_check {
+            None => None,
+            Some(w) => Some(self.window_property(w, self.atoms.check)? == Some(w)),
         };
         let target = match self.grab {
             Grab::To(w) => w,
@@ -936,7 +928,7 @@ impl Tracker {
         };
         // Keys sent to the window manager's own window (openbox focuses it
         // when no client has focus) reach no application, as the root.
-        let client = if target == self.root || (wm_alive && wm_check == Some(target)) {
+        let client = if target == self.root || (wm == Some(true) && wm_check == Some(target)) {
             None
         } else {
             match self.client_of(target)? {
@@ -949,38 +941,50 @@ impl Tracker {
                 }
             }
         };
-        if wm_alive && self.grab == Grab::None {
-            let active = active.filter(|w| *w != 0);
-            if active != client {
-                return Ok(Self::withheld(
-                    "wm disagrees",
-                    format!(
-                        "the window manager's active window ({}) is not the input focus ({})",
-                        active.map_or("none".into(), |w| format!("0x{w:x}")),
-                        client.map_or("none".into(), |w| format!("0x{w:x}")),
-                    ),
-                ));
-            }
-        }
-        let Some(client) = client else {
+        let focus = match client {
             // The bare root: keys reach no application.
-            return Ok(Resolved::App(Focus::default()));
+            None => Focus::default(),
+            Some(c) => {
+                self.watch(c)?;
+                let Some((instance, class)) = self.class_of(c)? else {
+                    return Ok(Self::withheld(
+                        "focus unknown",
+                        format!("the focused window 0x{c:x} has no readable WM_CLASS"),
+                    ));
+                };
+                Focus {
+                    class: Some(class),
+                    instance: Some(instance),
+                    title: self.title_of(c)?,
+                }
+            }
         };
-        self.watch(client)?;
-        let Some((instance, class)) = self.class_of(client)? else {
-            return Ok(Self::withheld(
-                "focus unknown",
-                format!("the focused window 0x{client:x} has no readable WM_CLASS"),
-            ));
-        };
-        let focus = Focus {
-            class: Some(class),
-            instance: Some(instance),
-            title: self.title_of(client)?,
-        };
+        // An excluded application first: status names it.
         if is_excluded(&focus, &self.excluded) {
             let label = focus.class.clone().unwrap_or_default();
             return Ok(Self::withheld(&label, EXCLUDED_APP.into()));
+        }
+        match wm {
+            Some(false) => {
+                return Ok(Self::withheld(
+                    "window manager gone",
+                    "the window manager has gone (its _NET_SUPPORTING_WM_CHECK window no longer exists), so the focus cannot be checked".into(),
+                ))
+            }
+            Some(true) if self.grab == Grab::None => {
+                let active = active.filter(|w| *w != 0);
+                if active != client {
+                    return Ok(Self::withheld(
+                        "wm disagrees",
+                        format!(
+                            "the window manager's active window ({}) is not the input focus ({})",
+                            active.map_or("none".into(), |w| format!("0x{w:x}")),
+                            client.map_or("none".into(), |w| format!("0x{w:x}")),
+                        ),
+                    ));
+                }
+            }
+            _ => {}
         }
         Ok(Resolved::App(focus))
     }
