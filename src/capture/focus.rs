@@ -719,7 +719,7 @@ impl Tracker {
     }
 
     /// Takes one event, in stream order.
-    fn take(&mut self, ev: XEvent) -> Result<bool, Lost> {
+    fn take(&mut self, ev: XEvent) -> Result<(), Lost> {
         let raw = match &ev {
             XEvent::XinputRawKeyPress(k) => Some((k.detail, true)),
             XEvent::XinputRawKeyRelease(k) => Some((k.detail, false)),
@@ -732,7 +732,7 @@ impl Tracker {
                 self.down.remove(&code)
             };
             if !paired {
-                return Ok(false);
+                return Ok(());
             }
             let verdict = self.seg.state.as_ref().map(|s| match s {
                 Resolved::App(_) => Verdict::Record,
@@ -743,11 +743,11 @@ impl Tracker {
             if unresolved {
                 self.seg.pending.push(idx);
             }
-            return Ok(false);
+            return Ok(());
         }
         self.follow(&ev)?;
         if !self.classify(&ev, self.seg.follows_pointer) {
-            return Ok(false);
+            return Ok(());
         }
         // The segment ends here. Keys in it that were never resolved are
         // withheld: what they went to cannot be known any more.
@@ -769,7 +769,7 @@ impl Tracker {
         if !matches!(ev, XEvent::FocusIn(_) | XEvent::FocusOut(_)) {
             self.seg.follows_pointer = follows_pointer;
         }
-        Ok(true)
+        Ok(())
     }
 
     fn property(&self, win: Window, prop: Atom, ty: Atom) -> Result<Option<Vec<u8>>, Lost> {
