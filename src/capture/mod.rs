@@ -185,6 +185,13 @@ impl Control {
         lock(&self.excluded).is_some()
     }
 
+    /// What input is withheld for: the excluded application's class, or
+    /// the focus source's state ("focus unknown", "wm disagrees", "window
+    /// manager gone"); for status.
+    pub fn excluded_for(&self) -> Option<String> {
+        lock(&self.excluded).as_ref().map(|(app, _)| app.clone())
+    }
+
     /// Closes open pause and exclusion spans at shutdown, so they are on
     /// record.
     pub fn close_spans(&self, at: Stamp) {
