@@ -254,6 +254,11 @@ impl KeyMatcher {
             .is_none_or(|t| at.saturating_duration_since(t) >= QUIET);
         self.last_key = Some(at);
         let verdict = self.judge_inner(key, press, at, quiet);
+        tracing::trace!(
+            waited_us = at.elapsed().as_micros() as u64,
+            ?verdict,
+            "key judged"
+        );
         if press {
             self.down.insert(key, verdict.clone());
         } else {
