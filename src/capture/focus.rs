@@ -1073,6 +1073,20 @@ fn land(t: &mut Tracker, state: Resolved) -> Resolved {
     state
 }
 
+/// Marks the tracker down when its thread ends, however it ends.
+struct DownOnExit(Arc<KeyJudge>);
+
+impl Drop for DownOnExit {
+    fn drop(&mut self) {
+        let mut j = self.0.lock();
+        if j.down.is_none() {
+            j.down = Some("the focus source has stopped".into());
+            j.current = None;
+        }
+        self.0.changed.notify_all();
+    }
+}
+
 /// Starts the focus source. It stores `window.focus` events when the
 /// consent grants `window.apps` (titles only with `window.titles`), and
 /// always judges keys for exclusions (see the module's comment).
@@ -1091,6 +1105,9 @@ pub fn spawn(ctl: Arc<Control>, clock: SessionClock, excluded: Vec<String>) -> S
     let worker = std::thread::Builder::new()
         .name("candor-focus".into())
         .spawn(move || {
+            // However the thread ends (a stop, a lost server, a panic), keys
+            // are withheld from then on rather than wait for verdicts.
+            let _down = DownOnExit(judge.clone());
             let mut last: Option<Resolved> = None;
             let mut last_app: Option<Focus> = None;
             let mut flag_pending: Option<(String, String, crate::event::Stamp, Instant)> = None;
@@ -1158,10 +1175,6 @@ pub fn spawn(ctl: Arc<Control>, clock: SessionClock, excluded: Vec<String>) -> S
                 }
                 last = Some(state);
             }
-            if !ctl.stopping() {
-                return;
-            }
-            judge.set_down(Some("the focus source has stopped".into()));
         });
     match worker {
         Ok(w) => {
