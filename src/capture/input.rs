@@ -391,6 +391,8 @@ fn deliver(ctl: &super::Control, clock: &SessionClock, out: &mut Vec<Output>, ke
                         Err(super::NotRecorded::Excluded) => keys.withhold(at),
                         _ => keys.flush(ctl, clock, false),
                     },
+                    // A pause is its own gap: keys in it are not counted twice.
+                    Verdict::Withhold(_) if ctl.is_paused() => {}
                     Verdict::Withhold(why) => {
                         tracing::debug!(%why, "key withheld");
                         keys.withhold(at);
