@@ -180,7 +180,7 @@ fn pause_by_hotkey_and_by_the_cli_and_the_hotkey_is_never_stored() {
 }
 
 #[test]
-fn focus_is_recorded_and_excluded_apps_leave_only_a_gap() {
+fn focus_is_recorded_and_excluded_apps_leave_only_gaps() {
     let Some(x) = X::start(true) else { return };
     let t = TestStore::new();
     grant(&t, "keys.timing,keys.text,window.apps");
@@ -215,10 +215,25 @@ fn focus_is_recorded_and_excluded_apps_leave_only_a_gap() {
         focus.iter().all(|e| e["fields"].get("title").is_none()),
         "a title without window.titles"
     );
+    // The exclusion leaves its span (count 0) and the password's keys,
+    // each withheld on its own and counted: 7 down and 7 up. The window
+    // manager may also disagree with the input focus for a moment after
+    // the vault closes, which is one more span: nothing else is a gap.
     let gaps = of_kind(&ev, "capture.gap");
-    assert_eq!(gaps.len(), 1, "{gaps:?}");
-    assert_eq!(gaps[0]["fields"]["reason"], "excluded");
-    assert!(gaps[0]["fields"]["duration_ns"].as_i64().unwrap() > 0);
+    assert!(
+        gaps.iter().all(|g| g["fields"]["reason"] == "excluded"),
+        "{gaps:?}"
+    );
+    assert!(
+        gaps.iter()
+            .any(|g| g["fields"]["count"] == 0 && g["fields"]["duration_ns"].as_i64().unwrap() > 0),
+        "{gaps:?}"
+    );
+    let withheld: i64 = gaps
+        .iter()
+        .map(|g| g["fields"]["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(withheld, 14, "{gaps:?}");
 }
 
 #[test]

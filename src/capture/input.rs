@@ -11,12 +11,16 @@
 //! - mouse moves are thinned to a fixed rate (latest wins within a period,
 //!   and the last position is always written before a click);
 //! - timestamps come from the session's monotonic clock, not rdev's wall
-//!   clock.
+//!   clock;
+//! - every key event waits for the focus source's verdict on it, judged at
+//!   its own place in the X server's order (see `focus`), before it is
+//!   handed over; a withheld key is never stored, only counted in a gap.
 
 use std::time::{Duration, Instant};
 
 use rdev::{Button, EventType, Key};
 
+use super::focus::{KeyMatcher, Verdict};
 use crate::event::{Event, EventError, SessionClock, Stamp};
 use crate::keymap;
 use crate::registry::Kind;
@@ -290,12 +294,126 @@ impl Translator {
     }
 }
 
+/// Keys withheld in a row, written as one `excluded` gap with their count.
+#[derive(Debug)]
+struct Run {
+    since: Stamp,
+    last: Stamp,
+    count: i64,
+}
+
+/// The input source's side of exclusions: each raw key's verdict (by its
+/// stamp, which every event made from it carries, held-back modifiers
+/// included) and the run of keys withheld.
+struct Keys {
+    verdicts: std::collections::VecDeque<(i64, Verdict)>,
+    run: Option<Run>,
+}
+
+/// Verdicts kept for events the translator holds back (modifiers).
+const VERDICTS_KEPT: usize = 256;
+/// A run of withheld keys is written once no key was withheld for this long.
+const RUN_IDLE: Duration = Duration::from_secs(1);
+
+impl Keys {
+    fn new() -> Keys {
+        Keys {
+            verdicts: std::collections::VecDeque::new(),
+            run: None,
+        }
+    }
+
+    fn note(&mut self, mono_ns: i64, verdict: Verdict) {
+        if self.verdicts.len() >= VERDICTS_KEPT {
+            self.verdicts.pop_front();
+        }
+        self.verdicts.push_back((mono_ns, verdict));
+    }
+
+    fn verdict(&self, mono_ns: i64) -> Verdict {
+        self.verdicts
+            .iter()
+            .rev()
+            .find(|(m, _)| *m == mono_ns)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| Verdict::Withhold("no verdict for this key".into()))
+    }
+
+    fn withhold(&mut self, at: Stamp) {
+        match &mut self.run {
+            Some(r) => {
+                r.last = at;
+                r.count += 1;
+            }
+            None => {
+                self.run = Some(Run {
+                    since: at,
+                    last: at,
+                    count: 1,
+                })
+            }
+        }
+    }
+
+    /// Writes the run of withheld keys as a gap, now, or once it is idle.
+    fn flush(&mut self, ctl: &super::Control, clock: &SessionClock, only_if_idle: bool) {
+        let idle = self
+            .run
+            .as_ref()
+            .is_some_and(|r| clock.stamp().mono_ns - r.last.mono_ns >= RUN_IDLE.as_nanos() as i64);
+        if only_if_idle && !idle {
+            return;
+        }
+        if let Some(r) = self.run.take() {
+            let gap = Event::new(Kind::CaptureGap, r.since)
+                .with("reason", "excluded")
+                .and_then(|e| e.with("duration_ns", (r.last.mono_ns - r.since.mono_ns).max(0)))
+                .and_then(|e| e.with("count", r.count));
+            match gap {
+                Ok(g) => ctl.deliver_gap(g),
+                Err(e) => tracing::error!("gap for {} withheld keys not written: {e}", r.count),
+            }
+        }
+    }
+}
+
+/// Hands translated events over; keys only with a verdict to record them.
+fn deliver(ctl: &super::Control, clock: &SessionClock, out: &mut Vec<Output>, keys: &mut Keys) {
+    for o in out.drain(..) {
+        match o {
+            Output::Event(e) if matches!(e.kind, Kind::KeyDown | Kind::KeyUp) => {
+                let at = Stamp {
+                    wall_ns: e.wall_ns,
+                    mono_ns: e.mono_ns,
+                };
+                match keys.verdict(e.mono_ns) {
+                    Verdict::Record => match ctl.offer(e) {
+                        Err(super::NotRecorded::Excluded) => keys.withhold(at),
+                        _ => keys.flush(ctl, clock, false),
+                    },
+                    // A pause is its own gap: keys in it are not counted twice.
+                    Verdict::Withhold(_) if ctl.is_paused() => {}
+                    Verdict::Withhold(why) => {
+                        tracing::debug!(%why, "key withheld");
+                        keys.withhold(at);
+                    }
+                }
+            }
+            Output::Event(e) => ctl.deliver(e),
+            Output::TogglePause(at) => ctl.toggle_pause(at, "hotkey"),
+        }
+    }
+}
+
 /// Starts the keyboard and mouse source. Raw events are translated right
 /// in rdev's callback, on its own thread: handing each one to another
 /// thread would cost a wake-up per mouse move, several times what the
-/// translation costs. A small timer thread writes out held-back mouse moves
-/// when the pointer comes to rest. Returns once the listener is known to be
-/// running or to have failed.
+/// translation costs. A key event first waits there for the focus
+/// source's verdict (typically well under a millisecond; rdev's events
+/// queue in the X connection meanwhile, and order is kept). A small timer
+/// thread writes out held-back mouse moves when the pointer comes to rest,
+/// and runs of withheld keys once they end. Returns once the listener is
+/// known to be running or to have failed.
 pub fn spawn(
     ctl: std::sync::Arc<super::Control>,
     clock: SessionClock,
@@ -306,18 +424,12 @@ pub fn spawn(
     let translator = Arc::new(Mutex::new((
         Translator::new(clock, mouse_rate_hz),
         Vec::<Output>::new(),
+        Keys::new(),
     )));
-    let deliver = |ctl: &super::Control, out: &mut Vec<Output>| {
-        for o in out.drain(..) {
-            match o {
-                Output::Event(e) => ctl.deliver(e),
-                Output::TogglePause(at) => ctl.toggle_pause(at, "hotkey"),
-            }
-        }
-    };
     let (err_tx, err_rx) = crossbeam_channel::bounded::<String>(1);
     let in_callback = translator.clone();
     let ctl_cb = ctl.clone();
+    let mut matcher = KeyMatcher::new(ctl.key_judge());
     let listener = std::thread::Builder::new()
         .name("candor-rdev".into())
         .spawn(move || {
@@ -328,12 +440,20 @@ pub fn spawn(
                     return;
                 }
                 let at = Instant::now();
+                let verdict = match ev.event_type {
+                    EventType::KeyPress(k) => Some(matcher.judge(k, true, at)),
+                    EventType::KeyRelease(k) => Some(matcher.judge(k, false, at)),
+                    _ => None,
+                };
                 let mut guard = in_callback.lock().unwrap_or_else(|p| p.into_inner());
-                let (tr, out) = &mut *guard;
+                let (tr, out, keys) = &mut *guard;
+                if let Some(v) = verdict {
+                    keys.note(clock.stamp_at(at).mono_ns, v);
+                }
                 if let Err(e) = tr.translate(&ev, at, out) {
                     tracing::error!("input event not translated: {e}");
                 }
-                deliver(&ctl_cb, out);
+                deliver(&ctl_cb, &clock, out, keys);
             });
             let why = match result {
                 Ok(()) => "the X input listener stopped".to_owned(),
@@ -376,15 +496,19 @@ pub fn spawn(
                     break;
                 }
                 let mut guard = translator.lock().unwrap_or_else(|p| p.into_inner());
-                let (tr, out) = &mut *guard;
+                let (tr, out, keys) = &mut *guard;
                 tr.tick(Instant::now(), out);
-                wait = if tr.has_pending_move() {
+                wait = if tr.has_pending_move() || keys.run.is_some() {
                     every
                 } else {
                     every * 4
                 };
-                deliver(&ctl, out);
+                deliver(&ctl, &clock, out, keys);
+                keys.flush(&ctl, &clock, true);
             }
+            // Withheld keys are on record before the daemon closes the store.
+            let mut guard = translator.lock().unwrap_or_else(|p| p.into_inner());
+            guard.2.flush(&ctl, &clock, false);
         });
     match worker {
         Ok(w) => {

@@ -56,6 +56,8 @@ pub struct Control {
     pauses: Sender<PauseChange>,
     states: Mutex<BTreeMap<&'static str, SourceState>>,
     workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// The focus source's verdicts on keys, read by the input source.
+    keys: Arc<focus::KeyJudge>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -82,6 +84,7 @@ impl Control {
             pauses,
             states: Mutex::new(BTreeMap::new()),
             workers: Mutex::new(Vec::new()),
+            keys: Arc::new(focus::KeyJudge::default()),
         })
     }
 
@@ -102,6 +105,11 @@ impl Control {
         for w in workers {
             let _ = w.join();
         }
+    }
+
+    /// Where the focus source judges keys and the input source asks.
+    pub fn key_judge(&self) -> Arc<focus::KeyJudge> {
+        self.keys.clone()
     }
 
     fn adopt(&self, worker: std::thread::JoinHandle<()>) {
@@ -175,6 +183,13 @@ impl Control {
 
     pub fn is_excluded(&self) -> bool {
         lock(&self.excluded).is_some()
+    }
+
+    /// What input is withheld for: the excluded application's class, or
+    /// the focus source's state ("focus unknown", "wm disagrees", "window
+    /// manager gone"); for status.
+    pub fn excluded_for(&self) -> Option<String> {
+        lock(&self.excluded).as_ref().map(|(app, _)| app.clone())
     }
 
     /// Closes open pause and exclusion spans at shutdown, so they are on
