@@ -298,6 +298,12 @@ fn the_writer_judges_each_event_by_the_consent_at_its_own_time() {
         .and_then(|e| e.with("count", 0))
         .unwrap();
     sink.send(gap).unwrap();
+    let straddling = Event::new(Kind::CaptureGap, at(revoked - 10))
+        .with("reason", "excluded")
+        .and_then(|e| e.with("duration_ns", 5_000_000))
+        .and_then(|e| e.with("count", 3))
+        .unwrap();
+    sink.send(straddling).unwrap();
     drop(sink);
     let stats = handle.shutdown().unwrap();
 
@@ -313,9 +319,20 @@ fn the_writer_judges_each_event_by_the_consent_at_its_own_time() {
     );
     assert_eq!((stats.cut, stats.narrowed), (3, 2), "{stats:?}");
     assert_eq!(stats.received, stats.written + stats.cut, "{stats:?}");
-    // Bookkeeping goes on after the revocation.
+    // A gap that starts after the revocation would describe that time: cut.
+    // One that started under consent is kept, cut short at the revocation.
     assert_eq!(
         count(&t, "SELECT count(*) FROM gaps WHERE reason = 'paused'"),
+        0
+    );
+    assert_eq!(
+        count(
+            &t,
+            &format!(
+                "SELECT count(*) FROM gaps WHERE reason = 'excluded' AND start_ns = {} AND end_ns = {revoked}",
+                revoked - 10
+            )
+        ),
         1
     );
     let audit = t.candor(&["audit"]);

@@ -509,9 +509,12 @@ fn status_text(s: &serde_json::Value) -> String {
     let paused = match (s["paused"].as_bool(), s["paused_until"].as_str()) {
         (Some(true), Some(until)) => format!("paused until {until}"),
         (Some(true), None) => "paused".to_owned(),
-        _ if s["excluded_app_focused"].as_bool() == Some(true) => {
-            "recording nothing: an excluded app has focus".to_owned()
-        }
+        _ if s["excluded_app_focused"].as_bool() == Some(true) => format!(
+            "recording no input: {}",
+            s["excluded_for"]
+                .as_str()
+                .unwrap_or("an excluded application has focus")
+        ),
         _ => "recording".to_owned(),
     };
     out += &format!("capture    {paused}\n");

@@ -17,7 +17,7 @@
 //! after it happens, so judging by the ledger would cut what was recorded,
 //! with consent, in between.
 
-use crate::event::Event;
+use crate::event::{Event, Value};
 use crate::store::seal::Sealer;
 use crate::store::writer::{Admission, Verdict};
 use crate::store::StoreError;
@@ -130,6 +130,43 @@ impl Admission for ConsentCut {
             Verdict::Narrowed(copy)
         } else {
             Verdict::Cut
+        }
+    }
+
+    /// A gap is bookkeeping about consented time: one that starts where no
+    /// consent is in force (keys withheld after a revocation, say) would
+    /// itself describe what the person did after withdrawing, so it is cut;
+    /// one that runs past the end of consent is cut short there (through
+    /// back-to-back amendments, consent goes on).
+    fn judge_gap(&self, gap: &Event) -> Verdict {
+        let Some(history) = &self.history else {
+            return Verdict::Cut;
+        };
+        let start = gap.wall_ns;
+        let Some(mut window) = history.window_at(start) else {
+            return Verdict::Cut;
+        };
+        let duration = match gap.get("duration_ns") {
+            Some(Value::Int(n)) => (*n).max(0),
+            _ => 0,
+        };
+        let end = start.saturating_add(duration);
+        let mut covered = window.effective_end();
+        while covered < end {
+            match history.window_at(covered) {
+                Some(next) if !std::ptr::eq(next, window) => {
+                    window = next;
+                    covered = window.effective_end();
+                }
+                _ => break,
+            }
+        }
+        if covered >= end {
+            return Verdict::Write;
+        }
+        match gap.clone().with("duration_ns", covered - start) {
+            Ok(copy) => Verdict::Narrowed(copy),
+            Err(_) => Verdict::Cut,
         }
     }
 }

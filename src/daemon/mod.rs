@@ -248,6 +248,8 @@ fn status_json(
         "paused": ctl.is_paused(),
         "paused_until": paused_until.map(crate::store::query::format_ns),
         "excluded_app_focused": ctl.is_excluded(),
+        // Why input is withheld: an excluded app, or a focus that is unknown.
+        "excluded_for": ctl.excluded_for(),
         "sources": ctl.states(),
         "writer": sink.stats(),
         "ingest": ingest.json(),

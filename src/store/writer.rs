@@ -346,6 +346,11 @@ pub trait Admission: Send {
     fn refresh(&mut self, conn: &rusqlite::Connection, sealer: &Sealer) -> Result<(), StoreError>;
     /// Judges one event (never a `capture.gap`, which is bookkeeping).
     fn judge(&self, event: &Event) -> Verdict;
+    /// Judges one `capture.gap`. Bookkeeping is written by default; a cut
+    /// may refuse a gap that would describe a time no consent covered.
+    fn judge_gap(&self, _gap: &Event) -> Verdict {
+        Verdict::Write
+    }
 }
 
 /// Starts the writer for `store`: takes the writer lock, loads (or creates)
@@ -713,7 +718,16 @@ impl Worker {
             for ev in events.chain(extras.gaps.iter()) {
                 let kept;
                 let ev = match admission.as_ref() {
-                    Some(a) if ev.kind != Kind::CaptureGap => match a.judge(ev) {
+                    // Gaps are not events received: a cut one is not counted.
+                    Some(a) if ev.kind == Kind::CaptureGap => match a.judge_gap(ev) {
+                        Verdict::Write => ev,
+                        Verdict::Narrowed(copy) => {
+                            kept = copy;
+                            &kept
+                        }
+                        Verdict::Cut => continue,
+                    },
+                    Some(a) => match a.judge(ev) {
                         Verdict::Write => ev,
                         Verdict::Narrowed(copy) => {
                             narrowed += 1;
@@ -725,7 +739,7 @@ impl Worker {
                             continue;
                         }
                     },
-                    _ => ev,
+                    None => ev,
                 };
                 last_ns = Some(last_ns.map_or(ev.wall_ns, |l: i64| l.max(ev.wall_ns)));
                 if ev.kind == Kind::CaptureGap {
