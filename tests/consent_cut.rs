@@ -420,3 +420,47 @@ fn candor_consent_tells_a_running_daemon_without_waiting_for_the_poll() {
         1
     );
 }
+
+/// A pause is judged by each event's own time too: a key typed while
+/// paused but handed over after the resume (it waited for its focus
+/// verdict) is the pause's, and one typed just before the pause but handed
+/// over during it was consented and is kept.
+#[test]
+fn the_gate_judges_pauses_by_each_events_own_time() {
+    use candor::capture::{Control, NotRecorded};
+    use candor::consent::gate::Gate;
+    let t = TestStore::new();
+    grant(&t, "keys.timing,keys.text");
+    let gate = {
+        let mut store = t.open();
+        Gate::check(&consent::refresh(&mut store, now_ns()).unwrap()).unwrap()
+    };
+    let (sink, handle) = daemon_writer(&t);
+    let (pause_tx, _pause_rx) = crossbeam_channel::unbounded();
+    let ctl = Control::new(gate, sink, pause_tx);
+    let t0 = now_ns();
+    let ms = 1_000_000;
+    ctl.set_paused(true, at(t0 + 10 * ms), "test");
+    assert_eq!(ctl.offer(key(t0 + 5 * ms, "a")), Ok(()), "before the pause");
+    assert_eq!(
+        ctl.offer(key(t0 + 15 * ms, "b")),
+        Err(NotRecorded::Paused),
+        "during the pause"
+    );
+    ctl.set_paused(false, at(t0 + 20 * ms), "test");
+    assert_eq!(
+        ctl.offer(key(t0 + 18 * ms, "c")),
+        Err(NotRecorded::Paused),
+        "inside the pause, handed over after the resume"
+    );
+    assert_eq!(
+        ctl.offer(key(t0 + 25 * ms, "d")),
+        Ok(()),
+        "after the resume"
+    );
+    ctl.stop();
+    drop(ctl);
+    handle.shutdown().unwrap();
+    let kept: Vec<_> = texts(&t).into_iter().filter_map(|(_, s)| s).collect();
+    assert_eq!(kept, ["a", "d"]);
+}

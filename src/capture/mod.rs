@@ -44,11 +44,19 @@ pub enum SourceState {
     Off(String),
 }
 
+/// Closed pauses remembered for judging late events by their own time.
+const PAST_PAUSES_KEPT: usize = 256;
+
 /// State shared by the daemon and every source.
 pub struct Control {
     gate: RwLock<Gate>,
     sink: EventSink,
     paused: Mutex<Option<Stamp>>,
+    /// Recent paused spans (wall ns, end exclusive): an event is judged by
+    /// its own time, so one stamped inside a pause but handed over after
+    /// the resume (a key still waiting for its focus verdict, a client's
+    /// command that started while paused) is still refused.
+    past_pauses: Mutex<std::collections::VecDeque<(i64, i64)>>,
     excluded: Mutex<Option<(String, Stamp)>>,
     stop: AtomicBool,
     /// Set when consent has ended: every offer is refused from then on.
@@ -78,6 +86,7 @@ impl Control {
             gate: RwLock::new(gate),
             sink,
             paused: Mutex::new(None),
+            past_pauses: Mutex::new(std::collections::VecDeque::new()),
             excluded: Mutex::new(None),
             stop: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -130,6 +139,16 @@ impl Control {
         lock(&self.paused).is_some()
     }
 
+    /// Whether capture was (or is) paused at `wall_ns`.
+    pub fn paused_at(&self, wall_ns: i64) -> bool {
+        if lock(&self.paused).is_some_and(|since| wall_ns >= since.wall_ns) {
+            return true;
+        }
+        lock(&self.past_pauses)
+            .iter()
+            .any(|&(from, to)| wall_ns >= from && wall_ns < to)
+    }
+
     pub fn set_state(&self, source: &'static str, state: SourceState) {
         lock(&self.states).insert(source, state);
     }
@@ -144,6 +163,14 @@ impl Control {
         match (p.take(), paused) {
             (None, true) => *p = Some(at),
             (Some(since), false) => {
+                let mut past = lock(&self.past_pauses);
+                past.push_back((since.wall_ns, at.wall_ns));
+                // Clients may stamp up to a minute off; keep two.
+                let horizon = at.wall_ns.saturating_sub(120 * 1_000_000_000);
+                while past.len() > PAST_PAUSES_KEPT || past.front().is_some_and(|p| p.1 < horizon) {
+                    past.pop_front();
+                }
+                drop(past);
                 if let Some(g) = gap("paused", since, at) {
                     let _ = self.sink.record(g);
                 }
@@ -221,7 +248,7 @@ impl Control {
         if self.closed.load(Ordering::SeqCst) {
             return Err(NotRecorded::ConsentEnded);
         }
-        if self.is_paused() {
+        if self.paused_at(event.wall_ns) {
             return Err(NotRecorded::Paused);
         }
         // An excluded app's focus hides input, not file saves.
