@@ -216,7 +216,8 @@ struct Buffer {
 impl Buffer {
     fn insert(&mut self, ch: char, key: usize) {
         let ghosts = std::mem::take(&mut self.pending);
-        self.cells.insert(self.cursor, TypedChar { ch, key, ghosts });
+        self.cells
+            .insert(self.cursor, TypedChar { ch, key, ghosts });
         self.cursor += 1;
     }
 
