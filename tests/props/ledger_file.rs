@@ -165,9 +165,8 @@ proptest! {
         let at = at.index(bytes.len());
         prop_assume!(bytes[at] != to);
         bytes[at] = to;
-        if content(&bytes).as_ref() == Some(&entries) {
-            return Ok(());
-        }
+        // The same content spelt another way is not a change.
+        prop_assume!(content(&bytes).as_ref() != Some(&entries));
         let r = audit(&bytes, None);
         prop_assert!(found(&r), "byte {} set to {:?}: {:?}", at, to as char, r.map(|r| r.ledger));
     }

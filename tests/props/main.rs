@@ -33,8 +33,22 @@ pub fn config(cases: u32, regressions: &'static str) -> Config {
     if std::env::var_os("PROPTEST_CASES").is_none() {
         c.cases = cases;
     }
+    // Cases a property sets aside (`prop_assume!`: a mutation that does
+    // not apply) are drawn again; allow as many as the cases themselves.
+    c.max_global_rejects = c.max_global_rejects.max(c.cases);
     c.failure_persistence = Some(Box::new(FileFailurePersistence::Direct(regressions)));
     c
+}
+
+/// The case counts follow `PROPTEST_CASES` when it is set: the long run
+/// runs what it says.
+#[test]
+fn case_counts_follow_proptest_cases() {
+    let want = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7);
+    assert_eq!(config(7, "unused").cases, want);
 }
 
 /// Any JSON value, nested a few levels.
