@@ -230,9 +230,9 @@ proptest! {
         let red = REDACTOR.redact_keys(&keys, None, &mut book)
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert!(!red.redacted.contains(&secret), "{} survived: {}", secret, red.redacted);
-        for k in start..end {
-            if keys[k].key != "Backspace" {
-                prop_assert!(red.masked[k], "key {} ({:?}) of {} is not masked", k, keys[k], secret);
+        for (k, key) in keys.iter().enumerate().take(end).skip(start) {
+            if key.key != "Backspace" {
+                prop_assert!(red.masked[k], "key {} ({:?}) of {} is not masked", k, key, secret);
             }
         }
         prop_assert!(red.redacted.starts_with(&before), "{:?}", red.redacted);
@@ -263,9 +263,9 @@ proptest! {
         let first = red.redacted.split('\n').next().unwrap_or("");
         prop_assert!(first.starts_with("<SECRET:") && first.ends_with('>')
             && first.matches('<').count() == 1, "{:?} is not one placeholder", first);
-        for k in 0..end {
-            if keys[k].key != "Backspace" {
-                prop_assert!(red.masked[k], "key {} ({:?}) is not masked", k, keys[k]);
+        for (k, key) in keys.iter().enumerate().take(end) {
+            if key.key != "Backspace" {
+                prop_assert!(red.masked[k], "key {} ({:?}) is not masked", k, key);
             }
         }
     }

@@ -87,6 +87,9 @@ fn field_value(kind: Kind, name: &'static str, ty: FieldType) -> BoxedStrategy<(
     }
 }
 
+/// A field as sent: its name, its JSON, and the value the event must hold.
+type Sent = (&'static str, Json, Value);
+
 /// A valid message of `kind`: the JSON object, and what the parser must
 /// give back (field values, file, cwd).
 #[derive(Clone, Debug)]
@@ -100,7 +103,7 @@ struct Valid {
 }
 
 fn valid_message_of(kind: Kind) -> BoxedStrategy<Valid> {
-    let mut parts: Vec<BoxedStrategy<Option<(&'static str, Json, Value)>>> = Vec::new();
+    let mut parts: Vec<BoxedStrategy<Option<Sent>>> = Vec::new();
     for decl in kind.fields() {
         if filled_by_daemon(decl.name) || decl.ty == FieldType::Blob {
             continue;
@@ -265,10 +268,8 @@ fn mutate(v: &Valid, m: &Mutation) -> Option<(Vec<u8>, Vec<String>)> {
             // closing message, so it is not a mutation.
             let mut required: Vec<String> = vec!["v".into(), "kind".into(), "ts".into()];
             for d in kind.fields() {
-                if !d.optional
-                    && !filled_by_daemon(d.name)
-                    && !(kind == Kind::ShellCommand && d.name == "command" && v.id.is_some())
-                {
+                let closes = kind == Kind::ShellCommand && d.name == "command" && v.id.is_some();
+                if !(d.optional || filled_by_daemon(d.name) || closes) {
                     required.push(d.name.into());
                 }
             }
@@ -331,9 +332,7 @@ fn mutate(v: &Valid, m: &Mutation) -> Option<(Vec<u8>, Vec<String>)> {
             vec![format!("{kind}.{key}")]
         }
         Mutation::Forge(key) => {
-            if kind.field_index(key).is_none() {
-                return None;
-            }
+            kind.field_index(key)?;
             obj.insert((*key).into(), json!("x"));
             vec!["send the absolute".into()]
         }

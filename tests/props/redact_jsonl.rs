@@ -233,3 +233,24 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(crate::config(300, REGRESSIONS))]
+
+    /// The engine under every line: a token between any two runs of prose,
+    /// in any of the usual settings, is found whole and replaced.
+    #[test]
+    fn a_planted_token_is_found_in_any_prose(t in text()) {
+        let r = REDACTOR.redact(&t.text, &mut Placeholders::new());
+        if let Some(secret) = &t.secret {
+            let at = t.text.find(secret.as_str()).unwrap_or(0);
+            prop_assert!(
+                r.findings.iter().any(|f| f.start <= at && at + secret.len() <= f.end),
+                "{} not found whole in {:?}: {:?}", secret, t.text, r.findings
+            );
+            prop_assert!(!r.text.contains(secret.as_str()));
+        } else {
+            prop_assert_eq!(&r.text, &t.text);
+        }
+    }
+}

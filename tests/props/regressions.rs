@@ -85,3 +85,15 @@ fn redact_jsonl_refuses_a_last_line_holding_only_a_carriage_return() {
         assert!(e.starts_with(&format!("line {line}:")), "{e}");
     }
 }
+
+/// A GitHub token whose random body holds `XXXx` was taken for a
+/// placeholder (`ghp_xxxx…`) and typed in clear.
+#[test]
+fn a_token_whose_body_holds_four_xs_is_masked() {
+    let secret = "ghp_A0aA0aA0AA0a0a0aAaaXXXxaAaAaAAABCijD";
+    let keys = KeyStroke::type_str(&format!("a {secret} ß"));
+    let red = redactor()
+        .redact_keys(&keys, None, &mut Placeholders::new())
+        .expect("replays");
+    assert_eq!(red.redacted, "a <SECRET:github-pat#1> ß");
+}
