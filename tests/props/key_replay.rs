@@ -236,7 +236,11 @@ proptest! {
             }
         }
         prop_assert!(red.redacted.starts_with(&before), "{:?}", red.redacted);
-        prop_assert!(red.redacted.ends_with(&after), "{:?}", red.redacted);
+        // After Return, a line that follows a command which prompts for a
+        // password (`su`, `ssh`...) is taken for the answer, by design.
+        if !enter {
+            prop_assert!(red.redacted.ends_with(&after), "{:?}", red.redacted);
+        }
     }
 
 }

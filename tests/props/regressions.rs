@@ -97,3 +97,17 @@ fn a_token_whose_body_holds_four_xs_is_masked() {
         .expect("replays");
     assert_eq!(red.redacted, "a <SECRET:github-pat#1> ß");
 }
+
+/// OPEN (found by the 100,000-case run, not fixed): a Slack token whose
+/// random last part holds a placeholder word (`your`, `dummy`, `sample`...)
+/// is taken for a placeholder and kept in clear, about 1 token in 40,000.
+/// `format_ok` checks the last part with the word list, to keep
+/// `...AccessTokenHere`; it needs a narrower test. Ignored so the suite
+/// stays green; run with `cargo test --test props -- --ignored`.
+#[test]
+#[ignore = "open finding: Slack tokens holding a placeholder word are kept in clear"]
+fn a_slack_token_holding_a_placeholder_word_is_redacted() {
+    let token = "xoxb-645794819560-658371019358-CoLT43E19CKUBI51Youreozx";
+    let r = redactor().redact(&format!("token={token} end"), &mut Placeholders::new());
+    assert!(!r.text.contains(token), "{}", r.text);
+}
