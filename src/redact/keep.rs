@@ -624,8 +624,14 @@ mod tests {
         }
         assert!(!is_placeholder("{ZqL5kVrX1n8tA2}", true));
         assert!(!is_placeholder("FAKEexample0123", false));
-        assert!(!is_placeholder("ghp_A0aA0aA0AA0a0a0aAaaXXXxaAaAaAAABCijD", false));
-        assert!(is_placeholder("ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", false));
+        assert!(!is_placeholder(
+            "ghp_A0aA0aA0AA0a0a0aAaaXXXxaAaAaAAABCijD",
+            false
+        ));
+        assert!(is_placeholder(
+            "ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            false
+        ));
         for r in [
             "${API_KEY}",
             "$TOKEN",
