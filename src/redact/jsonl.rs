@@ -22,11 +22,12 @@ pub fn redact_jsonl(
     let last = input.split(|&b| b == b'\n').count() - 1;
     for (n, raw) in input.split(|&b| b == b'\n').enumerate() {
         let line = n + 1;
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         if raw.is_empty() && n == last {
-            // The empty tail after the final newline is not a line.
+            // The empty tail after the final newline is not a line. A lone
+            // `\r` there is: it is refused like any blank line, not dropped.
             continue;
         }
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         let s = std::str::from_utf8(raw).map_err(|e| RedactError::LineNotUtf8 {
             line,
             offset: e.valid_up_to(),

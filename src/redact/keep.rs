@@ -121,7 +121,10 @@ pub fn is_placeholder(v: &str, words: bool) -> bool {
     if t.starts_with('<')
         || slot('{', '}')
         || slot('[', ']')
-        || lower.contains("xxxx")
+        // Four x's are a placeholder in a value people type; a provider's
+        // random body holds `xXxX` about once in 30,000 tokens, so there a
+        // placeholder takes eight.
+        || lower.contains(if words { "xxxx" } else { "xxxxxxxx" })
         || t.contains("****")
         || t.contains("####")
         || t.contains("•••")
@@ -621,6 +624,14 @@ mod tests {
         }
         assert!(!is_placeholder("{ZqL5kVrX1n8tA2}", true));
         assert!(!is_placeholder("FAKEexample0123", false));
+        assert!(!is_placeholder(
+            "ghp_A0aA0aA0AA0a0a0aAaaXXXxaAaAaAAABCijD",
+            false
+        ));
+        assert!(is_placeholder(
+            "ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            false
+        ));
         for r in [
             "${API_KEY}",
             "$TOKEN",

@@ -156,17 +156,57 @@ pub struct KeyRedaction {
     pub finding_of: Vec<Option<usize>>,
 }
 
-/// A character in the buffer, the key that produced it, and the keys whose
-/// characters were deleted in its place.
-struct Cell {
-    ch: char,
-    key: usize,
-    ghosts: Vec<usize>,
+/// A character of the replayed text, the key that produced it (an index
+/// into the keys replayed), and the keys whose characters were deleted in
+/// its place. Masking a finding masks `key` and every ghost of each of its
+/// characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TypedChar {
+    pub ch: char,
+    pub key: usize,
+    pub ghosts: Vec<usize>,
+}
+
+/// What a run of keys leaves behind, character by character: the mapping
+/// from text back to keys that [`Redactor::redact_keys`] masks by.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Replay {
+    pub chars: Vec<TypedChar>,
+    /// Keys whose characters were deleted with no character after them to
+    /// join (the run ended on them).
+    pub pending: Vec<usize>,
+}
+
+impl Replay {
+    /// The reconstructed text. It holds the secrets: never export it.
+    pub fn text(&self) -> String {
+        self.chars.iter().map(|c| c.ch).collect()
+    }
+}
+
+/// Replays `keys` into text. A key with an empty name is refused (it names
+/// nothing that could be replayed); every other key is replayed, and one
+/// that types nothing known is skipped.
+pub fn replay(keys: &[KeyStroke]) -> Result<Replay, RedactError> {
+    let mut buf = Buffer::default();
+    for (i, k) in keys.iter().enumerate() {
+        if k.key.is_empty() {
+            return Err(RedactError::BadKey {
+                index: i,
+                reason: "empty key name".into(),
+            });
+        }
+        buf.apply(i, k);
+    }
+    Ok(Replay {
+        chars: buf.cells,
+        pending: buf.pending,
+    })
 }
 
 #[derive(Default)]
 struct Buffer {
-    cells: Vec<Cell>,
+    cells: Vec<TypedChar>,
     cursor: usize,
     /// Deleted keys with no right-hand neighbour yet: they join the next
     /// character typed (usually the correction).
@@ -176,7 +216,8 @@ struct Buffer {
 impl Buffer {
     fn insert(&mut self, ch: char, key: usize) {
         let ghosts = std::mem::take(&mut self.pending);
-        self.cells.insert(self.cursor, Cell { ch, key, ghosts });
+        self.cells
+            .insert(self.cursor, TypedChar { ch, key, ghosts });
         self.cursor += 1;
     }
 
@@ -323,21 +364,12 @@ impl Redactor {
         prompt: Option<&str>,
         book: &mut Placeholders,
     ) -> Result<KeyRedaction, RedactError> {
-        let mut buf = Buffer::default();
-        for (i, k) in keys.iter().enumerate() {
-            if k.key.is_empty() {
-                return Err(RedactError::BadKey {
-                    index: i,
-                    reason: "empty key name".into(),
-                });
-            }
-            buf.apply(i, k);
-        }
-        let text: String = buf.cells.iter().map(|c| c.ch).collect();
-        // Byte offset of each cell, to map findings back.
-        let mut offsets = Vec::with_capacity(buf.cells.len() + 1);
+        let buf = replay(keys)?;
+        let text = buf.text();
+        // Byte offset of each character, to map findings back.
+        let mut offsets = Vec::with_capacity(buf.chars.len() + 1);
         let mut o = 0;
-        for c in &buf.cells {
+        for c in &buf.chars {
             offsets.push(o);
             o += c.ch.len_utf8();
         }
@@ -352,7 +384,7 @@ impl Redactor {
         for (fi, f) in merged.iter().enumerate() {
             let first = offsets.partition_point(|&x| x < f.start);
             let last = offsets.partition_point(|&x| x < f.end);
-            for cell in &buf.cells[first..last] {
+            for cell in &buf.chars[first..last] {
                 for k in std::iter::once(cell.key).chain(cell.ghosts.iter().copied()) {
                     masked[k] = true;
                     finding_of[k] = Some(fi);

@@ -27,7 +27,10 @@ pub mod rules;
 
 pub use engine::Redactor;
 pub use identity::{Identity, IdentityKind};
-pub use keystrokes::{focus_segments, FocusSegment, KeyRedaction, KeyStroke, SegmentRedaction};
+pub use keystrokes::{
+    focus_segments, replay, FocusSegment, KeyRedaction, KeyStroke, Replay, SegmentRedaction,
+    TypedChar,
+};
 pub use placeholders::Placeholders;
 
 /// The family a finding belongs to.

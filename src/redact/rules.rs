@@ -381,12 +381,17 @@ pub static RULES: &[Rule] = &[
         id: "sendgrid-api-key",
         description: "SendGrid API keys (SG.xxx.yyy)",
         keywords: &["sg."],
-        regex: r"\b(?P<s>SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})\b",
+        // The key's alphabet has `-`, after which `\b` cannot match: the
+        // end is any character outside the alphabet instead.
+        regex: r"\b(?P<s>SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})(?:[^A-Za-z0-9_-]|$)",
         entropy: Some(3.0),
         reach: 0,
         check: Check::Format,
         allow: &[],
-        tp: &["SENDGRID_API_KEY=SG.FAKEfake0123456789abcd.FAKEfake0123456789abcdEFGHijklMNOPqrst01234"],
+        tp: &[
+            "SENDGRID_API_KEY=SG.FAKEfake0123456789abcd.FAKEfake0123456789abcdEFGHijklMNOPqrst01234",
+            "key SG.0_aA0a-A-_A-0aA0AaAA-_.A0aAa_00AAaaa0-aa0aa-aa-aA_aa__0B_bBc_01dC- sent",
+        ],
         fp: &["msg.send(data)"],
     },
     Rule {
@@ -666,12 +671,18 @@ pub static RULES: &[Rule] = &[
         id: "facebook-access-token",
         description: "Facebook app access tokens (appid|secret) and page tokens (EAA...)",
         keywords: &["facebook", "eaa"],
-        regex: r"(?P<s>\b\d{15,16}(?:\||%7C)[A-Za-z0-9_-]{27}\b|\bEAA[A-Za-z0-9]{80,})",
+        // The app token's alphabet has `-`, after which `\b` cannot match:
+        // its end is any character outside the alphabet instead (the `k`
+        // group is the page token).
+        regex: r"(?:(?P<s>\b\d{15,16}(?:\||%7C)[A-Za-z0-9_-]{27})(?:[^A-Za-z0-9_-]|$)|(?P<k>\bEAA[A-Za-z0-9]{80,}))",
         entropy: Some(3.0),
         reach: 0,
         check: Check::Format,
         allow: &[],
-        tp: &["facebook 1234567890123456|FAKEfake0123456789abcdEFGH_"],
+        tp: &[
+            "facebook 1234567890123456|FAKEfake0123456789abcdEFGH_",
+            "facebook 1234567890123456|FAKEfake0123456789abcdEFGH-",
+        ],
         fp: &["EAAAAAAA"],
     },
     Rule {
