@@ -468,7 +468,9 @@ fn typed_passwords(text: &str, prompt: Option<&str>) -> Vec<Finding> {
     // A terminal titled with the command it runs (`ssh db1`, `sudo -i`)
     // is in that command's dialogue when it gets the focus.
     let mut open: Option<(usize, usize, &str)> = match prompt {
-        Some(p) if dialogues::title_asks_for_password(p) => Some((TITLE_ANSWERS, 0, "")),
+        // The window says it asks: its first line is the answer, whatever
+        // it looks like.
+        Some(p) if dialogues::title_asks_for_password(p) => Some((TITLE_ANSWERS, 1, "")),
         Some(p) if !dialogues::names_a_file_being_edited(p) => {
             dialogues::dialogue_length(p).map(|(len, _)| (len, 0, p))
         }

@@ -232,13 +232,10 @@ proptest! {
 proptest! {
     #![proptest_config(crate::config(64, REGRESSIONS))]
 
-    /// FINDING (reported to the owner of src/audit/, issue 12 "Bad input,
-    /// bounded"): a file with no entry (empty, or blank lines) passes as an
-    /// intact ledger today. An empty ledger vouches for nothing: it must be
-    /// a finding. Ignored until the audit slice lands its fix; run it with
-    /// `cargo test --test props -- --ignored`.
+    /// Found by this property: a file with no entry (empty, or blank
+    /// lines) passed as an intact ledger. An empty ledger vouches for
+    /// nothing: it is a finding.
     #[test]
-    #[ignore = "fails until audit --ledger treats an empty ledger as a finding (issue 12, audit slice)"]
     fn a_ledger_without_entries_is_a_finding(blank in "[ \t\r\n]{0,8}") {
         let r = audit(blank.as_bytes(), None);
         prop_assert!(found(&r), "{:?} passed as a ledger", blank);
