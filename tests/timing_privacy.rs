@@ -95,9 +95,11 @@ impl Score {
 #[test]
 fn default_exports_do_not_identify_typists_and_keep_pauses() {
     let cfg = Config {
-        typists: 6,
-        sessions: 4,
-        lines: 5,
+        // Enough sessions that the attack pooling all exports of each one
+        // (one probe per session) measures something: 48 probes.
+        typists: 8,
+        sessions: 6,
+        lines: 3,
         seed: 0x7141_2026_1203,
     };
     let exports = 20;

@@ -227,16 +227,37 @@ pub struct Keys {
     pub duration_ms: i64,
 }
 
+/// The label of a modifier press: kept for pauses (a pause before a
+/// capital ends at the Shift), left out of the rhythm features.
+pub const MODIFIER: &str = "<mod>";
+
+/// The raw keys of a session, from the events capture wrote.
 pub fn raw_keys(s: &Session) -> Keys {
+    let mut downs: Vec<(i64, String)> = s
+        .events
+        .iter()
+        .filter(|e| e.kind == Kind::KeyDown)
+        .map(|e| {
+            let label = match (e.get("class"), e.get("text")) {
+                (Some(candor::event::Value::Str(c)), _) if c == "modifier" => MODIFIER.to_owned(),
+                (_, Some(candor::event::Value::Str(t))) => t.to_string(),
+                _ => "\n".to_owned(),
+            };
+            (e.wall_ns, label)
+        })
+        .collect();
+    downs.sort_by_key(|d| d.0);
+    let t0 = downs.first().map_or(0, |d| d.0);
     let mut keys = Vec::new();
     let mut prev: Option<i64> = None;
-    for &(c, t) in &s.presses {
+    for (ns, label) in downs {
+        let t = (ns - t0) / MS;
         let starts = prev.is_none_or(|p| t - p > BURST_GAP_MS);
-        keys.push((c.to_string(), t, starts));
+        keys.push((label, t, starts));
         prev = Some(t);
     }
     Keys {
-        duration_ms: s.presses.last().map_or(0, |p| p.1),
+        duration_ms: keys.last().map_or(0, |k| k.1),
         keys,
     }
 }
@@ -246,14 +267,19 @@ pub fn export_keys(ep: &Episode) -> Keys {
     let mut keys = Vec::new();
     for a in &ep.actions {
         if let ActionBody::Typing { text, keys: ks, .. } = &a.body {
-            let visible: Vec<&candor::export::model::KeyTime> =
-                ks.iter().filter(|k| k.class != "modifier").collect();
+            let visible = ks.iter().filter(|k| k.class != "modifier").count();
             let chars: Option<Vec<char>> = text.as_ref().map(|t| t.chars().collect());
-            let aligned = chars.as_ref().filter(|c| c.len() == visible.len());
-            for (i, k) in visible.iter().enumerate() {
-                let label = match aligned {
-                    Some(c) => c[i].to_string(),
-                    None => k.class.clone(),
+            let aligned = chars.as_ref().filter(|c| c.len() == visible);
+            let mut n = 0;
+            for (i, k) in ks.iter().enumerate() {
+                let label = if k.class == "modifier" {
+                    MODIFIER.to_owned()
+                } else {
+                    n += 1;
+                    match aligned {
+                        Some(c) => c[n - 1].to_string(),
+                        None => k.class.clone(),
+                    }
                 };
                 keys.push((label, a.t_ms + k.t, i == 0));
             }
@@ -309,8 +335,8 @@ fn label_class(l: &str) -> &'static str {
 
 /// Flights inside bursts (under the pause threshold), by digraph.
 fn flights(k: &Keys) -> Vec<(String, String, f64)> {
-    k.keys
-        .windows(2)
+    let keys: Vec<&(String, i64, bool)> = k.keys.iter().filter(|k| k.0 != MODIFIER).collect();
+    keys.windows(2)
         .filter(|w| !w[1].2 && w[1].1 - w[0].1 < PAUSE_MS)
         .map(|w| (w[0].0.clone(), w[1].0.clone(), (w[1].1 - w[0].1) as f64))
         .collect()
