@@ -99,7 +99,7 @@ fn default_exports_do_not_identify_typists_and_keep_pauses() {
         // (one probe per session) measures something: 48 probes.
         typists: 8,
         sessions: 6,
-        lines: 3,
+        lines: 4,
         seed: 0x7141_2026_1203,
     };
     let exports = 20;

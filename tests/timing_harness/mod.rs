@@ -204,12 +204,20 @@ pub fn sessions(cfg: &Config, t0_ns: i64) -> Vec<Session> {
     let mut typists: Vec<Typist> = (0..cfg.typists)
         .map(|i| Typist::new(cfg.seed.wrapping_mul(1_000_003).wrapping_add(i as u64)))
         .collect();
-    let mut out = Vec::new();
+    let mut out: Vec<Session> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut start = t0_ns;
     // Interleaved, so a session's place in the store says nothing.
     for s in 0..cfg.sessions {
         for (who, typist) in typists.iter_mut().enumerate() {
-            let sess = type_session(typist, who, s, start, cfg.lines, &mut layout);
+            // Every session types a different text, so the harness can
+            // tell which episode is which; the draw ignores the typist.
+            let sess = loop {
+                let sess = type_session(typist, who, s, start, cfg.lines, &mut layout);
+                if seen.insert(sess.text.clone()) {
+                    break sess;
+                }
+            };
             let last = sess.presses.last().map_or(0, |p| p.1);
             start += (last + 60_000) * MS;
             out.push(sess);
