@@ -341,6 +341,11 @@ impl Anonymizer {
     }
 }
 
+/// The timing mode the manifest names.
+pub const TIMING_MODE: &str = "synthesized: intervals under 1 s between keys drawn from one \
+     population model (log-normal, median 160 ms); pauses of 1 s or more kept on a 12 % \
+     log grid after 3.5 % jitter (within 10 %); hold times dropped";
+
 /// Intervals of at least this much between two keys are pauses: kept (on
 /// the log scale). Shorter ones are typing rhythm: replaced.
 pub const PAUSE_MS: f64 = 1_000.0;
