@@ -344,18 +344,19 @@ impl Anonymizer {
 /// The timing mode the manifest names.
 pub const TIMING_MODE: &str = "synthesized: intervals under 1 s between keys drawn from one \
      population model (log-normal, median 160 ms); pauses of 1 s or more kept on a 12 % \
-     log grid after 3.5 % jitter (within 10 %); hold times dropped";
+     log grid after 2.5 % jitter (within 10 %); hold times dropped";
 
 /// Intervals of at least this much between two keys are pauses: kept (on
 /// the log scale). Shorter ones are typing rhythm: replaced.
 pub const PAUSE_MS: f64 = 1_000.0;
 
 /// The log-scale step pauses are rounded to (12 %), and the uniform jitter
-/// added before rounding (±3.5 % in log terms): together at most
-/// ln(1.12)/2 + 0.035 = 0.092 from the truth, which keeps every pause
-/// within -8.8 % and +9.7 %.
+/// added before rounding (±2.5 % in log terms): together at most
+/// ln(1.12)/2 + 0.025 = 0.082 from the truth, -7.8 % to +8.5 %, which
+/// leaves room for rounding both ends to a 10 ms grid and stays within
+/// 10 % for every pause of a second or more.
 const PAUSE_STEP: f64 = 0.113_328_685_307_003_2; // ln(1.12)
-const PAUSE_JITTER: f64 = 0.035;
+const PAUSE_JITTER: f64 = 0.025;
 
 /// The population model of an interval between two keys of a burst: a
 /// log-normal with a median of 160 ms (about 65 words a minute), the same

@@ -18,7 +18,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-
 use super::anonymize::{iso_week, Anonymizer, TimeWarp};
 use super::command;
 use super::model::{
@@ -972,8 +971,7 @@ impl<'a> Builder<'a> {
                     }
                     _ => {}
                 }
-                let t = t
-                .max(prev_t);
+                let t = t.max(prev_t);
                 prev_t = t;
                 Action {
                     seq: seq as u32,

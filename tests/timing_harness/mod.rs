@@ -11,6 +11,9 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use crate::common::*;
 
 use candor::event::Event;
 use candor::export::model::{ActionBody, Episode};
@@ -172,12 +175,40 @@ pub fn type_session(
         let class = class_of(c);
         let text = (c != '\n').then_some(c);
         if shift {
-            events.push(key_event(Kind::KeyDown, ts - 30 * MS, "ShiftLeft", "modifier", 0, None));
+            events.push(key_event(
+                Kind::KeyDown,
+                ts - 30 * MS,
+                "ShiftLeft",
+                "modifier",
+                0,
+                None,
+            ));
         }
-        events.push(key_event(Kind::KeyDown, ts, &key, class, i64::from(shift), text));
-        events.push(key_event(Kind::KeyUp, ts + hold * MS, &key, class, i64::from(shift), None));
+        events.push(key_event(
+            Kind::KeyDown,
+            ts,
+            &key,
+            class,
+            i64::from(shift),
+            text,
+        ));
+        events.push(key_event(
+            Kind::KeyUp,
+            ts + hold * MS,
+            &key,
+            class,
+            i64::from(shift),
+            None,
+        ));
         if shift {
-            events.push(key_event(Kind::KeyUp, ts + (hold + 10) * MS, "ShiftLeft", "modifier", 1, None));
+            events.push(key_event(
+                Kind::KeyUp,
+                ts + (hold + 10) * MS,
+                "ShiftLeft",
+                "modifier",
+                1,
+                None,
+            ));
         }
     }
     Session {
@@ -365,7 +396,11 @@ pub fn features(k: &Keys, attack: Attack) -> BTreeMap<String, f64> {
     };
     match attack {
         Attack::Digraph | Attack::Rhythm => {
-            let scale = if attack == Attack::Rhythm { median } else { 1.0 };
+            let scale = if attack == Attack::Rhythm {
+                median
+            } else {
+                1.0
+            };
             for (a, b, v) in &fl {
                 add(format!("{a}{b}"), v / scale);
             }
@@ -409,13 +444,17 @@ pub fn average(maps: &[BTreeMap<String, f64>]) -> BTreeMap<String, f64> {
 
 /// 1-nearest-neighbour identification. Every probe session is matched
 /// against the gallery sessions other than itself (its own raw timing is
-/// never enrolled); returns (correct, probes, chance accuracy).
+/// never enrolled); returns (correct, probes, chance accuracy, AUC): the
+/// AUC is the share of (same-typist, other-typist) candidate pairs in
+/// which the same typist's session is the closer, 0.5 at chance; it is
+/// far less noisy than the hit count when probes are few.
 /// Features are standardized over probes and gallery together; distance is
 /// the mean squared difference over shared features.
 pub fn identify(
     probes: &[(usize, usize, BTreeMap<String, f64>)],
     gallery: &[(usize, usize, BTreeMap<String, f64>)],
-) -> (usize, usize, f64) {
+) -> (usize, usize, f64, f64) {
+    let (mut pairs, mut ordered) = (0.0f64, 0.0f64);
     let mut stats: BTreeMap<&str, (f64, f64, f64)> = BTreeMap::new();
     for (_, _, m) in probes.iter().chain(gallery) {
         for (k, v) in m {
@@ -441,6 +480,7 @@ pub fn identify(
             .collect();
         let same = candidates.iter().filter(|(w, _, _)| w == who).count();
         chance += same as f64 / candidates.len().max(1) as f64;
+        let mut dists: Vec<(f64, bool)> = Vec::new();
         for (w, _, g) in candidates {
             let (mut d, mut n) = (0.0, 0.0);
             for (k, v) in p {
@@ -454,6 +494,7 @@ pub fn identify(
                 continue;
             }
             let d = d / n;
+            dists.push((d, w == who));
             if best.is_none_or(|(b, _)| d < b) {
                 best = Some((d, *w));
             }
@@ -461,8 +502,25 @@ pub fn identify(
         if best.is_some_and(|(_, w)| w == *who) {
             correct += 1;
         }
+        for (ds, _) in dists.iter().filter(|d| d.1) {
+            for (d_o, _) in dists.iter().filter(|d| !d.1) {
+                pairs += 1.0;
+                ordered += if ds < d_o {
+                    1.0
+                } else if ds == d_o {
+                    0.5
+                } else {
+                    0.0
+                };
+            }
+        }
     }
-    (correct, probes.len(), chance / probes.len().max(1) as f64)
+    (
+        correct,
+        probes.len(),
+        chance / probes.len().max(1) as f64,
+        if pairs > 0.0 { ordered / pairs } else { 0.5 },
+    )
 }
 
 /// Pause fidelity and burst preservation of one exported session against
@@ -484,11 +542,7 @@ pub fn fidelity(raw: &Keys, exp: &Keys) -> Result<(Vec<f64>, bool), String> {
             errs.push((e - r) as f64 / r as f64);
         }
     }
-    let same = raw
-        .keys
-        .iter()
-        .zip(&exp.keys)
-        .all(|(r, e)| r.2 == e.2);
+    let same = raw.keys.iter().zip(&exp.keys).all(|(r, e)| r.2 == e.2);
     Ok((errs, same))
 }
 
@@ -496,7 +550,216 @@ pub fn p95(v: &[f64]) -> f64 {
     let mut a: Vec<f64> = v.iter().map(|x| x.abs()).collect();
     a.sort_by(f64::total_cmp);
     let i = ((a.len() as f64) * 0.95).ceil() as usize;
-    a.get(i.saturating_sub(1))
-        .copied()
-        .unwrap_or(0.0)
+    a.get(i.saturating_sub(1)).copied().unwrap_or(0.0)
+}
+
+/// Exports with `salt` (its bytes), JSONL only, each session one episode.
+fn export(t: &TestStore, name: &str, salt: &str, extra: &[&str]) -> Vec<Episode> {
+    let salt_path = t.tmp.path().join(format!("{name}.salt"));
+    std::fs::write(&salt_path, salt).unwrap();
+    let out = t.tmp.path().join(name);
+    let mut args = vec![
+        "episodes",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--format",
+        "jsonl",
+        "--idle-gap",
+        "30s",
+        "--salt-file",
+        salt_path.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = t.run("candor-export", &args);
+    assert!(o.status.success(), "export failed: {}", stderr(&o));
+    candor::export::jsonl::read(&out).unwrap()
+}
+
+fn bytes(dir: &Path) -> Vec<u8> {
+    std::fs::read(dir.join("episodes.jsonl")).unwrap()
+}
+
+/// Which session each exported episode is, by the text it typed.
+fn by_session(eps: &[Episode], sessions: &[Session]) -> Vec<Keys> {
+    let index: HashMap<String, usize> = sessions
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.text.replace('\n', ""), i))
+        .collect();
+    assert_eq!(index.len(), sessions.len(), "session texts must differ");
+    let mut out = vec![None; sessions.len()];
+    for ep in eps {
+        let text = episode_text(ep);
+        let i = *index
+            .get(&text)
+            .unwrap_or_else(|| panic!("an exported episode matches no session: {text:?}"));
+        out[i] = Some(export_keys(ep));
+    }
+    out.into_iter()
+        .enumerate()
+        .map(|(i, k)| k.unwrap_or_else(|| panic!("session {i} was not exported")))
+        .collect()
+}
+
+type Table = Vec<(usize, usize, BTreeMap<String, f64>)>;
+
+fn table(sessions: &[Session], keys: &[Keys], attack: Attack) -> Table {
+    sessions
+        .iter()
+        .zip(keys)
+        .map(|(s, k)| (s.typist, s.index, features(k, attack)))
+        .collect()
+}
+
+#[derive(Default)]
+struct Score {
+    correct: usize,
+    probes: usize,
+    chance: f64,
+    auc: f64,
+}
+
+impl Score {
+    fn add(&mut self, (c, p, ch, auc): (usize, usize, f64, f64)) {
+        let total = (self.probes + p) as f64;
+        self.chance = (self.chance * self.probes as f64 + ch * p as f64) / total;
+        self.auc = (self.auc * self.probes as f64 + auc * p as f64) / total;
+        self.correct += c;
+        self.probes += p;
+    }
+    fn ratio(&self) -> f64 {
+        self.correct as f64 / self.probes as f64 / self.chance
+    }
+}
+
+/// What one run of the experiment measured.
+pub struct Outcome {
+    /// One line per attack: accuracy against chance in every setting.
+    pub report: Vec<String>,
+    /// The worst ratio of accuracy to chance over the attacks on single
+    /// exports (every export is attacked, so the probes are many).
+    pub worst: f64,
+    /// The same for the attacker pooling all exports of each session:
+    /// one probe per session, so a noisy figure.
+    pub pooled_worst: f64,
+    /// The worst AUC of the pooled attacks, and of the single-export ones.
+    pub pooled_auc: f64,
+    pub single_auc: f64,
+    /// Raw-against-raw ratios per attack: the attacks' power.
+    pub baseline: Vec<(Attack, f64)>,
+    /// Relative errors of every pause of 1 s or more, in every export.
+    pub pause_errors: Vec<f64>,
+    pub bursts_kept: bool,
+}
+
+/// Writes `cfg`'s sessions into a fresh store as capture does, grants
+/// consent, exports `exports` times with different salts (checking that a
+/// repeated salt gives the same bytes) and runs every attack.
+pub fn experiment(cfg: &Config, exports: usize, extra: &[&str]) -> Outcome {
+    let t = TestStore::new();
+    grant(&t, "keys.timing,keys.text");
+    let sessions = sessions(cfg, now_ns() + 1_000 * MS);
+    capture(
+        &t,
+        sessions
+            .iter()
+            .flat_map(|s| s.events.iter().cloned())
+            .collect(),
+    );
+    let raw: Vec<Keys> = sessions.iter().map(raw_keys).collect();
+
+    let mut runs: Vec<Vec<Keys>> = Vec::new();
+    for k in 0..exports {
+        let eps = export(
+            &t,
+            &format!("x{k}"),
+            &format!("salt number {k:02} of the harness"),
+            extra,
+        );
+        assert_eq!(eps.len(), sessions.len(), "one episode per session");
+        runs.push(by_session(&eps, &sessions));
+    }
+    // One store and one salt: the same bytes.
+    export(&t, "again", "salt number 00 of the harness", extra);
+    assert_eq!(
+        bytes(&t.tmp.path().join("x0")),
+        bytes(&t.tmp.path().join("again")),
+        "one store and one salt must give byte-identical exports"
+    );
+
+    let mut worst = 0.0f64;
+    let mut baseline = Vec::new();
+    let (mut pooled_worst, mut pooled_auc, mut single_auc) = (0.0f64, 0.0f64, 0.0f64);
+    let mut report = Vec::new();
+    for attack in ATTACKS {
+        let raw_table = table(&sessions, &raw, attack);
+        // The attack has power: raw against raw identifies typists.
+        let base = identify(&raw_table, &raw_table);
+        let mut enrolled = Score::default();
+        let mut versus = Score::default();
+        let mut per_export: Vec<Table> = Vec::new();
+        for run in &runs {
+            let exp = table(&sessions, run, attack);
+            enrolled.add(identify(&exp, &raw_table));
+            versus.add(identify(&exp, &exp));
+            per_export.push(exp);
+        }
+        // An attacker pooling all the exports of each session.
+        let pooled: Table = (0..sessions.len())
+            .map(|i| {
+                let maps: Vec<_> = per_export.iter().map(|e| e[i].2.clone()).collect();
+                (sessions[i].typist, sessions[i].index, average(&maps))
+            })
+            .collect();
+        let mut pooled_score = Score::default();
+        pooled_score.add(identify(&pooled, &raw_table));
+        let base_ratio = base.0 as f64 / base.1 as f64 / base.2;
+        report.push(format!(
+            "{attack:?}: raw-vs-raw {}/{} ({base_ratio:.2}x chance {:.3}, AUC {:.2}); \
+             raw-enrolled {}/{} ({:.2}x, AUC {:.2}); export-vs-export {}/{} ({:.2}x, AUC {:.2}); \
+             pooled over {exports} exports {}/{} ({:.2}x, AUC {:.2})",
+            base.0,
+            base.1,
+            base.2,
+            base.3,
+            enrolled.correct,
+            enrolled.probes,
+            enrolled.ratio(),
+            enrolled.auc,
+            versus.correct,
+            versus.probes,
+            versus.ratio(),
+            versus.auc,
+            pooled_score.correct,
+            pooled_score.probes,
+            pooled_score.ratio(),
+            pooled_score.auc,
+        ));
+        pooled_auc = pooled_auc.max(pooled_score.auc);
+        single_auc = single_auc.max(enrolled.auc).max(versus.auc);
+        baseline.push((attack, base_ratio));
+        worst = worst.max(enrolled.ratio()).max(versus.ratio());
+        pooled_worst = pooled_worst.max(pooled_score.ratio());
+    }
+
+    let mut errs = Vec::new();
+    let mut bursts_kept = true;
+    for run in &runs {
+        for (r, e) in raw.iter().zip(run) {
+            let (err, same) = fidelity(r, e).expect("every key exported");
+            errs.extend(err);
+            bursts_kept &= same;
+        }
+    }
+    Outcome {
+        report,
+        worst,
+        pooled_worst,
+        pooled_auc,
+        single_auc,
+        baseline,
+        pause_errors: errs,
+        bursts_kept,
+    }
 }
