@@ -75,12 +75,12 @@ struct ShapeArgs {
     /// A pause longer than this ends an episode.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     idle_gap: Duration,
-    /// Key timing is rounded to this step.
+    /// Exported times are rounded to this step.
     #[arg(long, default_value = "10ms", value_parser = humantime::parse_duration)]
     timing_quantum: Duration,
-    /// Key timing is jittered by up to this much before rounding (default:
-    /// the quantum).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    /// No longer used: key timing is re-synthesized, not jittered (see
+    /// docs/dataset.md). Refused, so that nobody believes it applies.
+    #[arg(long, value_parser = humantime::parse_duration, hide = true)]
     timing_jitter: Option<Duration>,
     /// Export synthetic sessions (demos, benchmarks) instead of captured
     /// ones; the two never mix.
@@ -160,6 +160,12 @@ fn shape(args: &ShapeArgs, now_ns: i64) -> Result<Shape> {
     if quantum_ms < 1 {
         bail!("--timing-quantum must be at least 1ms");
     }
+    if args.timing_jitter.is_some() {
+        bail!(
+            "--timing-jitter no longer applies: intervals between keys are re-synthesized \
+             from a population model and pauses kept within 10 % (docs/dataset.md, key timing)"
+        );
+    }
     Ok(Shape {
         since_ns: args
             .since
@@ -173,7 +179,7 @@ fn shape(args: &ShapeArgs, now_ns: i64) -> Result<Shape> {
             .transpose()?,
         idle_gap_ns: i64::try_from(args.idle_gap.as_nanos()).context("--idle-gap too long")?,
         quantum_ms,
-        jitter_ms: args.timing_jitter.map_or(Ok(quantum_ms), ms)?,
+        jitter_ms: 0,
         synthetic: args.synthetic,
     })
 }

@@ -8,8 +8,12 @@
 //! - Paths keep their depth and extensions; names are hashed, except for a
 //!   short allowlist of conventional names that identify nobody.
 //! - The only absolute time is the ISO week an episode started in.
-//! - Key timing is quantized and jittered: inter-key intervals identify
-//!   people (keystroke dynamics), so raw intervals never leave.
+//! - Key timing is re-synthesized: inter-key intervals identify people
+//!   (keystroke dynamics), so every interval under a second is replaced by
+//!   a draw from one population model, the same for everybody, and only
+//!   pauses of a second or more are kept, on a coarse jittered log scale
+//!   (within 10 %). Every exported time goes through the same warp
+//!   ([`TimeWarp`]), so no duration or start gives the measured pace back.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -307,24 +311,27 @@ impl Anonymizer {
         self
     }
 
-    /// The jitter generator of one episode, from its raw identity (never
-    /// written): the same episode gets the same jitter in every export.
-    /// Without a store key (a store that never sealed anything), the salt
-    /// seeds it.
+    /// The timing generator of one episode, from the salt and the
+    /// episode's raw identity (never written), mixed with the store's key
+    /// when there is one. One store and one salt give the same draws;
+    /// another salt gives fresh ones, which average to the population
+    /// model and never to the engineer's rhythm, since no draw depends on
+    /// a measured interval.
     pub fn timing_rng(&self, episode: &str) -> SmallRng {
-        let m = match &self.jitter_key {
+        let salted = self.mac("timing v2", episode.as_bytes());
+        let m: [u8; 32] = match &self.jitter_key {
             Some(k) => {
                 let mut mac =
                     Hmac::<Sha256>::new_from_slice(k.as_ref()).expect("HMAC takes any key length");
-                mac.update(b"jitter\0");
-                mac.update(episode.as_bytes());
+                mac.update(b"timing v2\0");
+                mac.update(&salted);
                 mac.finalize().into_bytes().into()
             }
-            None => self.mac("jitter", episode.as_bytes()),
+            None => salted,
         };
-        let mut seed = [0u8; 8];
-        seed.copy_from_slice(&m[..8]);
-        SmallRng::seed_from_u64(u64::from_le_bytes(seed))
+        let mut seed = [0u8; 32];
+        seed.copy_from_slice(&m);
+        SmallRng::from_seed(seed)
     }
 
     /// An offset in ms, rounded to the quantum.
@@ -332,16 +339,115 @@ impl Anonymizer {
         let q = self.quantum_ms;
         (ms.max(0) + q / 2) / q * q
     }
+}
 
-    /// A key's offset: jittered by up to ±jitter, then rounded to the
-    /// quantum, so neither the exact time nor its rounding survives.
-    pub fn key_offset(&self, ms: i64, rng: &mut SmallRng) -> i64 {
-        let j = if self.jitter_ms > 0 {
-            rng.random_range(-self.jitter_ms..=self.jitter_ms)
-        } else {
-            0
-        };
-        self.quantize(ms + j)
+/// The timing mode the manifest names.
+pub const TIMING_MODE: &str = "synthesized: intervals under 1 s between keys drawn from one \
+     population model (log-normal, median 160 ms); pauses of 1 s or more kept on a 12 % \
+     log grid after 2.5 % jitter (within 10 %); hold times dropped";
+
+/// Intervals of at least this much between two keys are pauses: kept (on
+/// the log scale). Shorter ones are typing rhythm: replaced.
+pub const PAUSE_MS: f64 = 1_000.0;
+
+/// The log-scale step pauses are rounded to (12 %), and the uniform jitter
+/// added before rounding (±2.5 % in log terms): together at most
+/// ln(1.12)/2 + 0.025 = 0.082 from the truth, -7.8 % to +8.5 %, which
+/// leaves room for rounding both ends to a 10 ms grid and stays within
+/// 10 % for every pause of a second or more.
+const PAUSE_STEP: f64 = 0.113_328_685_307_003_2; // ln(1.12)
+const PAUSE_JITTER: f64 = 0.025;
+
+/// The population model of an interval between two keys of a burst: a
+/// log-normal with a median of 160 ms (about 65 words a minute), the same
+/// for every engineer, kept under the pause threshold.
+const POP_MEDIAN_MS: f64 = 160.0;
+const POP_SIGMA: f64 = 0.5;
+
+/// A pause of `ms` (at least [`PAUSE_MS`]), on the jittered log scale.
+pub fn pause_ms(ms: f64, rng: &mut SmallRng) -> f64 {
+    let j = rng.random_range(-PAUSE_JITTER..=PAUSE_JITTER);
+    let q = ((ms.max(1.0).ln() + j) / PAUSE_STEP).round() * PAUSE_STEP;
+    q.exp()
+}
+
+/// One interval between two keys, from the population model alone.
+pub fn typing_interval_ms(rng: &mut SmallRng) -> f64 {
+    // Box-Muller: a standard normal from two uniforms.
+    let u1: f64 = rng.random_range(f64::EPSILON..1.0);
+    let u2: f64 = rng.random_range(0.0..1.0);
+    let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+    (POP_MEDIAN_MS * (POP_SIGMA * z).exp()).clamp(20.0, PAUSE_MS - 50.0)
+}
+
+/// The exported clock of one episode: a monotone map from raw time (ns) to
+/// exported ms since the episode's start. Knots are the episode's start
+/// and end and every key press. Between two keys, an interval under a
+/// second becomes a population draw and a longer one a log-scale pause;
+/// between a key and the start or end, a short stretch is kept as it is
+/// (it holds no rhythm) and a long one is a pause. Everything between
+/// knots (an editor's edits alongside the keys, a command, a mouse run)
+/// is placed proportionally, so its start and duration follow the
+/// re-synthesized keys and never the measured ones.
+pub struct TimeWarp {
+    raw: Vec<i64>,
+    out: Vec<f64>,
+}
+
+impl TimeWarp {
+    /// `keys` are the key presses' raw times, in order; `t0` and `t_end`
+    /// bound the episode.
+    pub fn new(t0: i64, t_end: i64, keys: &[i64], rng: &mut SmallRng) -> TimeWarp {
+        let mut knots: Vec<(i64, bool)> = Vec::with_capacity(keys.len() + 2);
+        knots.push((t0, false));
+        knots.extend(keys.iter().map(|&k| (k.clamp(t0, t_end.max(t0)), true)));
+        knots.push((t_end.max(t0), false));
+        let mut raw = Vec::with_capacity(knots.len());
+        let mut out = Vec::with_capacity(knots.len());
+        raw.push(t0);
+        out.push(0.0);
+        for w in knots.windows(2) {
+            let ((a, a_key), (b, b_key)) = (w[0], w[1]);
+            let gap = (b - a) as f64 / 1e6;
+            let step = if gap >= PAUSE_MS {
+                pause_ms(gap, rng)
+            } else if a_key && b_key {
+                typing_interval_ms(rng)
+            } else {
+                gap
+            };
+            let last = *out.last().expect("one knot at least");
+            if b == *raw.last().expect("one knot at least") && !(a_key && b_key) {
+                continue;
+            }
+            raw.push(b);
+            out.push(last + step);
+        }
+        TimeWarp { raw, out }
+    }
+
+    /// Exported ms since the episode's start for a raw time.
+    pub fn at(&self, ts: i64) -> f64 {
+        let i = self.raw.partition_point(|&r| r <= ts);
+        if i == 0 {
+            return 0.0;
+        }
+        if i >= self.raw.len() {
+            return *self.out.last().expect("one knot at least");
+        }
+        // raw[i-1] <= ts < raw[i]; equal raw times (two keys pressed in
+        // the same instant) take the later knot's value.
+        let (ra, rb) = (self.raw[i - 1], self.raw[i]);
+        let (oa, ob) = (self.out[i - 1], self.out[i]);
+        if rb == ra {
+            return oa;
+        }
+        oa + (ob - oa) * (ts - ra) as f64 / (rb - ra) as f64
+    }
+
+    /// The warped length of a span that starts at `ts` and lasts `ms`.
+    pub fn span_ms(&self, ts: i64, ms: i64) -> f64 {
+        self.at(ts.saturating_add(ms.max(0).saturating_mul(1_000_000))) - self.at(ts)
     }
 }
 
@@ -456,19 +562,58 @@ mod tests {
     }
 
     #[test]
-    fn key_offsets_are_on_the_grid_and_within_the_jitter() {
+    fn pauses_stay_within_ten_percent_and_typing_is_drawn_not_measured() {
         let a = anon();
         let mut rng = a.timing_rng("ep");
-        let mut moved = 0;
-        for ms in 0..2000 {
-            let o = a.key_offset(ms, &mut rng);
-            assert_eq!(o % 10, 0);
-            assert!((o - ms).abs() <= 15, "{ms} -> {o}");
-            moved += i64::from(o != a.quantize(ms));
+        for g in (1_000..60_000).step_by(7) {
+            let p = pause_ms(f64::from(g), &mut rng);
+            let err = (p - f64::from(g)) / f64::from(g);
+            assert!(err.abs() <= 0.10, "{g} -> {p}");
         }
-        assert!(moved > 100, "jitter must move some keys off plain rounding");
+        // Two typists, one fast and one slow: the warp gives the same
+        // clock for both, since no interval under a second is measured.
+        let fast: Vec<i64> = (0..50).map(|i| i * 90_000_000).collect();
+        let slow: Vec<i64> = (0..50).map(|i| i * 310_000_000).collect();
+        let w1 = TimeWarp::new(0, fast[49], &fast, &mut a.timing_rng("ep"));
+        let w2 = TimeWarp::new(0, slow[49], &slow, &mut a.timing_rng("ep"));
+        for (f, s) in fast.iter().zip(&slow) {
+            assert!((w1.at(*f) - w2.at(*s)).abs() < 1e-6);
+        }
+        // Same salt and episode, same draws; another episode, others.
         let mut r1 = a.timing_rng("ep");
         let mut r2 = a.timing_rng("ep");
-        assert_eq!(a.key_offset(123, &mut r1), a.key_offset(123, &mut r2));
+        let mut r3 = a.timing_rng("other");
+        let (x, y, z) = (
+            typing_interval_ms(&mut r1),
+            typing_interval_ms(&mut r2),
+            typing_interval_ms(&mut r3),
+        );
+        assert_eq!(x.to_bits(), y.to_bits());
+        assert_ne!(x.to_bits(), z.to_bits());
+        // Another salt, other draws.
+        let b = anon();
+        assert_ne!(
+            typing_interval_ms(&mut b.timing_rng("ep")).to_bits(),
+            typing_interval_ms(&mut a.timing_rng("ep")).to_bits()
+        );
+    }
+
+    #[test]
+    fn a_warp_is_monotone_and_places_what_lies_between_keys() {
+        let a = anon();
+        let keys = [1_000_000_000, 1_100_000_000, 4_100_000_000, 4_150_000_000];
+        let w = TimeWarp::new(0, 5_000_000_000, &keys, &mut a.timing_rng("e"));
+        let mut prev = -1.0;
+        for ts in (0..5_200_000_000i64).step_by(10_000_000) {
+            let v = w.at(ts);
+            assert!(v >= prev, "{ts}: {v} < {prev}");
+            prev = v;
+        }
+        // The 3 s pause between the second and third key survives.
+        let pause = w.at(keys[2]) - w.at(keys[1]);
+        assert!((pause - 3_000.0).abs() <= 300.0, "{pause}");
+        // The 1 s lead-in is a pause too; a short tail is kept as it is.
+        assert!((w.at(keys[0]) - 1_000.0).abs() <= 100.0);
+        assert!((w.at(5_000_000_000) - w.at(keys[3]) - 850.0).abs() < 1e-6);
     }
 }

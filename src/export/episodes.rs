@@ -3,8 +3,8 @@
 //!
 //! The [`Segmenter`] closes an episode at an idle gap, after a git commit,
 //! and when work moves to another workspace or subject. The [`Builder`]
-//! then makes the episode's actions: typing bursts (redacted text,
-//! quantized and jittered key timing), edits as unified diffs between
+//! then makes the episode's actions: typing bursts (redacted text, key
+//! timing re-synthesized from a population model, pauses kept), edits as unified diffs between
 //! redacted snapshots, file events, focus changes, mouse summaries, commits
 //! and capture gaps; and, from the ingest socket's clients, shell commands,
 //! test and build runs (command lines redacted and anonymized, see
@@ -18,9 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use rand::rngs::SmallRng;
-
-use super::anonymize::{iso_week, Anonymizer};
+use super::anonymize::{iso_week, Anonymizer, TimeWarp};
 use super::command;
 use super::model::{
     Action, ActionBody, CodeState, EndReason, Episode, FileStates, KeyTime, RunResult,
@@ -735,6 +733,15 @@ impl<'a> Builder<'a> {
             .as_deref()
             .map(|w| self.anon.pseudonym("workspace", w));
         let mut rng = self.anon.timing_rng(&format!("{}\0{t0}", raw.subject));
+        // Every exported time and duration goes through one warp built from
+        // the key presses: the measured rhythm, and the pace it adds up
+        // to, never reach the output.
+        let key_times: Vec<i64> = events
+            .iter()
+            .filter(|e| e.kind == Kind::KeyDown)
+            .map(|e| e.wall_ns)
+            .collect();
+        let warp = TimeWarp::new(t0, t_end, &key_times, &mut rng);
 
         let mut actions: Vec<(i64, ActionBody)> = Vec::new();
         let mut burst: Option<Burst> = None;
@@ -752,7 +759,7 @@ impl<'a> Builder<'a> {
                 Kind::KeyDown => {
                     if burst.as_ref().is_some_and(|b| ts - b.last > BURST_GAP_NS) {
                         let b = burst.take().expect("checked");
-                        actions.push(self.burst(b, &key_slot, &segments, &mut rng));
+                        actions.push(self.burst(b, &key_slot, &segments, &warp));
                     }
                     let b = burst.get_or_insert_with(|| Burst {
                         start: ts,
@@ -892,7 +899,7 @@ impl<'a> Builder<'a> {
                     // Anything else closes the burst and the pointer run, so
                     // the order of typing, saves and switches survives.
                     if let Some(b) = burst.take() {
-                        actions.push(self.burst(b, &key_slot, &segments, &mut rng));
+                        actions.push(self.burst(b, &key_slot, &segments, &warp));
                     }
                     if let Some(m) = mouse.take() {
                         actions.push(mouse_action(m));
@@ -912,7 +919,7 @@ impl<'a> Builder<'a> {
             }
         }
         if let Some(b) = burst.take() {
-            actions.push(self.burst(b, &key_slot, &segments, &mut rng));
+            actions.push(self.burst(b, &key_slot, &segments, &warp));
         }
         if let Some(m) = mouse.take() {
             actions.push(mouse_action(m));
@@ -941,38 +948,30 @@ impl<'a> Builder<'a> {
             .into_iter()
             .enumerate()
             .map(|(seq, (ts, mut body))| {
-                let ms = (ts - t0) / MS;
-                // A burst's start is a key press: jittered like the keys.
-                let t = match &mut body {
-                    ActionBody::Typing { .. } => self.anon.key_offset(ms, &mut rng),
-                    // Its start is a key press too.
-                    ActionBody::EditorEdits { duration_ms, .. } => {
-                        *duration_ms = self.anon.quantize(*duration_ms);
-                        self.anon.key_offset(ms, &mut rng)
-                    }
-                    // Commands, runs, cursor moves, diagnostics and
-                    // editor commands follow the engineer's hands as
-                    // closely as keys do: jittered like them.
-                    ActionBody::Navigation { duration_ms, .. }
-                    | ActionBody::TestRun(RunResult { duration_ms, .. })
+                let t = self.anon.quantize(warp.at(ts).round() as i64);
+                let warped = |d: &mut i64| {
+                    *d = self.anon.quantize(warp.span_ms(ts, *d).round() as i64);
+                };
+                match &mut body {
+                    // Spans that run alongside the keys (an editor's edits,
+                    // cursor moves, a pointer run, a gap) would carry the
+                    // measured pace: warped like the keys.
+                    ActionBody::EditorEdits { duration_ms, .. }
+                    | ActionBody::Navigation { duration_ms, .. }
+                    | ActionBody::Mouse { duration_ms, .. }
+                    | ActionBody::Gap { duration_ms, .. } => warped(duration_ms),
+                    // A run's or a command's length is the machine's, not
+                    // the hands': kept, on the grid.
+                    ActionBody::TestRun(RunResult { duration_ms, .. })
                     | ActionBody::BuildRun(RunResult { duration_ms, .. }) => {
                         *duration_ms = self.anon.quantize(*duration_ms);
-                        self.anon.key_offset(ms, &mut rng)
                     }
                     ActionBody::ShellCommand { duration_ms, .. } => {
                         *duration_ms = duration_ms.map(|d| self.anon.quantize(d));
-                        self.anon.key_offset(ms, &mut rng)
                     }
-                    ActionBody::Diagnostics { .. } | ActionBody::EditorCommand { .. } => {
-                        self.anon.key_offset(ms, &mut rng)
-                    }
-                    ActionBody::Mouse { duration_ms, .. } | ActionBody::Gap { duration_ms, .. } => {
-                        *duration_ms = self.anon.quantize(*duration_ms);
-                        self.anon.quantize(ms)
-                    }
-                    _ => self.anon.quantize(ms),
+                    _ => {}
                 }
-                .max(prev_t);
+                let t = t.max(prev_t);
                 prev_t = t;
                 Action {
                     seq: seq as u32,
@@ -987,7 +986,7 @@ impl<'a> Builder<'a> {
             subject_id,
             workspace_id,
             week: iso_week(t0),
-            duration_ms: self.anon.quantize((t_end - t0) / MS),
+            duration_ms: self.anon.quantize(warp.at(t_end).round() as i64),
             end_reason: raw.end,
             files,
             actions,
@@ -1017,7 +1016,7 @@ impl<'a> Builder<'a> {
         b: Burst,
         key_slot: &HashMap<usize, (usize, usize)>,
         segments: &[Arc<SegKeys>],
-        rng: &mut SmallRng,
+        warp: &TimeWarp,
     ) -> (i64, ActionBody) {
         // The burst's keys within its focus segment (bursts never cross a
         // focus change, so they share one).
@@ -1069,7 +1068,10 @@ impl<'a> Builder<'a> {
                 continue;
             }
             in_masked = masked;
-            let t = self.anon.key_offset((ts - b.start) / MS, rng).max(prev_t);
+            // On the grid in episode time, so a key's offset plus its
+            // burst's start is the key's exported time.
+            let at = |ns: i64| self.anon.quantize(warp.at(ns).round() as i64);
+            let t = (at(*ts) - at(b.start)).max(prev_t);
             prev_t = t;
             keys.push(KeyTime {
                 t,
@@ -1085,7 +1087,7 @@ impl<'a> Builder<'a> {
             ActionBody::Typing {
                 app: b.app,
                 text,
-                // From the jittered keys: the raw span would undo the jitter.
+                // From the synthesized keys: the raw span is the pace.
                 duration_ms: keys.last().map_or(0, |k| k.t),
                 keys,
             },

@@ -63,7 +63,12 @@ pub struct AnonymizationInfo {
     /// (a salt file the data team keeps; exports with it can be linked).
     pub salt: String,
     pub path_allowlist: Vec<String>,
+    /// How key timing was made: `synthesized` (the default, and the only
+    /// mode so far; see docs/dataset.md). Absent from older manifests.
+    #[serde(default)]
+    pub timing: String,
     pub timing_quantum_ms: i64,
+    /// Always 0 now: kept so older readers still parse the manifest.
     pub timing_jitter_ms: i64,
     pub idle_gap_ms: i64,
     pub absolute_time: String,

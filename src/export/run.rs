@@ -429,6 +429,7 @@ pub fn export(
             pseudonyms: "HMAC-SHA256 under a per-export salt, truncated to 128 bits".into(),
             salt: if salt_supplied { "supplied" } else { "random" }.into(),
             path_allowlist: PATH_ALLOWLIST.iter().map(|s| (*s).to_owned()).collect(),
+            timing: crate::export::anonymize::TIMING_MODE.into(),
             timing_quantum_ms: shape.quantum_ms,
             timing_jitter_ms: shape.jitter_ms,
             idle_gap_ms: shape.idle_gap_ns / 1_000_000,
