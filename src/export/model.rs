@@ -93,8 +93,9 @@ pub struct Action {
     pub body: ActionBody,
 }
 
-/// One key in a typing burst: its offset from the burst's start (quantized
-/// and jittered), and its class. A run of keys that typed a redacted value
+/// One key in a typing burst: its offset from the burst's start (on the
+/// re-synthesized clock: a population draw, never the typist's own
+/// interval), and its class. A run of keys that typed a redacted value
 /// shows as one key of class `redacted`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyTime {
