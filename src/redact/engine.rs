@@ -14,7 +14,7 @@ use super::identity::{Identity, IdentityKind};
 use super::keep;
 use super::placeholders::Placeholders;
 use super::rules::{Check, Rule, RULES};
-use super::{pii, Category, Finding, RedactError, Redacted};
+use super::{pii, seeds, Category, Finding, RedactError, Redacted};
 
 /// How far (bytes) a window reaches either side of a keyword on one line.
 /// Long enough for a 40-byte name, an operator and a 512-byte value; short
@@ -241,6 +241,9 @@ impl Redactor {
         for &r in &self.whole_text {
             self.run_rule(text, r, 0, text.len(), &mut raw);
         }
+        // Seed phrases are secrets: they run whether or not personal data
+        // is scanned.
+        seeds::scan(text, &mut raw);
         if self.pii {
             pii::scan(text, &mut raw);
         }
