@@ -587,6 +587,12 @@ fn format_ok(id: &str, v: &str, ctx: &Context) -> bool {
             let tail = v.split_once(['_', '-', '.', '~']).map_or(v, |(_, t)| t);
             ctx.before != Some(b'.') && !tail.bytes().all(|b| b.is_ascii_digit() || b == b'_')
         }
+        // A known prefix at a non-standard length: random data has a digit
+        // somewhere, and a sample's `...TokenHere` or `abc123...klmnopqrstuv`
+        // is a placeholder, not a token.
+        "known-prefix-long" => {
+            v.bytes().any(|b| b.is_ascii_digit()) && !keep::is_placeholder(v, true)
+        }
         // The last part of a Slack token is random: not digits alone, not a
         // placeholder (`...AccessTokenHere`).
         "slack-token" => {

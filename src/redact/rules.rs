@@ -800,12 +800,12 @@ pub static RULES: &[Rule] = &[
     },
     Rule {
         id: "known-prefix-long",
-        description: "Known token prefixes (github_pat_, ghp_, xoxb-, sk-, npm_, hf_...) followed by a long random run, whatever its length (glpat- is any length already)",
+        description: "Known token prefixes (github_pat_, ghp_, xoxb-, sk-, npm_) followed by a long random run, whatever its length (glpat- is any length already; hf_ tokens are letters only, like identifiers, so they keep their fixed length)",
         keywords: &[
             "github_pat_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xoxa-", "xoxb-",
-            "xoxp-", "xoxo-", "xoxr-", "xoxs-", "xoxe-", "sk-", "npm_", "hf_",
+            "xoxp-", "xoxo-", "xoxr-", "xoxs-", "xoxe-", "sk-", "npm_",
         ],
-        regex: r"\b(?P<s>(?:github_pat_|gh[pousr]_|xox[abposre]-|sk-|npm_|hf_)[A-Za-z0-9_-]*?[A-Za-z0-9]{20,}[A-Za-z0-9_-]*)",
+        regex: r"\b(?P<s>(?:github_pat_|gh[pousr]_|xox[abposre]-|sk-|npm_)[A-Za-z0-9_-]*?[A-Za-z0-9]{20,}[A-Za-z0-9_-]*)",
         entropy: Some(3.5),
         reach: 0,
         check: Check::Format,
@@ -821,6 +821,8 @@ pub static RULES: &[Rule] = &[
             "from sk-video-tools import sk-learn-contrib-extensions",
             "ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
             "task-0123456789abcdefghijABCDEFGHIJ",
+            "xoxe.xoxp-1-SlackAppConfigurationAccessTokenHere",
+            "sk-ant-api03-abc123xyz-456def789ghij-klmnopqrstuvwx-3456yza789bcde-1234fghijklmnopby56aaaogaopaaaabc123xyzBB",
         ],
     },
     Rule {
