@@ -22,19 +22,19 @@ fn redact(text: &str) -> String {
     redactor().redact(text, &mut Placeholders::new()).text
 }
 
-/// A 24-word BIP-39 mnemonic (test vector 3 of the reference suite).
-const SEED24: &str = "legal winner thank year wave sausage worth useful legal winner thank year wave sausage worth useful legal winner thank year wave sausage worth title";
+/// A 24-word BIP-39 mnemonic (a test vector of the reference suite).
+const SEED24: &str = "hamster diagram private dutch cause delay private meat slide toddler razor book happy fancy gospel tennis maple dilemma loan word shrug inflict delay length";
 
 /// A 25-word Monero seed in Monero's English list (the Monero docs'
 /// example wallet).
 const MONERO25: &str = "sequence atlas unveil summon pebbles tuesday beer rudely snake rockets different fuselage woven tiger inexact tusks maximum aided hefty fossil noises hornet tiger vats";
 
-/// Asserts no word of `seed` that is not in `allowed` survives in `out`:
-/// the seed's words may appear elsewhere only as ordinary words.
+/// Asserts that the distinctive words of `seed` are gone from `out`
+/// (its commoner words may remain elsewhere as ordinary words).
 fn assert_no_seed_left(seed: &str, out: &str) {
     let words: Vec<&str> = seed.split(' ').collect();
     let unique: Vec<&str> = [
-        "sausage", "winner", "useful", "title", "unveil", "fuselage", "inexact", "hornet",
+        "hamster", "diagram", "toddler", "dilemma", "unveil", "fuselage", "inexact", "hornet",
     ]
     .into_iter()
     .filter(|w| words.contains(w))
@@ -112,7 +112,10 @@ fn a_monero_seed_is_found() {
 fn prose_and_code_made_of_list_words_are_kept() {
     for t in [
         // Eleven list words in a row, then a word of neither list.
-        "legal winner thank year wave sausage worth useful legal winner thank the",
+        "hamster diagram private dutch cause delay private meat slide toddler razor the",
+        // Lists in code repeat their words; seeds almost never do.
+        "assert!(v.eq_vec(&[true, false, true, false, false, false, false, true, true, false, true, false, false, true]));",
+        "'border-left-color', 'border-left-style', 'border-left-width', 'border-right-color', 'border-right-style'",
         "Please review this pull request about the new feature and also check that every test still passes.",
         "fn build_index(items: &[Item], limit: usize) -> Result<Index, Error> { todo!() }",
         "The quick brown fox jumps over the lazy dog; a second sentence follows it.",

@@ -786,8 +786,8 @@ pub static RULES: &[Rule] = &[
     Rule {
         id: "pypirc-password",
         description: ".pypirc passwords (password = ... under an index server section)",
-        keywords: &["[pypi]", "[testpypi]", "[distutils]", "index-servers", "repository"],
-        regex: r"(?m)^[ \t]*password[ \t]*[=:][ \t]*(?P<s>[^\s][^\r\n]*?)[ \t]*$",
+        keywords: &["[pypi]", "[testpypi]", "[distutils]", "index-servers"],
+        regex: r"(?m)^[ \t]*password[ \t]*[=:][ \t]*(?P<s>[^\s()\[\]]+)[ \t]*$",
         entropy: None,
         reach: 1024,
         check: Check::Password,
@@ -796,7 +796,11 @@ pub static RULES: &[Rule] = &[
             "[distutils]\nindex-servers = pypi\n\n[pypi]\nusername = maggie\npassword = hunter2",
             "[testpypi]\nrepository = https://test.pypi.org/legacy/\nusername = __token__\npassword = fakeTestPw",
         ],
-        fp: &["[pypi]\nusername = __token__\npassword = ${PYPI_TOKEN}", "[pypi]\nusername = maggie\n"],
+        fp: &[
+            "[pypi]\nusername = __token__\npassword = ${PYPI_TOKEN}",
+            "[pypi]\nusername = maggie\n",
+            "# [pypi] upload\nif secret is not None:\n    password = hide_value(secret)",
+        ],
     },
     Rule {
         id: "known-prefix-long",

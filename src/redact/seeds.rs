@@ -31,6 +31,14 @@ const MONERO: &str = include_str!("wordlists/monero-english.txt");
 /// to 24 words, Monero's 25 (13 for old MyMonero ones).
 pub const MIN_WORDS: usize = 12;
 
+/// A seed's words are drawn at random from 2048 (or 1626): a repeat is
+/// rare (about 3% of 12-word seeds have one). Lists in code repeat
+/// (`true, false, true`, `'border-left-width', 'border-left-style'`), so a
+/// run needs at least this many distinct words...
+const MIN_DISTINCT: usize = 11;
+/// ...and at least this share of them, in percent.
+const MIN_DISTINCT_PERCENT: usize = 80;
+
 /// Probe spacing; must stay below the shortest span of a [`MIN_WORDS`] run
 /// (3-letter words and one-byte gaps: 47 bytes).
 const STRIDE: usize = 32;
@@ -154,14 +162,15 @@ fn next_word(b: &[u8], e: usize) -> Option<(usize, usize)> {
 }
 
 /// The maximal run of words in list `flag` through the word `[s, e)`:
-/// its byte range and word count.
-fn run(b: &[u8], s: usize, e: usize, flag: u8) -> (usize, usize, usize) {
-    let (mut rs, mut re, mut n) = (s, e, 1);
+/// its byte range, its word count and its count of distinct words.
+fn run(b: &[u8], s: usize, e: usize, flag: u8) -> (usize, usize, usize, usize) {
+    let (mut rs, mut re) = (s, e);
+    let mut seen: Vec<Vec<u8>> = vec![b[s..e].to_ascii_lowercase()];
     while let Some((ps, pe)) = prev_word(b, rs) {
         match word(b, ps, pe) {
             Some((ws, f)) if f & flag != 0 => {
                 rs = ws;
-                n += 1;
+                seen.push(b[ws..pe].to_ascii_lowercase());
             }
             _ => break,
         }
@@ -173,9 +182,12 @@ fn run(b: &[u8], s: usize, e: usize, flag: u8) -> (usize, usize, usize) {
             break;
         }
         re = ne;
-        n += 1;
+        seen.push(b[ns..ne].to_ascii_lowercase());
     }
-    (rs, re, n)
+    let n = seen.len();
+    seen.sort_unstable();
+    seen.dedup();
+    (rs, re, n, seen.len())
 }
 
 /// Appends a finding for every seed phrase in `text`.
@@ -205,8 +217,11 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
                 if flags & flag == 0 {
                     continue;
                 }
-                let (rs, re, n) = run(b, ws, e, flag);
-                if n >= MIN_WORDS {
+                let (rs, re, n, distinct) = run(b, ws, e, flag);
+                if n >= MIN_WORDS
+                    && distinct >= MIN_DISTINCT
+                    && distinct * 100 >= n * MIN_DISTINCT_PERCENT
+                {
                     out.push(Finding {
                         rule,
                         category: Category::Secret,
@@ -240,7 +255,7 @@ mod tests {
             .collect()
     }
 
-    const SEED24: &str = "legal winner thank year wave sausage worth useful legal winner thank year wave sausage worth useful legal winner thank year wave sausage worth title";
+    const SEED24: &str = "hamster diagram private dutch cause delay private meat slide toddler razor book happy fancy gospel tennis maple dilemma loan word shrug inflict delay length";
 
     #[test]
     fn lists_are_the_published_ones() {
@@ -273,9 +288,11 @@ mod tests {
     fn short_runs_and_prose_are_kept() {
         // Eleven list words, then a word of neither list.
         assert_eq!(
-            found("legal winner thank year wave sausage worth useful legal winner thank the end"),
+            found("hamster diagram private dutch cause delay private meat slide toddler razor the end"),
             []
         );
+        // A list that repeats itself is code, not a seed.
+        assert_eq!(found(&"true, false, ".repeat(12)), []);
         assert_eq!(
             found(
                 "Please review the pull request about the new feature, and also check the tests."
