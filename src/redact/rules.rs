@@ -710,9 +710,9 @@ pub static RULES: &[Rule] = &[
     },
     Rule {
         id: "netrc-password",
-        description: ".netrc password tokens (machine h login u password p, on one line or several)",
+        description: ".netrc password tokens (machine h login u password p, on one line or several): the host has a dot or a colon, or a login clause follows it, so prose about a machine's password is not one",
         keywords: &["machine", "default"],
-        regex: r"(?:\bmachine[ \t\r\n]+[^\s]+|\bdefault)(?:[ \t\r\n]+(?:login|account|port|protocol|user)[ \t\r\n]+[^\s]+)*[ \t\r\n]+password[ \t\r\n]+(?P<s>[^\s]+)",
+        regex: r"(?:\bmachine[ \t\r\n]+(?:[^\s]*[.:][^\s]*(?:[ \t\r\n]+(?:login|account|port|protocol|user)[ \t\r\n]+[^\s]+)*|[^\s]+(?:[ \t\r\n]+(?:login|account|port|protocol|user)[ \t\r\n]+[^\s]+)+)|\bdefault(?:[ \t\r\n]+(?:login|account|port|protocol|user)[ \t\r\n]+[^\s]+)*)[ \t\r\n]+password[ \t\r\n]+(?P<s>[^\s]+)",
         entropy: None,
         reach: 512,
         check: Check::Password,
@@ -724,6 +724,7 @@ pub static RULES: &[Rule] = &[
         ],
         fp: &[
             "the machine asked for a password reset",
+            "stored on the local machine for password history checking",
             "machine example.org login maggie",
             "machine h login u password $NETRC_PASSWORD",
         ],
