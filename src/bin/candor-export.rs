@@ -184,10 +184,18 @@ fn shape(args: &ShapeArgs, now_ns: i64) -> Result<Shape> {
     })
 }
 
-fn identity(config: &candor::config::RedactConfig) -> Identity {
+fn identity(config: &candor::config::Config) -> Identity {
     let mut identity = Identity::from_os();
-    add_configured(&mut identity, config);
+    add_configured(&mut identity, &config.redact);
+    add_workspace_git(&mut identity, config);
     identity
+}
+
+/// The name and e-mail each watched workspace's repository commits with.
+fn add_workspace_git(identity: &mut Identity, config: &candor::config::Config) {
+    for root in &config.editor.roots {
+        identity.add_git_repo(root);
+    }
 }
 
 fn add_configured(identity: &mut Identity, config: &candor::config::RedactConfig) {
@@ -211,7 +219,7 @@ fn run(cli: Cli) -> Result<()> {
         // Redaction reads stdin, not the store; the config adds identity.
         Command::Redact(args) => {
             let ctx = Context::load(cli.data_dir, cli.config)?;
-            redact(args, &ctx.config.redact)
+            redact(args, &ctx.config)
         }
         Command::Episodes(args) => {
             let ctx = Context::load(cli.data_dir, cli.config)?;
@@ -222,7 +230,7 @@ fn run(cli: Cli) -> Result<()> {
                 Some(f) => Salt::from_file(f)?,
                 None => Salt::random()?,
             };
-            let redactor = Redactor::new(&identity(&ctx.config.redact))?;
+            let redactor = Redactor::new(&identity(&ctx.config))?;
             let mut store = ctx.open_store_read_only()?;
             let done = run::export(
                 &mut store,
@@ -279,13 +287,13 @@ fn run(cli: Cli) -> Result<()> {
             let ctx = Context::load(cli.data_dir, cli.config)?;
             let now = wall_now_ns();
             let shape = shape(&args.shape, now)?;
-            let redactor = Redactor::new(&identity(&ctx.config.redact))?;
+            let redactor = Redactor::new(&identity(&ctx.config))?;
             let mut store = ctx.open_store_read_only()?;
             preview(&mut store, &shape, &redactor, now, args.episode)
         }
         Command::Verify { dir } => {
             let ctx = Context::load(cli.data_dir, cli.config)?;
-            let redactor = Redactor::new(&identity(&ctx.config.redact))?;
+            let redactor = Redactor::new(&identity(&ctx.config))?;
             let r = verify::verify(&dir, &redactor)
                 .with_context(|| format!("{} does not verify", dir.display()))?;
             println!(
@@ -317,13 +325,15 @@ fn run(cli: Cli) -> Result<()> {
 
 /// Reads all of stdin, redacts it in memory, and writes only when every line
 /// is good, so a bad line never leaves half an output behind.
-fn redact(args: RedactArgs, config: &candor::config::RedactConfig) -> Result<()> {
+fn redact(args: RedactArgs, config: &candor::config::Config) -> Result<()> {
     let mut identity = if args.no_os_identity {
         Identity::none()
     } else {
-        Identity::from_os()
+        let mut id = Identity::from_os();
+        add_workspace_git(&mut id, config);
+        id
     };
-    add_configured(&mut identity, config);
+    add_configured(&mut identity, &config.redact);
     add_terms(&mut identity, &args.names, &args.users, &args.hosts);
     let redactor = Redactor::new(&identity)?;
     let mut input = Vec::new();

@@ -14,7 +14,7 @@ use super::identity::{Identity, IdentityKind};
 use super::keep;
 use super::placeholders::Placeholders;
 use super::rules::{Check, Rule, RULES};
-use super::{pii, Category, Finding, RedactError, Redacted};
+use super::{pii, seeds, Category, Finding, RedactError, Redacted};
 
 /// How far (bytes) a window reaches either side of a keyword on one line.
 /// Long enough for a 40-byte name, an operator and a 512-byte value; short
@@ -241,6 +241,9 @@ impl Redactor {
         for &r in &self.whole_text {
             self.run_rule(text, r, 0, text.len(), &mut raw);
         }
+        // Seed phrases are secrets: they run whether or not personal data
+        // is scanned.
+        seeds::scan(text, &mut raw);
         if self.pii {
             pii::scan(text, &mut raw);
         }
@@ -583,6 +586,12 @@ fn format_ok(id: &str, v: &str, ctx: &Context) -> bool {
         "prefixed-token" => {
             let tail = v.split_once(['_', '-', '.', '~']).map_or(v, |(_, t)| t);
             ctx.before != Some(b'.') && !tail.bytes().all(|b| b.is_ascii_digit() || b == b'_')
+        }
+        // A known prefix at a non-standard length: random data has a digit
+        // somewhere, and a sample's `...TokenHere` or `abc123...klmnopqrstuv`
+        // is a placeholder, not a token.
+        "known-prefix-long" => {
+            v.bytes().any(|b| b.is_ascii_digit()) && !keep::is_placeholder(v, true)
         }
         // The last part of a Slack token is random: not digits alone, not a
         // placeholder (`...AccessTokenHere`).

@@ -8,6 +8,7 @@
 //! - [`rules`]: the secret rule table (ids, keywords, regexes, vectors).
 //! - [`keep`]: the keep-list (placeholders, references, hashes, versions).
 //! - [`pii`]: e-mails, phones, public IPs, cards, IBANs, SSNs.
+//! - [`seeds`]: wallet seed phrases (BIP-39 and Monero word runs).
 //! - [`identity`]: the engineer's username, name, hostname and home path.
 //! - [`engine`]: the keyword prefilter, the scan and overlap resolution.
 //! - [`placeholders`]: the consistent-placeholder book.
@@ -24,6 +25,7 @@ pub mod keystrokes;
 pub mod pii;
 pub mod placeholders;
 pub mod rules;
+pub mod seeds;
 
 pub use engine::Redactor;
 pub use identity::{Identity, IdentityKind};

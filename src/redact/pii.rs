@@ -516,11 +516,15 @@ fn numbers(text: &str, out: &mut Vec<Finding>) {
                 continue;
             }
         }
-        let word_start = !(prev.is_ascii_alphanumeric()
-            || prev == b'_'
-            || prev == b'.'
-            || prev == b'-'
-            || prev == b'/');
+        // A URL's host follows `://`: the `/` that marks a path part
+        // elsewhere does not make `http://104.233.145.166:8080/` a path.
+        let url_host = prev == b'/' && i >= 3 && &b[i - 3..i] == b"://";
+        let word_start = url_host
+            || !(prev.is_ascii_alphanumeric()
+                || prev == b'_'
+                || prev == b'.'
+                || prev == b'-'
+                || prev == b'/');
         if !word_start {
             // Part of an identifier, version or path, except IPv6, which may
             // follow a letter-free `[`.
@@ -666,6 +670,14 @@ mod tests {
         assert_eq!(rules("ssn 123-45-6789"), [("ssn", "123-45-6789")]);
         assert_eq!(rules("from 93.184.216.34:53"), [("ipv4", "93.184.216.34")]);
         assert_eq!(
+            rules("curl http://104.233.145.166:8080/health"),
+            [("ipv4", "104.233.145.166")]
+        );
+        assert_eq!(
+            rules("GET https://[2a00:1450:4007:80e::200e]:443/x"),
+            [("ipv6", "2a00:1450:4007:80e::200e")]
+        );
+        assert_eq!(
             rules("peer 2a00:1450:4007:80e::200e up"),
             [("ipv6", "2a00:1450:4007:80e::200e")]
         );
@@ -681,6 +693,8 @@ mod tests {
     fn keeps_what_is_not_personal() {
         for t in [
             "127.0.0.1 10.1.2.3 192.168.1.1 172.16.0.9 ::1 fe80::1 2001:db8::1",
+            "http://127.0.0.1:8080/ http://10.0.0.5/x https://192.168.1.1:8443 http://[::1]:3000/",
+            "https://203.0.113.7/doc http://[2001:db8::1]/ see /usr/lib/1.2.3.4/x",
             "version 1.2.3.4.5 and v8.8.8.8, since 1.5.4.7, oid \"2.5.4.3\"",
             "ts = 1700000000000; id = 4111111111111112",
             "git@github.com:owner/repo.git icon@2x.png user@example.com",
