@@ -136,6 +136,17 @@ fn lex(line: &str) -> Vec<Vec<Word>> {
                     end_word(&mut cur, &mut words);
                 }
             }
+            // `-pTr0ub4dor&3`: an `&` inside a word, with no space on either
+            // side, is what a password typed unquoted looks like; the shell
+            // would cut it, but the whole of it is what was typed. Reading
+            // it as one word errs towards masking.
+            '&' if cur.is_some()
+                && it.peek().is_some_and(|(_, d)| {
+                    d.is_ascii_alphanumeric() || matches!(d, '!' | '#' | '%' | '*' | '@' | '^')
+                }) =>
+            {
+                push(&mut cur, c, i)
+            }
             ';' | '&' | '|' | '(' | ')' | '`' => end_command(&mut cur, &mut words, &mut commands),
             '$' if it.peek().is_some_and(|(_, d)| *d == '(') => {
                 it.next();
@@ -839,104 +850,47 @@ impl Scan<'_> {
             }
         }
         // Short flags: what their value is, and how it is given.
-        let mut short: Vec<(&str, Kind, Form)> = Vec::new();
-        let mut long: Vec<(&str, Kind)> = Vec::new();
-        let login = has("login");
-        match prog {
-            "mysql" | "mysqldump" | "mysqladmin" | "mariadb" | "mariadb-dump" | "mysqlimport"
-            | "mysqlshow" | "mysqlcheck" | "mysqlpump" | "mysqlsh" | "mysqlbinlog" => {
-                // `-p` takes its password glued only: `-p db` prompts.
-                short.extend([
-                    ("-p", Kind::Password, Form::Glued),
-                    ("-u", Kind::User, Form::Spaced),
-                    ("-h", Kind::Host, Form::Spaced),
-                ]);
-                long.extend([("--user", Kind::User), ("--host", Kind::Host)]);
+        // The program's row(s) of the table: what its flags carry.
+        for row in PROGRAMS
+            .iter()
+            .filter(|r| r.names.contains(&prog) && r.when.is_none_or(has))
+        {
+            self.special(row.special, args, stdin_secret);
+            for (j, w) in args.iter().enumerate() {
+                let t = w.text.as_str();
+                for &(flag, kind, form) in row.short {
+                    let glued = t.len() > flag.len() && t.starts_with(flag);
+                    if t == flag && form != Form::Glued {
+                        if let Some(v) = args.get(j + 1) {
+                            self.value(v, 0, kind);
+                        }
+                    } else if glued
+                        && (form != Form::Spaced || matches!(kind, Kind::User | Kind::Host))
+                    {
+                        // `-pX`, and `-uroot`, `-hdb.local`: glued values.
+                        self.value(w, flag.len(), kind);
+                    }
+                }
+                for &(flag, kind) in row.long {
+                    if t == flag {
+                        if let Some(v) = args.get(j + 1) {
+                            self.value(v, 0, kind);
+                        }
+                    } else if let Some(v) = t.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
+                        self.value(w, t.len() - v.len(), kind);
+                    }
+                }
             }
-            "psql" | "pg_dump" | "pg_dumpall" | "pg_restore" | "createdb" | "dropdb"
-            | "createuser" | "dropuser" | "pg_isready" | "vacuumdb" | "reindexdb" | "pgbench"
-            | "pg_basebackup" => {
-                short.extend([
-                    ("-U", Kind::User, Form::Spaced),
-                    ("-h", Kind::Host, Form::Spaced),
-                ]);
-                long.extend([("--username", Kind::User), ("--host", Kind::Host)]);
-            }
-            "mongo" | "mongosh" | "mongodump" | "mongorestore" | "mongoexport" | "mongoimport" => {
-                short.extend([
-                    ("-p", Kind::Password, Form::Spaced),
-                    ("-u", Kind::User, Form::Spaced),
-                ]);
-                long.extend([("--username", Kind::User), ("--host", Kind::Host)]);
-            }
-            "sqlcmd" | "bcp" => short.extend([
-                ("-P", Kind::Password, Form::Both),
-                ("-U", Kind::User, Form::Spaced),
-                ("-S", Kind::Host, Form::Spaced),
-            ]),
-            "redis-cli" | "valkey-cli" | "keydb-cli" => {
-                short.extend([
-                    ("-a", Kind::Password, Form::Both),
-                    ("-h", Kind::Host, Form::Spaced),
-                ]);
-                long.extend([("--user", Kind::User)]);
-            }
-            "sshpass" => short.push(("-p", Kind::Password, Form::Both)),
-            "docker" | "podman" | "nerdctl" | "buildah" | "skopeo" | "helm" | "oras" | "crane"
-            | "regctl" | "cosign" | "finch" | "oc" | "az" | "cf"
-                if login =>
-            {
-                short.extend([
-                    ("-p", Kind::Password, Form::Spaced),
-                    ("-u", Kind::User, Form::Spaced),
-                ]);
-                long.extend([("--username", Kind::User)]);
-            }
-            "curl" => {
-                short.push(("-b", Kind::Cookie, Form::Both));
-                long.push(("--cookie", Kind::Cookie));
-                short.extend([
-                    ("-u", Kind::UserPass, Form::Both),
-                    ("-U", Kind::UserPass, Form::Both),
-                ]);
-                long.extend([("--user", Kind::UserPass), ("--proxy-user", Kind::UserPass)]);
-            }
-            "wget" => long.extend([
-                ("--user", Kind::User),
-                ("--http-user", Kind::User),
-                ("--ftp-user", Kind::User),
-            ]),
-            "smbclient" | "rpcclient" | "smbmap" | "net" => {
-                short.push(("-U", Kind::UserPercent, Form::Both));
-                long.push(("--user", Kind::UserPercent));
-            }
-            "ldapsearch" | "ldapmodify" | "ldapadd" | "ldapdelete" | "ldapwhoami"
-            | "ldappasswd" | "ldapcompare" => {
-                short.extend([
-                    ("-w", Kind::Password, Form::Both),
-                    ("-D", Kind::User, Form::Spaced),
-                    ("-H", Kind::Host, Form::Spaced),
-                ]);
-            }
-            "openssl" => short.extend([
-                ("-k", Kind::Password, Form::Spaced),
-                ("-K", Kind::Password, Form::Spaced),
-            ]),
-            "zip" | "unzip" | "zipcloak" => short.push(("-P", Kind::Password, Form::Both)),
-            "7z" | "7za" | "7zr" => short.push(("-p", Kind::Password, Form::Glued)),
-            "gh" if has("secret") => {
-                short.push(("-b", Kind::Password, Form::Both));
-                long.push(("--body", Kind::Password));
-            }
-            "ssh" | "scp" | "sftp" | "rsync" | "mosh" | "ssh-copy-id" | "autossh" | "sshfs"
-            | "rsh" => {
-                short.extend([
-                    ("-l", Kind::User, Form::Spaced),
-                    ("-J", Kind::UserHost, Form::Spaced),
-                ]);
-                self.remote(prog, args);
-            }
-            "htpasswd" => {
+        }
+        self.config(args);
+    }
+
+    /// The rows whose secret is not a flag's value.
+    fn special(&mut self, special: Special, args: &[Word], stdin_secret: bool) {
+        match special {
+            Special::None => {}
+            Special::Remote(prog) => self.remote(prog, args),
+            Special::HtpasswdBatch => {
                 // With -b the password is the last word.
                 let batch = args.iter().any(|w| {
                     w.text.starts_with('-') && !w.text.starts_with("--") && w.text.contains('b')
@@ -949,56 +903,25 @@ impl Scan<'_> {
                     }
                 }
             }
-            "ssh-keygen" => short.extend([
-                ("-N", Kind::Password, Form::Both),
-                ("-P", Kind::Password, Form::Both),
-            ]),
-            "lftp" => short.push(("-u", Kind::UserComma, Form::Spaced)),
-            "http" | "https" | "xh" | "xhs" => {
-                short.push(("-a", Kind::UserPass, Form::Both));
-                long.push(("--auth", Kind::UserPass));
-            }
-            "twine" => {
-                short.extend([
-                    ("-p", Kind::Password, Form::Both),
-                    ("-u", Kind::User, Form::Spaced),
-                ]);
-                long.push(("--username", Kind::User));
-            }
-            "cargo" if login => {
+            Special::TokenAfterLogin { allow_pairs } => {
                 if let Some(w) = args
                     .iter()
                     .skip_while(|w| w.text != "login")
                     .skip(1)
-                    .find(|w| !w.text.starts_with('-'))
+                    .find(|w| !w.text.starts_with('-') && (allow_pairs || !w.text.contains('=')))
                 {
                     self.secret(w, 0, CREDENTIAL_RULE);
                 }
             }
-            "vault" if login => {
-                if let Some(w) = args
-                    .iter()
-                    .skip_while(|w| w.text != "login")
-                    .skip(1)
-                    .find(|w| !w.text.starts_with('-') && !w.text.contains('='))
-                {
-                    self.secret(w, 0, CREDENTIAL_RULE);
-                }
-            }
-            "kubectl" | "oc" if has("secret") => {
+            Special::FromLiteral => {
                 for (j, w) in args.iter().enumerate() {
                     let (v, a) = if let Some(v) = w.text.strip_prefix("--from-literal=") {
                         (v, w.text.len() - v.len())
                     } else if w.text == "--from-literal" {
-                        match args.get(j + 1) {
-                            Some(n) => {
-                                if let Some(eq) = n.text.find('=') {
-                                    self.secret(n, eq + 1, CREDENTIAL_RULE);
-                                }
-                                continue;
-                            }
-                            None => continue,
+                        if let Some(eq) = args.get(j + 1).and_then(|n| n.text.find('=')) {
+                            self.secret(&args[j + 1], eq + 1, CREDENTIAL_RULE);
                         }
+                        continue;
                     } else {
                         continue;
                     };
@@ -1007,35 +930,11 @@ impl Scan<'_> {
                     }
                 }
             }
-            "echo" | "printf" | "yes" if stdin_secret => {
-                for w in args.iter().filter(|w| !w.text.starts_with('-')) {
-                    self.secret(w, 0, PASSWORD_RULE);
-                }
-            }
-            _ => {}
-        }
-        self.config(args);
-        for (j, w) in args.iter().enumerate() {
-            let t = w.text.as_str();
-            for &(flag, kind, form) in &short {
-                let glued = t.len() > flag.len() && t.starts_with(flag);
-                if t == flag && form != Form::Glued {
-                    if let Some(v) = args.get(j + 1) {
-                        self.value(v, 0, kind);
+            Special::PrintsIntoReader => {
+                if stdin_secret {
+                    for w in args.iter().filter(|w| !w.text.starts_with('-')) {
+                        self.secret(w, 0, PASSWORD_RULE);
                     }
-                } else if glued && (form != Form::Spaced || matches!(kind, Kind::User | Kind::Host))
-                {
-                    // `-pX`, and `-uroot`, `-hdb.local`: glued values.
-                    self.value(w, flag.len(), kind);
-                }
-            }
-            for &(flag, kind) in &long {
-                if t == flag {
-                    if let Some(v) = args.get(j + 1) {
-                        self.value(v, 0, kind);
-                    }
-                } else if let Some(v) = t.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
-                    self.value(w, t.len() - v.len(), kind);
                 }
             }
         }
@@ -1131,7 +1030,9 @@ impl Scan<'_> {
                 continue;
             }
             if t.starts_with('-') {
-                skip = SSH_ARG.contains(&t) && !prog.starts_with("rsync");
+                // autossh's `-M port` comes before ssh's own options.
+                skip = (SSH_ARG.contains(&t) || (prog == "autossh" && t == "-M"))
+                    && !prog.starts_with("rsync");
                 continue;
             }
             if t.contains('@') && !t.contains("://") {
@@ -1266,15 +1167,15 @@ const NESTED_PROGRAMS: &[&str] = &[
 ];
 
 /// How a short flag takes its value: `-p X`, `-pX`, or either.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Form {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
     Spaced,
     Glued,
     Both,
 }
 
-#[derive(Clone, Copy)]
-enum Kind {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
     Password,
     User,
     Host,
@@ -1284,6 +1185,475 @@ enum Kind {
     Cookie,
     UserHost,
 }
+
+/// What a row's secret is when it is not a flag's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Special {
+    None,
+    /// `user@host[:path]` operands, and ssh's host (named by the program).
+    Remote(&'static str),
+    /// `htpasswd -b file user PASSWORD`: the last operand.
+    HtpasswdBatch,
+    /// `cargo login TOKEN`, `vault login TOKEN` (`allow_pairs`: a
+    /// `key=value` word may be the token; vault's are its options).
+    TokenAfterLogin {
+        allow_pairs: bool,
+    },
+    /// `kubectl create secret generic n --from-literal=key=VALUE`.
+    FromLiteral,
+    /// `echo pw | docker login --password-stdin`: what is printed into a
+    /// program that reads a password on its standard input.
+    PrintsIntoReader,
+}
+
+/// One row of the per-program table: the programs, the word that must be
+/// among their arguments for the row to apply (`docker login`), what
+/// their short flags (`-p`, glued or spaced) and long flags carry, and a
+/// test vector: a line and the value it must give.
+#[derive(Debug)]
+pub struct ProgramRule {
+    pub names: &'static [&'static str],
+    pub when: Option<&'static str>,
+    pub short: &'static [(&'static str, Kind, Form)],
+    pub long: &'static [(&'static str, Kind)],
+    pub special: Special,
+    /// Lines and the value each must give.
+    pub tp: &'static [(&'static str, &'static str)],
+    /// Lines that must give no secret.
+    pub fp: &'static [&'static str],
+}
+
+const fn row(
+    names: &'static [&'static str],
+    short: &'static [(&'static str, Kind, Form)],
+    long: &'static [(&'static str, Kind)],
+) -> ProgramRule {
+    ProgramRule {
+        names,
+        when: None,
+        short,
+        long,
+        special: Special::None,
+        tp: &[],
+        fp: &[],
+    }
+}
+
+use Form::{Both, Glued, Spaced};
+use Kind::{Cookie, Host, Password, User, UserComma, UserHost, UserPass, UserPercent};
+
+/// Every program whose flags or operands carry a secret, a user or a host.
+/// Flags named after a secret (`--password X`, `--api-token=X`) need no
+/// row: [`secret_flag`] and [`secret_name`] read them for every program.
+pub const PROGRAMS: &[ProgramRule] = &[
+    ProgramRule {
+        // `-p` takes its password glued only: `-p db` prompts.
+        tp: &[
+            ("mysql -u root -pTr0ub4dor&3 prod", "Tr0ub4dor&3"),
+            ("mysqldump -uroot -p'S3cr3t!pw' db", "'S3cr3t!pw'"),
+        ],
+        fp: &["mysql -p prod", "mysql -u root -p"],
+        ..row(
+            &[
+                "mysql",
+                "mysqldump",
+                "mysqladmin",
+                "mariadb",
+                "mariadb-dump",
+                "mysqlimport",
+                "mysqlshow",
+                "mysqlcheck",
+                "mysqlpump",
+                "mysqlsh",
+                "mysqlbinlog",
+            ],
+            &[
+                ("-p", Password, Glued),
+                ("-u", User, Spaced),
+                ("-h", Host, Spaced),
+            ],
+            &[("--user", User), ("--host", Host)],
+        )
+    },
+    ProgramRule {
+        tp: &[("psql -U jdoe -h db.acme.internal", "jdoe")],
+        fp: &["psql -U jdoe -W prod"],
+        ..row(
+            &[
+                "psql",
+                "pg_dump",
+                "pg_dumpall",
+                "pg_restore",
+                "createdb",
+                "dropdb",
+                "createuser",
+                "dropuser",
+                "pg_isready",
+                "vacuumdb",
+                "reindexdb",
+                "pgbench",
+                "pg_basebackup",
+            ],
+            &[("-U", User, Spaced), ("-h", Host, Spaced)],
+            &[("--username", User), ("--host", Host)],
+        )
+    },
+    ProgramRule {
+        tp: &[(
+            "mongosh -u admin -p Mong0Pw! --authenticationDatabase admin",
+            "Mong0Pw!",
+        )],
+        fp: &["mongosh -u admin -p"],
+        ..row(
+            &[
+                "mongo",
+                "mongosh",
+                "mongodump",
+                "mongorestore",
+                "mongoexport",
+                "mongoimport",
+            ],
+            &[("-p", Password, Spaced), ("-u", User, Spaced)],
+            &[("--username", User), ("--host", Host)],
+        )
+    },
+    ProgramRule {
+        tp: &[
+            ("sqlcmd -S db1 -U sa -P Sql$erverPw1", "Sql$erverPw1"),
+            ("bcp t out f -PGlu3dPw", "Glu3dPw"),
+        ],
+        fp: &["sqlcmd -S db1 -E"],
+        ..row(
+            &["sqlcmd", "bcp"],
+            &[
+                ("-P", Password, Both),
+                ("-U", User, Spaced),
+                ("-S", Host, Spaced),
+            ],
+            &[],
+        )
+    },
+    ProgramRule {
+        tp: &[
+            ("redis-cli -h cache -a R3disPw get k", "R3disPw"),
+            ("valkey-cli -aGlu3d ping", "Glu3d"),
+        ],
+        fp: &["redis-cli -h cache ping"],
+        ..row(
+            &["redis-cli", "valkey-cli", "keydb-cli"],
+            &[("-a", Password, Both), ("-h", Host, Spaced)],
+            &[("--user", User)],
+        )
+    },
+    ProgramRule {
+        tp: &[
+            ("sshpass -p 'hunter2' ssh host", "'hunter2'"),
+            ("sshpass -phunter2 ssh h", "hunter2"),
+        ],
+        fp: &["sshpass -f ~/.pw ssh host", "sshpass -e ssh host"],
+        ..row(&["sshpass"], &[("-p", Password, Both)], &[])
+    },
+    ProgramRule {
+        when: Some("login"),
+        tp: &[(
+            "docker login -u jdoe -p Passw0rd123 reg.acme.io",
+            "Passw0rd123",
+        )],
+        fp: &[
+            "docker login -u jdoe reg.acme.io",
+            "docker run -p 8080:80 nginx",
+        ],
+        ..row(
+            &[
+                "docker", "podman", "nerdctl", "buildah", "skopeo", "helm", "oras", "crane",
+                "regctl", "cosign", "finch", "oc", "az", "cf",
+            ],
+            &[("-p", Password, Spaced), ("-u", User, Spaced)],
+            &[("--username", User)],
+        )
+    },
+    ProgramRule {
+        tp: &[
+            ("curl -u admin:Cu4lPw https://api.acme.io", "Cu4lPw"),
+            ("curl -b 'session=abc123' https://x.io", "'session=abc123'"),
+            ("curl --proxy-user bob:Pr0xyPw https://x.io", "Pr0xyPw"),
+        ],
+        fp: &["curl -b cookies.txt https://x.io", "curl -s https://x.io"],
+        ..row(
+            &["curl"],
+            &[
+                ("-b", Cookie, Both),
+                ("-u", UserPass, Both),
+                ("-U", UserPass, Both),
+            ],
+            &[
+                ("--cookie", Cookie),
+                ("--user", UserPass),
+                ("--proxy-user", UserPass),
+            ],
+        )
+    },
+    ProgramRule {
+        tp: &[(
+            "wget --user jdoe --password=Wg3tPw https://x.io/f",
+            "Wg3tPw",
+        )],
+        fp: &["wget --user jdoe https://x.io/f"],
+        ..row(
+            &["wget"],
+            &[],
+            &[
+                ("--user", User),
+                ("--http-user", User),
+                ("--ftp-user", User),
+            ],
+        )
+    },
+    ProgramRule {
+        tp: &[("smbclient //fs/share -U jdoe%Smb9Pw", "Smb9Pw")],
+        fp: &["smbclient //fs/share -U jdoe"],
+        ..row(
+            &["smbclient", "rpcclient", "smbmap", "net"],
+            &[("-U", UserPercent, Both)],
+            &[("--user", UserPercent)],
+        )
+    },
+    ProgramRule {
+        tp: &[
+            ("ldapsearch -x -D cn=admin -w Ld4pPw -b dc=x", "Ld4pPw"),
+            ("ldapwhoami -wGlu3dLdap", "Glu3dLdap"),
+        ],
+        fp: &["ldapsearch -x -W -b dc=x"],
+        ..row(
+            &[
+                "ldapsearch",
+                "ldapmodify",
+                "ldapadd",
+                "ldapdelete",
+                "ldapwhoami",
+                "ldappasswd",
+                "ldapcompare",
+            ],
+            &[
+                ("-w", Password, Both),
+                ("-D", User, Spaced),
+                ("-H", Host, Spaced),
+            ],
+            &[],
+        )
+    },
+    ProgramRule {
+        tp: &[
+            ("openssl enc -aes-256-cbc -k Ss1Pass -in f", "Ss1Pass"),
+            ("openssl pkcs12 -passout pass:Exp0rtPw", "Exp0rtPw"),
+        ],
+        fp: &["openssl enc -aes-256-cbc -pass env:PW -in f"],
+        ..row(
+            &["openssl"],
+            &[("-k", Password, Spaced), ("-K", Password, Spaced)],
+            &[],
+        )
+    },
+    ProgramRule {
+        tp: &[
+            ("zip -P Z1pPw out.zip f", "Z1pPw"),
+            ("unzip -PGlu3dZip a.zip", "Glu3dZip"),
+        ],
+        fp: &["zip -r out.zip dir"],
+        ..row(
+            &["zip", "unzip", "zipcloak"],
+            &[("-P", Password, Both)],
+            &[],
+        )
+    },
+    ProgramRule {
+        tp: &[("7z a -pS3venPw x.7z dir", "S3venPw")],
+        fp: &["7z a -p x.7z dir"],
+        ..row(&["7z", "7za", "7zr"], &[("-p", Password, Glued)], &[])
+    },
+    ProgramRule {
+        when: Some("secret"),
+        tp: &[("gh secret set API -b Gh5ecretVal", "Gh5ecretVal")],
+        fp: &["gh secret list"],
+        ..row(&["gh"], &[("-b", Password, Both)], &[("--body", Password)])
+    },
+    ProgramRule {
+        special: Special::Remote("ssh"),
+        tp: &[("ssh deploy@db-3.acme.internal uptime", "deploy")],
+        fp: &["ssh-add -l"],
+        ..row(
+            &["ssh"],
+            &[("-l", User, Spaced), ("-J", UserHost, Spaced)],
+            &[],
+        )
+    },
+    ProgramRule {
+        special: Special::Remote("scp"),
+        tp: &[("scp f.txt jdoe@files.acme.internal:/tmp", "jdoe")],
+        fp: &["scp a b"],
+        ..row(
+            &["scp"],
+            &[("-l", User, Spaced), ("-J", UserHost, Spaced)],
+            &[],
+        )
+    },
+    ProgramRule {
+        special: Special::Remote("sftp"),
+        tp: &[(
+            "sftp -J bastion.acme.internal jdoe@files",
+            "bastion.acme.internal",
+        )],
+        fp: &[],
+        ..row(
+            &["sftp"],
+            &[("-l", User, Spaced), ("-J", UserHost, Spaced)],
+            &[],
+        )
+    },
+    ProgramRule {
+        special: Special::Remote("rsync"),
+        tp: &[("rsync -a dir/ jdoe@backup.acme.internal:/srv", "jdoe")],
+        fp: &[],
+        ..row(
+            &["rsync"],
+            &[("-l", User, Spaced), ("-J", UserHost, Spaced)],
+            &[],
+        )
+    },
+    ProgramRule {
+        special: Special::Remote("mosh"),
+        tp: &[("mosh jdoe@shell.acme.internal", "jdoe")],
+        fp: &[],
+        ..row(
+            &["mosh"],
+            &[("-l", User, Spaced), ("-J", UserHost, Spaced)],
+            &[],
+        )
+    },
+    ProgramRule {
+        special: Special::Remote("ssh-copy-id"),
+        tp: &[("ssh-copy-id jdoe@shell.acme.internal", "jdoe")],
+        fp: &[],
+        ..row(
+            &["ssh-copy-id"],
+            &[("-l", User, Spaced), ("-J", UserHost, Spaced)],
+            &[],
+        )
+    },
+    ProgramRule {
+        special: Special::Remote("autossh"),
+        tp: &[("autossh -M 0 jdoe@tunnel.acme.internal", "jdoe")],
+        fp: &[],
+        ..row(
+            &["autossh"],
+            &[("-l", User, Spaced), ("-J", UserHost, Spaced)],
+            &[],
+        )
+    },
+    ProgramRule {
+        special: Special::Remote("sshfs"),
+        tp: &[("sshfs jdoe@files.acme.internal:/srv mnt", "jdoe")],
+        fp: &[],
+        ..row(
+            &["sshfs"],
+            &[("-l", User, Spaced), ("-J", UserHost, Spaced)],
+            &[],
+        )
+    },
+    ProgramRule {
+        special: Special::Remote("rsh"),
+        tp: &[("rsh -l jdoe oldhost ls", "jdoe")],
+        fp: &[],
+        ..row(
+            &["rsh"],
+            &[("-l", User, Spaced), ("-J", UserHost, Spaced)],
+            &[],
+        )
+    },
+    ProgramRule {
+        special: Special::HtpasswdBatch,
+        tp: &[
+            ("htpasswd -b .htpasswd jane Htp4ssw0rd", "Htp4ssw0rd"),
+            ("htpasswd -Bbc f jane Bcr4pt", "Bcr4pt"),
+        ],
+        fp: &["htpasswd -c .htpasswd jane"],
+        ..row(&["htpasswd"], &[], &[])
+    },
+    ProgramRule {
+        tp: &[
+            ("ssh-keygen -t ed25519 -N 'K3yPhrase' -f k", "'K3yPhrase'"),
+            ("ssh-keygen -p -P 0ldPhr -N N3wPhr -f k", "0ldPhr"),
+        ],
+        fp: &["ssh-keygen -t ed25519 -N '' -f k", "ssh-keygen -l -f k.pub"],
+        ..row(
+            &["ssh-keygen"],
+            &[("-N", Password, Both), ("-P", Password, Both)],
+            &[],
+        )
+    },
+    ProgramRule {
+        tp: &[("lftp -u jdoe,Lftp9Pw ftp.acme.internal", "Lftp9Pw")],
+        fp: &["lftp -u jdoe ftp.acme.internal"],
+        ..row(&["lftp"], &[("-u", UserComma, Spaced)], &[])
+    },
+    ProgramRule {
+        tp: &[
+            ("http -a jdoe:Ht7pPw GET api.acme.io", "Ht7pPw"),
+            ("xh --auth=jdoe:Xh9Pw get x.io", "Xh9Pw"),
+        ],
+        fp: &["http GET api.acme.io"],
+        ..row(
+            &["http", "https", "xh", "xhs"],
+            &[("-a", UserPass, Both)],
+            &[("--auth", UserPass)],
+        )
+    },
+    ProgramRule {
+        tp: &[(
+            "twine upload -u __token__ -p pypi-AgEIcHlwaS5vcmc dist/*",
+            "pypi-AgEIcHlwaS5vcmc",
+        )],
+        fp: &["twine upload dist/*"],
+        ..row(
+            &["twine"],
+            &[("-p", Password, Both), ("-u", User, Spaced)],
+            &[("--username", User)],
+        )
+    },
+    ProgramRule {
+        when: Some("login"),
+        special: Special::TokenAfterLogin { allow_pairs: true },
+        tp: &[("cargo login cio4Xq9zRtYb2Lk8", "cio4Xq9zRtYb2Lk8")],
+        fp: &["cargo login", "cargo build --release"],
+        ..row(&["cargo"], &[], &[])
+    },
+    ProgramRule {
+        when: Some("login"),
+        special: Special::TokenAfterLogin { allow_pairs: false },
+        tp: &[("vault login hvs.CAESIJ8xq2Lr0", "hvs.CAESIJ8xq2Lr0")],
+        fp: &["vault login -method=userpass username=jdoe"],
+        ..row(&["vault"], &[], &[])
+    },
+    ProgramRule {
+        when: Some("secret"),
+        special: Special::FromLiteral,
+        tp: &[(
+            "kubectl create secret generic db --from-literal=password=K8sPw1",
+            "K8sPw1",
+        )],
+        fp: &["kubectl get secret db -o yaml"],
+        ..row(&["kubectl", "oc"], &[], &[])
+    },
+    ProgramRule {
+        special: Special::PrintsIntoReader,
+        tp: &[(
+            "echo Reg1stryPw | docker login -u jdoe --password-stdin",
+            "Reg1stryPw",
+        )],
+        fp: &["echo hello | wc -c"],
+        ..row(&["echo", "printf", "yes"], &[], &[])
+    },
+];
 
 /// `Name: value`, as a header is written.
 fn header_shaped(t: &str) -> bool {
@@ -1379,4 +1749,38 @@ pub fn secrets(line: &str) -> Vec<Finding> {
 pub fn is_public_host(host: &str) -> bool {
     let h = host.trim_end_matches('.').to_ascii_lowercase();
     PUBLIC_HOSTS.contains(&h.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every row's vectors: each line gives its value (as a secret, user or
+    /// host), and no false-positive line gives a secret.
+    #[test]
+    fn program_table_vectors() {
+        let mut failures = Vec::new();
+        for row in PROGRAMS {
+            assert!(!row.tp.is_empty(), "{:?} has no vector", row.names);
+            for (line, want) in row.tp {
+                let got: Vec<&str> = findings(line)
+                    .iter()
+                    .map(|f| &line[f.start..f.end])
+                    .collect();
+                if !got.contains(want) {
+                    failures.push(format!("{line:?}: wanted {want:?}, got {got:?}"));
+                }
+            }
+            for line in row.fp {
+                let got: Vec<&str> = secrets(line)
+                    .iter()
+                    .map(|f| &line[f.start..f.end])
+                    .collect();
+                if !got.is_empty() {
+                    failures.push(format!("{line:?}: fired on {got:?}"));
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
 }
