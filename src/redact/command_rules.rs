@@ -1751,6 +1751,200 @@ pub fn is_public_host(host: &str) -> bool {
     PUBLIC_HOSTS.contains(&h.as_str())
 }
 
+// ---------------------------------------------------------------------------
+// The engine's side: any text line that reads as a command
+
+/// Fragments of secret names and of programs that read a password on their
+/// standard input: a line holding none of them (and none of the table's
+/// program names) is never lexed. Found anywhere in a word.
+pub const NAME_FRAGMENTS: &[&str] = &[
+    "pass",
+    "pwd",
+    "token",
+    "secret",
+    "key",
+    "auth",
+    "cookie",
+    "credential",
+    "bearer",
+    "sig=",
+    "http-basic",
+    "<<<",
+];
+
+/// Program names of [`PROGRAMS`] the engine's prefilter looks for as whole
+/// words. `echo`/`printf`/`yes` are left out: they matter only when a
+/// password reader is on the line, and [`NAME_FRAGMENTS`] finds those.
+pub fn program_triggers() -> impl Iterator<Item = &'static str> {
+    PROGRAMS
+        .iter()
+        .filter(|r| r.special != Special::PrintsIntoReader)
+        .flat_map(|r| r.names.iter().copied())
+}
+
+/// Whether the `len` bytes at `at` in `b` stand as a word of their own, as
+/// a program name does (`/usr/bin/mysql`, `sudo mysql`, `"mysql`), not as
+/// part of another (`mysql_connect`, `http://`).
+pub fn whole_word(b: &[u8], at: usize, len: usize) -> bool {
+    let before = at.checked_sub(1).map(|i| b[i]);
+    let after = b.get(at + len).copied();
+    before.is_none_or(|c| c.is_ascii_whitespace() || b"/'\"`;|&($@".contains(&c))
+        && after.is_none_or(|c| c.is_ascii_whitespace() || b"'\"`;|&)".contains(&c))
+}
+
+/// Lines longer than this are not command lines (minified code, data).
+const MAX_LINE: usize = 16 << 10;
+
+/// YAML keys whose value is a command line (GitHub Actions, GitLab CI,
+/// docker-compose, Kubernetes, Ansible).
+const COMMAND_KEYS: &[&str] = &[
+    "run:",
+    "script:",
+    "command:",
+    "cmd:",
+    "entrypoint:",
+    "shell:",
+    "exec:",
+    "before_script:",
+    "after_script:",
+    "args:",
+];
+
+/// Where the command starts in a line that carries one after some framing:
+/// indentation, a YAML list dash, a YAML command key, Dockerfile `RUN`, a
+/// Makefile recipe's `@`/`-`, or a shell prompt (`user@host:~/x$ `).
+pub fn command_start(line: &str) -> usize {
+    let b = line.as_bytes();
+    let mut i = 0;
+    loop {
+        let before = i;
+        while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
+            i += 1;
+        }
+        let rest = &line[i..];
+        if let Some(r) = rest.strip_prefix("- ") {
+            i = line.len() - r.len();
+        } else if let Some(k) = COMMAND_KEYS.iter().find(|k| rest.starts_with(**k)) {
+            i += k.len();
+        } else if rest.starts_with("RUN ") {
+            i += 4;
+        } else if rest.starts_with(['@', '-'])
+            && rest.as_bytes().get(1).is_some_and(u8::is_ascii_alphabetic)
+            && line.starts_with('\t')
+        {
+            i += 1;
+        } else if let Some(p) = rest.get(..rest.len().min(96)).and_then(|h| h.find("$ ")) {
+            // A prompt: no spaces before its `$`, and `@`, `:` or `~` in it.
+            let head = &rest[..p];
+            if !head.is_empty()
+                && !head.contains(char::is_whitespace)
+                && head.contains(['@', ':', '~'])
+            {
+                i += p + 2;
+            } else if head.is_empty() {
+                i += 2;
+            }
+        }
+        if i == before {
+            return i;
+        }
+    }
+}
+
+/// Whether `cmd` runs a program as a shell line does: the first simple
+/// command has a program word that is a plain command name or path (not
+/// `foo.bar(`, `x:`, `{`), or goes through a wrapper.
+fn reads_as_command(cmd: &str) -> bool {
+    let invocations = crate::shell::invocations(cmd);
+    let Some(first) = invocations.first() else {
+        return false;
+    };
+    if !first.wrappers.is_empty() {
+        return true;
+    }
+    let Some(p) = &first.program else {
+        return false;
+    };
+    let w = p.word.text.as_str();
+    let named = PROGRAMS.iter().any(|r| r.names.contains(&p.name.as_str()));
+    named
+        || (!w.is_empty()
+            && cmd
+                .trim_start()
+                .starts_with(|c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '/' | '_'))
+            && w.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"._+-/".contains(&c))
+            && !CODE_WORDS.contains(&w))
+}
+
+/// First words of code lines that a shell line never starts with.
+const CODE_WORDS: &[&str] = &[
+    "let",
+    "const",
+    "var",
+    "val",
+    "def",
+    "fn",
+    "pub",
+    "return",
+    "static",
+    "final",
+    "private",
+    "public",
+    "protected",
+    "func",
+    "auto",
+    "int",
+    "char",
+    "bool",
+    "struct",
+    "impl",
+    "use",
+    "import",
+    "from",
+    "package",
+    "class",
+    "self",
+    "this",
+    "await",
+    "yield",
+    "assert",
+    "print",
+    "global",
+    "local",
+    "my",
+    "our",
+    "case",
+    "match",
+];
+
+/// The secrets the command-line rules find in `text[start..end]`, one line,
+/// when it reads as a command: pushed onto `out` with offsets in `text`.
+/// Placeholders and references (`$PW`, `${{ secrets.X }}`) are not values.
+pub fn scan_line(text: &str, start: usize, end: usize, out: &mut Vec<Finding>) {
+    if end - start > MAX_LINE {
+        return;
+    }
+    let line = &text[start..end];
+    let skip = command_start(line);
+    let cmd = &line[skip..];
+    let found = secrets(cmd);
+    if found.is_empty() || !reads_as_command(cmd) {
+        return;
+    }
+    for f in found {
+        let v = &cmd[f.start..f.end];
+        if crate::redact::keep::is_placeholder(v, false) || crate::redact::keep::is_reference(v) {
+            continue;
+        }
+        out.push(Finding {
+            start: start + skip + f.start,
+            end: start + skip + f.end,
+            ..f
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
