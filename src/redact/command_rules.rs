@@ -11,7 +11,7 @@
 //! vector per row.
 
 use crate::redact::identity::GENERIC_ACCOUNTS;
-use crate::redact::keep::is_candor_placeholder;
+use crate::redact::keep::{self, is_candor_placeholder};
 use crate::redact::{Category, Finding};
 use crate::shell::SSH_ARG;
 
@@ -1866,12 +1866,21 @@ fn reads_as_command(cmd: &str) -> bool {
         return false;
     };
     let w = p.word.text.as_str();
+    // A call (`sorted(xs, key=len)`, `println!(…)`, `Ok(Key::X)`) is code:
+    // a shell line never glues `(` to a name, `$(` and `<(` aside.
+    let b = cmd.as_bytes();
+    if b.windows(2).any(|x| {
+        x[1] == b'(' && (x[0].is_ascii_alphanumeric() || matches!(x[0], b'_' | b'!' | b']'))
+    }) {
+        return false;
+    }
     let named = PROGRAMS.iter().any(|r| r.names.contains(&p.name.as_str()));
     named
         || (!w.is_empty()
             && cmd
                 .trim_start()
                 .starts_with(|c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '/' | '_'))
+            && w.bytes().any(|c| c.is_ascii_alphanumeric())
             && w.bytes()
                 .all(|c| c.is_ascii_alphanumeric() || b"._+-/".contains(&c))
             && !CODE_WORDS.contains(&w))
@@ -1920,7 +1929,8 @@ const CODE_WORDS: &[&str] = &[
 
 /// The secrets the command-line rules find in `text[start..end]`, one line,
 /// when it reads as a command: pushed onto `out` with offsets in `text`.
-/// Placeholders and references (`$PW`, `${{ secrets.X }}`) are not values.
+/// Placeholders (`changeme`, `EXAMPLE`), references (`$PW`,
+/// `${{ secrets.X }}`) and non-values (`true`, `None`) are not secrets.
 pub fn scan_line(text: &str, start: usize, end: usize, out: &mut Vec<Finding>) {
     if end - start > MAX_LINE {
         return;
@@ -1934,7 +1944,16 @@ pub fn scan_line(text: &str, start: usize, end: usize, out: &mut Vec<Finding>) {
     }
     for f in found {
         let v = &cmd[f.start..f.end];
-        if crate::redact::keep::is_placeholder(v, false) || crate::redact::keep::is_reference(v) {
+        let bare = v.trim_matches(['\'', '"']);
+        // `key::ecdsa` and `key: value` in prose are no header and no pair.
+        if keep::is_placeholder(v, true)
+            || keep::is_reference(v)
+            || keep::is_non_value(bare)
+            || bare.starts_with(':')
+            || bare
+                .trim_end_matches(['.', ',', '"'])
+                .eq_ignore_ascii_case("value")
+        {
             continue;
         }
         out.push(Finding {
