@@ -10,6 +10,7 @@
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::{Regex, RegexBuilder};
 
+use super::command_rules;
 use super::identity::{Identity, IdentityKind};
 use super::keep;
 use super::placeholders::Placeholders;
@@ -40,6 +41,12 @@ enum Target {
     /// A keyword of these rules (indices into `Redactor::rules`).
     Rules(Vec<usize>),
     Identity(IdentityKind),
+    /// A trigger of the command-line rules: a program name of their table
+    /// (`whole`: only as a word of its own) or a secret-name fragment. The
+    /// line around it is read as a command.
+    Command {
+        whole: bool,
+    },
 }
 
 /// A compiled rule set plus an identity. Build it once per export run; it
@@ -167,6 +174,13 @@ impl Redactor {
             patterns.push(term.clone());
             targets.push(Target::Identity(*kind));
         }
+        for (p, whole) in command_rules::program_triggers()
+            .map(|p| (p, true))
+            .chain(command_rules::NAME_FRAGMENTS.iter().map(|p| (*p, false)))
+        {
+            patterns.push(p.to_owned());
+            targets.push(Target::Command { whole });
+        }
         let ac = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
@@ -195,6 +209,9 @@ impl Redactor {
     pub fn scan(&self, text: &str) -> Vec<Finding> {
         let mut raw = Vec::new();
         let mut hits: Vec<(usize, usize, usize)> = Vec::new();
+        // Starts of lines to read as commands; consecutive hits on one line
+        // are one entry.
+        let mut command_lines: Vec<usize> = Vec::new();
         let b = text.as_bytes();
         for m in self.ac.find_overlapping_iter(text) {
             match &self.targets[m.pattern().as_usize()] {
@@ -209,6 +226,15 @@ impl Redactor {
                             continue;
                         }
                         hits.push((r, m.start(), m.end()));
+                    }
+                }
+                Target::Command { whole } => {
+                    if *whole && !command_rules::whole_word(b, m.start(), m.end() - m.start()) {
+                        continue;
+                    }
+                    let ls = memchr::memrchr(b'\n', &b[..m.start()]).map_or(0, |i| i + 1);
+                    if command_lines.last() != Some(&ls) {
+                        command_lines.push(ls);
                     }
                 }
                 Target::Identity(kind) => {
@@ -244,6 +270,12 @@ impl Redactor {
         // Seed phrases are secrets: they run whether or not personal data
         // is scanned.
         seeds::scan(text, &mut raw);
+        command_lines.sort_unstable();
+        command_lines.dedup();
+        for ls in command_lines {
+            let le = memchr::memchr(b'\n', &b[ls..]).map_or(b.len(), |i| ls + i);
+            command_rules::scan_line(text, ls, le, &mut raw);
+        }
         if self.pii {
             pii::scan(text, &mut raw);
         }
@@ -612,6 +644,8 @@ const CONTEXT_RULES: &[&str] = &[
     "url-credentials",
     "curl-auth",
     "typed-password",
+    command_rules::PASSWORD_RULE,
+    command_rules::CREDENTIAL_RULE,
 ];
 
 /// Lower is more specific: secrets by format, then by context, then

@@ -12,10 +12,12 @@
 //! - [`identity`]: the engineer's username, name, hostname and home path.
 //! - [`engine`]: the keyword prefilter, the scan and overlap resolution.
 //! - [`placeholders`]: the consistent-placeholder book.
+//! - [`command_rules`]: per-program command-line secret rules (`mysql -pX`).
 //! - [`dialogues`]: programs and window titles that ask for a password.
 //! - [`keystrokes`]: reconstruction of typed text and masking of key events.
 //! - [`jsonl`]: the line-oriented mode of `candor-export redact --jsonl`.
 
+pub mod command_rules;
 pub mod dialogues;
 pub mod engine;
 pub mod identity;
