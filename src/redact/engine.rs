@@ -213,6 +213,23 @@ impl Redactor {
         // are one entry.
         let mut command_lines: Vec<usize> = Vec::new();
         let b = text.as_bytes();
+        // Line starts are found by scanning back only over what no earlier
+        // hit covered: on one long line with a keyword every few bytes, a
+        // scan back to the line's start per hit would be quadratic.
+        let (mut scanned, mut line_start) = (0usize, 0usize);
+        let mut start_of_line = |pos: usize| -> usize {
+            if pos >= scanned {
+                if let Some(i) = memchr::memrchr(b'\n', &b[scanned..pos]) {
+                    line_start = scanned + i + 1;
+                }
+                scanned = pos;
+                line_start
+            } else if memchr::memchr(b'\n', &b[pos..scanned]).is_none() {
+                line_start
+            } else {
+                memchr::memrchr(b'\n', &b[..pos]).map_or(0, |i| i + 1)
+            }
+        };
         for m in self.ac.find_overlapping_iter(text) {
             match &self.targets[m.pattern().as_usize()] {
                 Target::Rules(list) => {
@@ -232,7 +249,7 @@ impl Redactor {
                     if *whole && !command_rules::whole_word(b, m.start(), m.end() - m.start()) {
                         continue;
                     }
-                    let ls = memchr::memrchr(b'\n', &b[..m.start()]).map_or(0, |i| i + 1);
+                    let ls = start_of_line(m.start());
                     if command_lines.last() != Some(&ls) {
                         command_lines.push(ls);
                     }
