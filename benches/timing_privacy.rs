@@ -31,12 +31,12 @@ fn arg(name: &str, default: u64) -> u64 {
 }
 
 fn main() {
-    let cfg = Config {
-        typists: arg("--typists", 10) as usize,
-        sessions: arg("--sessions", 6) as usize,
-        lines: arg("--lines", 4) as usize,
-        seed: arg("--seed", 0x7141_b0b5),
-    };
+    let cfg = Config::new(
+        arg("--typists", 10) as usize,
+        arg("--sessions", 6) as usize,
+        arg("--lines", 4) as usize,
+        arg("--seed", 0x7141_b0b5),
+    );
     let exports = arg("--exports", 20) as usize;
     assert!(
         cfg.typists >= 2 && cfg.sessions >= 2,
