@@ -57,6 +57,7 @@ pub enum Scope {
     EditorContent,
     EditorActions,
     ShellCommands,
+    KeysRhythm,
 }
 
 /// What the notice and the consent screen say about a scope.
@@ -76,7 +77,7 @@ pub struct ScopeDecl {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 10] = [
+    pub const ALL: [Scope; 11] = [
         Scope::CaptureMeta,
         Scope::KeysTiming,
         Scope::KeysText,
@@ -87,6 +88,7 @@ impl Scope {
         Scope::EditorContent,
         Scope::EditorActions,
         Scope::ShellCommands,
+        Scope::KeysRhythm,
     ];
 
     pub fn decl(self) -> &'static ScopeDecl {
@@ -101,6 +103,7 @@ impl Scope {
             Scope::EditorContent => &EDITOR_CONTENT,
             Scope::EditorActions => &EDITOR_ACTIONS,
             Scope::ShellCommands => &SHELL_COMMANDS,
+            Scope::KeysRhythm => &KEYS_RHYTHM,
         }
     }
 
@@ -132,14 +135,23 @@ impl Scope {
     }
 
     /// The longest retention of anything this scope covers, in days: what
-    /// the consent screen promises for the scope as a whole.
+    /// the consent screen promises for the scope as a whole. A scope that
+    /// records nothing of its own (`keys.rhythm` only decides how
+    /// `keys.timing`'s data may leave) lasts as long as what it governs.
     pub fn retention_days(self) -> u32 {
         Kind::ALL
             .iter()
             .filter(|k| k.covered_by(self))
             .map(|k| k.decl().retention_days)
             .max()
+            .or_else(|| self.decl().needs.iter().map(|s| s.retention_days()).max())
             .unwrap_or(0)
+    }
+
+    /// Whether this scope records anything itself, rather than widening
+    /// what an export may do with another scope's data.
+    pub fn records(self) -> bool {
+        Kind::ALL.iter().any(|k| k.covered_by(self))
     }
 }
 
@@ -254,6 +266,21 @@ const SHELL_COMMANDS: ScopeDecl = ScopeDecl {
     sensitivity: Sensitivity::HighlySensitive,
     toggleable: true,
     needs: &[],
+};
+/// Records nothing more than `keys.timing`: it lets an export carry the
+/// measured intervals between keys (`candor-export --timing raw`) instead
+/// of re-synthesized ones. Off unless granted, and listed last, since a
+/// typing rhythm is a biometric.
+const KEYS_RHYTHM: ScopeDecl = ScopeDecl {
+    scope: Scope::KeysRhythm,
+    name: "keys.rhythm",
+    title: "Raw typing rhythm in exports",
+    description: "Your typing rhythm can identify you. With this, an export may carry the \
+                  measured time between your keys, for typing research, instead of times \
+                  drawn from a model of everyone. Records nothing more. Needs keys.timing.",
+    sensitivity: Sensitivity::Interaction,
+    toggleable: true,
+    needs: &[Scope::KeysTiming],
 };
 
 /// The type of a field's value, as the codec stores it.
@@ -970,12 +997,19 @@ mod tests {
     #[test]
     fn every_scope_covers_something_and_field_scopes_are_narrower() {
         for s in Scope::ALL {
+            // A scope either records something, or governs how another
+            // scope's data leaves (and then needs that scope).
             assert!(
-                Kind::ALL.iter().any(|k| k.covered_by(s)),
+                s.records() || s.decl().needs.iter().any(|n| n.records()),
                 "{s} covers nothing"
             );
             assert!(s.retention_days() > 0);
         }
+        assert!(!Scope::KeysRhythm.records());
+        assert_eq!(
+            Scope::KeysRhythm.retention_days(),
+            Scope::KeysTiming.retention_days()
+        );
         for k in Kind::ALL {
             let mut names = HashSet::new();
             for f in k.fields() {
@@ -1004,6 +1038,7 @@ mod tests {
         assert_eq!(Scope::WindowTitles.requires(), vec![Scope::WindowApps]);
         assert_eq!(Scope::EditorContent.requires(), vec![Scope::EditorFiles]);
         assert_eq!(Scope::EditorActions.requires(), vec![Scope::EditorFiles]);
+        assert_eq!(Scope::KeysRhythm.requires(), vec![Scope::KeysTiming]);
         assert!(Scope::Mouse.requires().is_empty());
         assert!(Scope::ShellCommands.requires().is_empty());
     }

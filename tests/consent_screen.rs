@@ -63,6 +63,16 @@ fn accepting_after_reading_the_notice_records_a_screen_consent() {
         s.contains("shell.commands · sensitivity: highly-sensitive"),
         "{s}"
     );
+    // Raw typing rhythm is listed last, off, with its warning in plain
+    // words; it is left off here.
+    p.keys(&["Down"]);
+    let s = p.wait_for("> [ ]    keys.rhythm");
+    assert!(
+        s.contains("Your typing rhythm can identify you") && s.contains("Needs keys.timing"),
+        "{s}"
+    );
+    p.keys(&["Up"]);
+    p.wait_for("> [x]    shell.commands");
     p.keys(&["Enter"]);
     let s = p.wait_for("Step 3 of 3: confirm");
     assert!(

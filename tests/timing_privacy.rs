@@ -13,14 +13,9 @@ use harness::*;
 
 #[test]
 fn default_exports_do_not_identify_typists_and_keep_pauses() {
-    let cfg = Config {
-        // 48 sessions: 960 probes over 20 exports for the single-export
-        // attacks, 48 for the attack pooling them.
-        typists: 8,
-        sessions: 6,
-        lines: 4,
-        seed: 0x7141_2026_1203,
-    };
+    // 48 sessions: 960 probes over 20 exports for the single-export
+    // attacks, 48 for the attack pooling them.
+    let cfg = Config::new(8, 6, 4, 0x7141_2026_1203);
     let out = experiment(&cfg, 20, &[]);
     for line in &out.report {
         println!("{line}");

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 
 use candor::app::{parse_time, Context};
 use candor::event::wall_now_ns;
-use candor::export::anonymize::Salt;
+use candor::export::anonymize::{Salt, TimingMode};
 use candor::export::model::{ActionBody, Episode};
 use candor::export::run::{self, ExportRequest, Format, Shape};
 use candor::export::{verify, ExportError};
@@ -78,6 +78,12 @@ struct ShapeArgs {
     /// Exported times are rounded to this step.
     #[arg(long, default_value = "10ms", value_parser = humantime::parse_duration)]
     timing_quantum: Duration,
+    /// Key timing: `anonymized` (intervals under 1 s re-synthesized from a
+    /// model of everyone, pauses kept within 10 %) or `raw` (measured, a
+    /// biometric: refused unless every exported event's consent granted
+    /// keys.rhythm).
+    #[arg(long, default_value = "anonymized", value_name = "MODE")]
+    timing: String,
     /// No longer used: key timing is re-synthesized, not jittered (see
     /// docs/dataset.md). Refused, so that nobody believes it applies.
     #[arg(long, value_parser = humantime::parse_duration, hide = true)]
@@ -166,6 +172,12 @@ fn shape(args: &ShapeArgs, now_ns: i64) -> Result<Shape> {
              from a population model and pauses kept within 10 % (docs/dataset.md, key timing)"
         );
     }
+    let timing = TimingMode::from_name(&args.timing).with_context(|| {
+        format!(
+            "--timing takes `anonymized` (the default) or `raw`, not `{}`",
+            args.timing
+        )
+    })?;
     Ok(Shape {
         since_ns: args
             .since
@@ -180,6 +192,7 @@ fn shape(args: &ShapeArgs, now_ns: i64) -> Result<Shape> {
         idle_gap_ns: i64::try_from(args.idle_gap.as_nanos()).context("--idle-gap too long")?,
         quantum_ms,
         jitter_ms: 0,
+        timing,
         synthetic: args.synthetic,
     })
 }

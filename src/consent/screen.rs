@@ -501,12 +501,19 @@ impl App {
         let expires = format_ns(crate::event::wall_now_ns() + DEFAULT_VALIDITY.as_nanos() as i64);
         let mut lines = vec![Line::from("You are about to allow Candor to record:")];
         for s in std::iter::once(Scope::CaptureMeta).chain(self.selected.iter().copied()) {
-            lines.push(Line::from(format!(
-                "  • {:<15} {} (kept up to {} days)",
-                s.name(),
-                s.decl().sensitivity,
-                s.retention_days()
-            )));
+            // A scope that records nothing (keys.rhythm) widens what may
+            // leave instead: say that, not a retention it does not have.
+            let line = if s.records() {
+                format!(
+                    "  • {:<15} {} (kept up to {} days)",
+                    s.name(),
+                    s.decl().sensitivity,
+                    s.retention_days()
+                )
+            } else {
+                format!("  • {:<15} {}", s.name(), s.decl().title)
+            };
+            lines.push(Line::from(line));
         }
         lines.push(Line::from(format!(
             "until {} (180 days), unless you revoke it sooner.",

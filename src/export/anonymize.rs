@@ -14,6 +14,9 @@
 //!   pauses of a second or more are kept, on a coarse jittered log scale
 //!   (within 10 %). Every exported time goes through the same warp
 //!   ([`TimeWarp`]), so no duration or start gives the measured pace back.
+//!   Measured timing leaves only with `--timing raw` ([`TimingMode::Raw`]),
+//!   which the exporter refuses unless every exported event's consent
+//!   granted `keys.rhythm`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -222,6 +225,7 @@ pub struct Anonymizer {
     names: HashMap<String, String>,
     pub quantum_ms: i64,
     pub jitter_ms: i64,
+    pub timing: TimingMode,
 }
 
 impl Anonymizer {
@@ -242,6 +246,7 @@ impl Anonymizer {
             names: HashMap::new(),
             quantum_ms,
             jitter_ms,
+            timing: TimingMode::Anonymized,
         })
     }
 
@@ -341,10 +346,49 @@ impl Anonymizer {
     }
 }
 
-/// The timing mode the manifest names.
+/// How key timing leaves an export.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TimingMode {
+    /// Re-synthesized ([`TimeWarp::new`]): the default, safe to share.
+    #[default]
+    Anonymized,
+    /// Measured times, on the quantum grid: a biometric, which leaves only
+    /// under `keys.rhythm`.
+    Raw,
+}
+
+impl TimingMode {
+    pub const ALL: [TimingMode; 2] = [TimingMode::Anonymized, TimingMode::Raw];
+
+    /// The name `--timing` takes and the manifest's `timing_mode` holds.
+    pub fn name(self) -> &'static str {
+        match self {
+            TimingMode::Anonymized => "anonymized",
+            TimingMode::Raw => "raw",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<TimingMode> {
+        TimingMode::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// What the manifest's `timing` says about how times were made.
+    pub fn description(self) -> &'static str {
+        match self {
+            TimingMode::Anonymized => TIMING_MODE,
+            TimingMode::Raw => RAW_TIMING_MODE,
+        }
+    }
+}
+
+/// The default timing mode, as the manifest describes it.
 pub const TIMING_MODE: &str = "synthesized: intervals under 1 s between keys drawn from one \
      population model (log-normal, median 160 ms); pauses of 1 s or more kept on a 12 % \
      log grid after 2.5 % jitter (within 10 %); hold times dropped";
+
+/// `--timing raw`, as the manifest describes it.
+pub const RAW_TIMING_MODE: &str = "measured: every time as captured, rounded to the timing \
+     quantum; identifies the typist; exported under keys.rhythm; hold times dropped";
 
 /// Intervals of at least this much between two keys are pauses: kept (on
 /// the log scale). Shorter ones are typing rhythm: replaced.
@@ -424,6 +468,16 @@ impl TimeWarp {
             out.push(last + step);
         }
         TimeWarp { raw, out }
+    }
+
+    /// The identity clock of `--timing raw`: exported ms are measured ms
+    /// since `t0`.
+    pub fn measured(t0: i64, t_end: i64) -> TimeWarp {
+        let t_end = t_end.max(t0);
+        TimeWarp {
+            raw: vec![t0, t_end],
+            out: vec![0.0, (t_end - t0) as f64 / 1e6],
+        }
     }
 
     /// Exported ms since the episode's start for a raw time.

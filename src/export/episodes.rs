@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use super::anonymize::{iso_week, Anonymizer, TimeWarp};
+use super::anonymize::{iso_week, Anonymizer, TimeWarp, TimingMode};
 use super::command;
 use super::model::{
     Action, ActionBody, CodeState, EndReason, Episode, FileStates, KeyTime, RunResult,
@@ -741,7 +741,11 @@ impl<'a> Builder<'a> {
             .filter(|e| e.kind == Kind::KeyDown)
             .map(|e| e.wall_ns)
             .collect();
-        let warp = TimeWarp::new(t0, t_end, &key_times, &mut rng);
+        let warp = match self.anon.timing {
+            TimingMode::Anonymized => TimeWarp::new(t0, t_end, &key_times, &mut rng),
+            // Admission has checked `keys.rhythm` for every event.
+            TimingMode::Raw => TimeWarp::measured(t0, t_end),
+        };
 
         let mut actions: Vec<(i64, ActionBody)> = Vec::new();
         let mut burst: Option<Burst> = None;

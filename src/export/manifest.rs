@@ -63,10 +63,15 @@ pub struct AnonymizationInfo {
     /// (a salt file the data team keeps; exports with it can be linked).
     pub salt: String,
     pub path_allowlist: Vec<String>,
-    /// How key timing was made: `synthesized` (the default, and the only
-    /// mode so far; see docs/dataset.md). Absent from older manifests.
+    /// How key timing was made, in words: `synthesized: ...` (the
+    /// default) or `measured: ...` (see docs/dataset.md). Absent from
+    /// older manifests.
     #[serde(default)]
     pub timing: String,
+    /// `anonymized` (the default) or `raw` (`--timing raw`, allowed only
+    /// under `keys.rhythm`). Absent from older manifests.
+    #[serde(default)]
+    pub timing_mode: String,
     pub timing_quantum_ms: i64,
     /// Always 0 now: kept so older readers still parse the manifest.
     pub timing_jitter_ms: i64,

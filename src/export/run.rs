@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::anonymize::{Anonymizer, Salt, PATH_ALLOWLIST};
+use super::anonymize::{Anonymizer, Salt, TimingMode, PATH_ALLOWLIST};
 use super::episodes::{Builder, Segmenter};
 use super::manifest::{
     AnonymizationInfo, ConsentInfo, Counts, FileEntry, Manifest, RedactionInfo, MANIFEST_FILE,
@@ -81,6 +81,8 @@ pub struct Shape {
     pub idle_gap_ns: i64,
     pub quantum_ms: i64,
     pub jitter_ms: i64,
+    /// Re-synthesized (the default) or measured key timing.
+    pub timing: TimingMode,
     /// Export synthetic sessions (and only those) instead of captured ones.
     pub synthetic: bool,
 }
@@ -108,14 +110,19 @@ impl Shape {
     /// The options that shape the output, as they enter the export id.
     fn fingerprint(&self, formats: &[Format]) -> String {
         format!(
-            "{:?}|{:?}|{}|{}|{}|{}|{:?}",
+            "{:?}|{:?}|{}|{}|{}|{}|{:?}{}",
             self.since_ns,
             self.until_ns,
             self.idle_gap_ns,
             self.quantum_ms,
             self.jitter_ms,
             self.synthetic,
-            formats
+            formats,
+            // Absent for the default, so default export ids do not change.
+            match self.timing {
+                TimingMode::Anonymized => "",
+                TimingMode::Raw => "|timing=raw",
+            }
         )
     }
 }
@@ -124,7 +131,8 @@ impl Shape {
 /// (which never leaves the machine), or from the salt for a store that
 /// never sealed anything.
 fn anonymizer(store: &mut Store, salt: Salt, shape: &Shape) -> Result<Anonymizer, ExportError> {
-    let anon = Anonymizer::new(salt, shape.quantum_ms, shape.jitter_ms)?;
+    let mut anon = Anonymizer::new(salt, shape.quantum_ms, shape.jitter_ms)?;
+    anon.timing = shape.timing;
     Ok(match store.sealer(false) {
         Ok(sealer) => {
             let mac = sealer.ledger_key().mac(b"candor export jitter v1");
@@ -136,7 +144,10 @@ fn anonymizer(store: &mut Store, salt: Salt, shape: &Shape) -> Result<Anonymizer
 
 /// Refuses what consent forbids outright, with the reason.
 fn admission(store: &mut Store, shape: &Shape, now_ns: i64) -> Result<Admission, ExportError> {
-    let adm = Admission::read(store, now_ns, shape.synthetic, shape.range())?;
+    let mut adm = Admission::read(store, now_ns, shape.synthetic, shape.range())?;
+    if shape.timing == TimingMode::Raw {
+        adm.require_rhythm();
+    }
     if !shape.synthetic {
         // Data leaves only under a consent in force now, to this build's
         // notice (which describes exports): an expired consent, or one to an
@@ -429,7 +440,8 @@ pub fn export(
             pseudonyms: "HMAC-SHA256 under a per-export salt, truncated to 128 bits".into(),
             salt: if salt_supplied { "supplied" } else { "random" }.into(),
             path_allowlist: PATH_ALLOWLIST.iter().map(|s| (*s).to_owned()).collect(),
-            timing: crate::export::anonymize::TIMING_MODE.into(),
+            timing: shape.timing.description().into(),
+            timing_mode: shape.timing.name().into(),
             timing_quantum_ms: shape.quantum_ms,
             timing_jitter_ms: shape.jitter_ms,
             idle_gap_ms: shape.idle_gap_ns / 1_000_000,

@@ -11,6 +11,10 @@
 //! editor edits under `editor.content`) is admitted by its registry scope
 //! like everything else.
 //!
+//! An export of measured key timing (`--timing raw`) is refused outright,
+//! rather than thinned, unless every event it would carry was recorded
+//! under a consent granting `keys.rhythm` that is still in force.
+//!
 //! All reads happen in one read transaction, so the ledger that vouches for
 //! the events and the events themselves are one snapshot.
 
@@ -78,6 +82,9 @@ pub struct Admission {
     now_ns: i64,
     synthetic: bool,
     range: (i64, i64),
+    /// `--timing raw`: every admitted event's consent must grant
+    /// `keys.rhythm`, or the export is refused.
+    rhythm_required: bool,
 }
 
 /// The consent record an admitted event falls under.
@@ -85,6 +92,9 @@ pub struct Admission {
 pub struct Covered {
     pub record_id: String,
     pub subject: String,
+    /// Whether `keys.rhythm` was granted when the event was recorded and
+    /// still is by the consent in force now.
+    pub grants_rhythm: bool,
 }
 
 impl Admission {
@@ -125,7 +135,32 @@ impl Admission {
             now_ns,
             synthetic,
             range,
+            rhythm_required: false,
         })
+    }
+
+    /// Requires `keys.rhythm` of every admitted event's consent, for an
+    /// export of measured timing.
+    pub fn require_rhythm(&mut self) {
+        self.rhythm_required = true;
+    }
+
+    /// Refuses an export of measured timing that an admitted event's
+    /// consent does not allow. Synthetic sessions have no consent to ask
+    /// and no person to identify.
+    fn check_rhythm(&self, covered: Option<&Covered>) -> Result<(), ExportError> {
+        match covered {
+            Some(c) if self.rhythm_required && !c.grants_rhythm => {
+                Err(ExportError::Refused(format!(
+                    "--timing raw needs the keys.rhythm scope, and consent record {} does not \
+                     grant it (or no longer does): a typing rhythm identifies the typist. Export \
+                     with the default --timing anonymized, or grant keys.rhythm (`candor \
+                     consent`) and export only what was recorded under it (--since)",
+                    c.record_id
+                )))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Decides on one event; on admission, strips the fields its consent
@@ -195,9 +230,17 @@ impl Admission {
                 return Err(Exclusion::ScopeWithdrawn);
             }
         }
+        let rhythm = crate::registry::Scope::KeysRhythm;
+        let grants_rhythm = record.grants(rhythm)
+            && self
+                .history
+                .windows
+                .last()
+                .is_some_and(|now| now.record.grants(rhythm));
         Ok(Some(Covered {
             record_id: record.record_id.clone(),
             subject: record.subject.clone(),
+            grants_rhythm,
         }))
     }
 }
@@ -380,6 +423,9 @@ pub fn read_events(
                 })?;
                 continue;
             }
+            // Context events (for redaction only) never leave: only what
+            // does must have been recorded under keys.rhythm.
+            adm.check_rhythm(covered.as_ref())?;
             load_content(store, &mut event)?;
             while let Some(g) = gaps.next_if(|g| g.event.wall_ns <= wall_ns) {
                 each(g)?;
@@ -443,6 +489,7 @@ fn read_gaps(
         tally.read += 1;
         match adm.admit(&mut ev, synthetic) {
             Ok(covered) => {
+                adm.check_rhythm(covered.as_ref())?;
                 tally.admitted += 1;
                 out.push(Admitted {
                     id,

@@ -1,6 +1,6 @@
 //! A private X server for capture tests (Xvfb, with openbox when focus
-//! matters), xdotool input, small X clients of our own, and `candor start`
-//! running on it.
+//! matters), xdotool input, small X clients of our own (a window, an XTEST
+//! typist), and `candor start` running on it.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -219,4 +219,77 @@ pub fn stop(mut child: Child) {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(child.wait().unwrap().success(), "the daemon failed");
+}
+
+/// Keys pressed through the XTEST extension over one connection: a test
+/// can type at a typist's own pace, key by key, which one xdotool process
+/// per key (tens of ms to start) cannot.
+pub struct Typer {
+    conn: x11rb::rust_connection::RustConnection,
+    root: x11rb::protocol::xproto::Window,
+    /// The keycode of each keysym, and whether it needs Shift.
+    codes: std::collections::HashMap<u32, (u8, bool)>,
+    shift: u8,
+}
+
+impl Typer {
+    pub fn new(x: &X) -> Typer {
+        use x11rb::protocol::xtest::ConnectionExt as _;
+        let (conn, screen) = x11rb::connect(Some(&x.display)).expect("connect to Xvfb");
+        conn.xtest_get_version(2, 2)
+            .expect("XTEST request")
+            .reply()
+            .expect("the X server has no XTEST extension");
+        let root = conn.setup().roots[screen].root;
+        let (min, max) = (conn.setup().min_keycode, conn.setup().max_keycode);
+        let map = conn
+            .get_keyboard_mapping(min, max - min + 1)
+            .expect("keyboard mapping")
+            .reply()
+            .expect("keyboard mapping reply");
+        let per = usize::from(map.keysyms_per_keycode);
+        let mut codes = std::collections::HashMap::new();
+        for (i, syms) in map.keysyms.chunks(per.max(1)).enumerate() {
+            let code = min + i as u8;
+            for (col, &sym) in syms.iter().take(2).enumerate() {
+                if sym != 0 {
+                    codes.entry(sym).or_insert((code, col == 1));
+                }
+            }
+        }
+        const SHIFT_L: u32 = 0xffe1;
+        let shift = codes.get(&SHIFT_L).expect("a Shift_L key").0;
+        Typer {
+            conn,
+            root,
+            codes,
+            shift,
+        }
+    }
+
+    /// The keycode that types `c`, and whether Shift must be held.
+    pub fn key_for(&self, c: char) -> Option<(u8, bool)> {
+        let sym = match c {
+            '\n' => 0xff0d, // Return
+            ' '..='~' => c as u32,
+            _ => return None,
+        };
+        self.codes.get(&sym).copied()
+    }
+
+    pub fn shift(&self) -> u8 {
+        self.shift
+    }
+
+    /// Presses (`down`) or releases a key now.
+    pub fn send(&self, code: u8, down: bool) {
+        use x11rb::protocol::xtest::ConnectionExt as _;
+        const KEY_PRESS: u8 = 2;
+        const KEY_RELEASE: u8 = 3;
+        let ty = if down { KEY_PRESS } else { KEY_RELEASE };
+        self.conn
+            .xtest_fake_input(ty, code, x11rb::CURRENT_TIME, self.root, 0, 0, 0)
+            .expect("XTEST fake input");
+        self.conn.flush().expect("flush");
+    }
 }

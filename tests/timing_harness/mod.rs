@@ -126,40 +126,50 @@ fn key_event(kind: Kind, ts: i64, key: &str, class: &str, mods: i64, text: Optio
     e
 }
 
-/// Types `lines` passages as `typist`, from `t0_ns`. Pauses (where and how
-/// long) come from `layout`, which is the same for every typist.
+/// Types `cfg.lines` passages as `typist`, from `t0_ns`. Pauses (where
+/// and how long) come from `layout`, which is the same for every typist.
 pub fn type_session(
     typist: &mut Typist,
     who: usize,
     index: usize,
     t0_ns: i64,
-    lines: usize,
+    cfg: &Config,
     layout: &mut SmallRng,
 ) -> Session {
     let mut order: Vec<&str> = PASSAGES.to_vec();
     order.shuffle(layout);
     let mut text = String::new();
-    for (i, l) in order.iter().take(lines).enumerate() {
+    for (i, l) in order.iter().take(cfg.lines).enumerate() {
         if i > 0 {
             text.push('\n');
         }
         text.push_str(l);
     }
     let chars: Vec<char> = text.chars().collect();
+    // Hesitations placed for sure (after these spaces), so that even a
+    // one-line session has pauses to measure; none unless asked, which
+    // keeps the draws of older configurations as they were.
+    let mut forced = std::collections::HashSet::new();
+    if cfg.pauses > 0 {
+        let spaces: Vec<usize> = (1..chars.len()).filter(|&i| chars[i - 1] == ' ').collect();
+        for _ in 0..cfg.pauses.min(spaces.len()) {
+            forced.insert(spaces[layout.random_range(0..spaces.len())]);
+        }
+    }
     let mut presses = Vec::with_capacity(chars.len());
     let mut events = Vec::new();
     let mut t = 0.0f64;
     let mut prev: Option<char> = None;
-    for &c in &chars {
+    for (i, &c) in chars.iter().enumerate() {
         if let Some(p) = prev {
             let gap = if p == '\n' {
                 // A thinking pause between lines: 1 to 6 s, for everyone.
                 layout.random_range(1_000.0..6_000.0)
-            } else if p == ' ' && layout.random_bool(0.04) {
+            } else if p == ' ' && (layout.random_bool(0.04) | forced.contains(&i)) {
                 // A short hesitation inside a line, under the burst gap.
                 layout.random_range(1_050.0..1_900.0)
             } else {
-                let f = typist.flight(p, c);
+                let f = typist.flight(p, c) * cfg.speed;
                 (f * (1.0 + 0.12 * normal(&mut typist.rng))).max(15.0)
             };
             t += gap;
@@ -168,7 +178,8 @@ pub fn type_session(
         let ms = t.round() as i64;
         presses.push((c, ms));
         let ts = t0_ns + ms * MS;
-        let hold = (typist.hold_ms * (1.0 + 0.12 * normal(&mut typist.rng))).max(10.0) as i64;
+        let hold =
+            (typist.hold_ms * cfg.speed * (1.0 + 0.12 * normal(&mut typist.rng))).max(10.0) as i64;
         let Some((key, shift)) = candor::keymap::us_key_for_char(c) else {
             continue;
         };
@@ -226,6 +237,26 @@ pub struct Config {
     pub sessions: usize,
     pub lines: usize,
     pub seed: u64,
+    /// Scales every typist's flight and hold times (1.0: as drawn; 0.5:
+    /// twice as fast, to keep real-time typing under X short).
+    pub speed: f64,
+    /// Hesitations (1.05 to 1.9 s) placed for sure in every session, on
+    /// top of the 4 % chance after each space.
+    pub pauses: usize,
+}
+
+impl Config {
+    /// `typists` x `sessions` of `lines` lines each, at the drawn speed.
+    pub fn new(typists: usize, sessions: usize, lines: usize, seed: u64) -> Config {
+        Config {
+            typists,
+            sessions,
+            lines,
+            seed,
+            speed: 1.0,
+            pauses: 0,
+        }
+    }
 }
 
 /// Every typist's sessions, one minute apart (the export is cut with a
@@ -244,7 +275,7 @@ pub fn sessions(cfg: &Config, t0_ns: i64) -> Vec<Session> {
             // Every session types a different text, so the harness can
             // tell which episode is which; the draw ignores the typist.
             let sess = loop {
-                let sess = type_session(typist, who, s, start, cfg.lines, &mut layout);
+                let sess = type_session(typist, who, s, start, cfg, &mut layout);
                 if seen.insert(sess.text.clone()) {
                     break sess;
                 }
@@ -276,14 +307,7 @@ pub fn raw_keys(s: &Session) -> Keys {
         .events
         .iter()
         .filter(|e| e.kind == Kind::KeyDown)
-        .map(|e| {
-            let label = match (e.get("class"), e.get("text")) {
-                (Some(candor::event::Value::Str(c)), _) if c == "modifier" => MODIFIER.to_owned(),
-                (_, Some(candor::event::Value::Str(t))) => t.to_string(),
-                _ => "\n".to_owned(),
-            };
-            (e.wall_ns, label)
-        })
+        .map(|e| (e.wall_ns, label(e)))
         .collect();
     downs.sort_by_key(|d| d.0);
     let t0 = downs.first().map_or(0, |d| d.0);
@@ -295,6 +319,65 @@ pub fn raw_keys(s: &Session) -> Keys {
         keys.push((label, t, starts));
         prev = Some(t);
     }
+    Keys {
+        duration_ms: keys.last().map_or(0, |k| k.1),
+        keys,
+    }
+}
+
+/// The label of a captured key press, as [`raw_keys`] gives it.
+fn label(e: &Event) -> String {
+    match (e.get("class"), e.get("text")) {
+        (Some(candor::event::Value::Str(c)), _) if c == "modifier" => MODIFIER.to_owned(),
+        (_, Some(candor::event::Value::Str(t))) => t.to_string(),
+        _ => "\n".to_owned(),
+    }
+}
+
+/// Every key press of `events` in time order, as (label, time in ns, starts
+/// a burst): what capture recorded, for a store typed into for real.
+pub fn captured_keys(events: &[Event]) -> Vec<(String, i64, bool)> {
+    let mut downs: Vec<(i64, String)> = events
+        .iter()
+        .filter(|e| e.kind == Kind::KeyDown)
+        .map(|e| (e.wall_ns, label(e)))
+        .collect();
+    downs.sort_by_key(|d| d.0);
+    let mut out = Vec::with_capacity(downs.len());
+    let mut prev: Option<i64> = None;
+    for (ns, l) in downs {
+        // The exporter's own rule, in ns: a gap of more than 2 s.
+        let starts = prev.is_none_or(|p| ns - p > BURST_GAP_MS * MS);
+        out.push((l, ns, starts));
+        prev = Some(ns);
+    }
+    out
+}
+
+/// Every exported key of `eps`, in file order, as (label, time in ms,
+/// starts a burst); times run on across episodes, which the harness only
+/// compares within one.
+pub fn exported_keys(eps: &[Episode]) -> Vec<(String, i64, bool)> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for ep in eps {
+        let k = export_keys(ep);
+        out.extend(k.keys.into_iter().map(|(l, t, s)| (l, offset + t, s)));
+        offset += ep.duration_ms + BURST_GAP_MS * 10;
+    }
+    out
+}
+
+/// Keys `range` of a key sequence as a session of their own; `ns` says
+/// the times are in ns (captured) rather than ms (exported).
+pub fn slice(all: &[(String, i64, bool)], range: std::ops::Range<usize>, ns: bool) -> Keys {
+    let part = &all[range];
+    let unit = if ns { MS } else { 1 };
+    let t0 = part.first().map_or(0, |k| k.1);
+    let keys: Vec<(String, i64, bool)> = part
+        .iter()
+        .map(|(l, t, s)| (l.clone(), (t - t0 + unit / 2) / unit, *s))
+        .collect();
     Keys {
         duration_ms: keys.last().map_or(0, |k| k.1),
         keys,
@@ -555,6 +638,14 @@ pub fn p95(v: &[f64]) -> f64 {
 
 /// Exports with `salt` (its bytes), JSONL only, each session one episode.
 fn export(t: &TestStore, name: &str, salt: &str, extra: &[&str]) -> Vec<Episode> {
+    let mut args = vec!["--idle-gap", "30s"];
+    args.extend_from_slice(extra);
+    export_with(t, name, salt, &args)
+}
+
+/// Exports with `salt` (its bytes) to JSONL, with `extra` options and
+/// otherwise the defaults.
+pub fn export_with(t: &TestStore, name: &str, salt: &str, extra: &[&str]) -> Vec<Episode> {
     let salt_path = t.tmp.path().join(format!("{name}.salt"));
     std::fs::write(&salt_path, salt).unwrap();
     let out = t.tmp.path().join(name);
@@ -565,8 +656,6 @@ fn export(t: &TestStore, name: &str, salt: &str, extra: &[&str]) -> Vec<Episode>
         "--quiet",
         "--format",
         "jsonl",
-        "--idle-gap",
-        "30s",
         "--salt-file",
         salt_path.to_str().unwrap(),
     ];
@@ -604,11 +693,11 @@ fn by_session(eps: &[Episode], sessions: &[Session]) -> Vec<Keys> {
 
 type Table = Vec<(usize, usize, BTreeMap<String, f64>)>;
 
-fn table(sessions: &[Session], keys: &[Keys], attack: Attack) -> Table {
-    sessions
+fn table(labels: &[(usize, usize)], keys: &[Keys], attack: Attack) -> Table {
+    labels
         .iter()
         .zip(keys)
-        .map(|(s, k)| (s.typist, s.index, features(k, attack)))
+        .map(|(&(who, idx), k)| (who, idx, features(k, attack)))
         .collect()
 }
 
@@ -688,28 +777,38 @@ pub fn experiment(cfg: &Config, exports: usize, extra: &[&str]) -> Outcome {
         "one store and one salt must give byte-identical exports"
     );
 
+    let labels: Vec<(usize, usize)> = sessions.iter().map(|s| (s.typist, s.index)).collect();
+    evaluate(&labels, &raw, &runs)
+}
+
+/// Runs every attack on exported sessions and measures pause and burst
+/// fidelity. `labels[i]` is session i's (typist, index), `raw[i]` its keys
+/// as captured, and `runs[k][i]` its keys in the k-th export (each made
+/// with another salt).
+pub fn evaluate(labels: &[(usize, usize)], raw: &[Keys], runs: &[Vec<Keys>]) -> Outcome {
+    let exports = runs.len();
     let mut worst = 0.0f64;
     let mut baseline = Vec::new();
     let (mut pooled_worst, mut pooled_auc, mut single_auc) = (0.0f64, 0.0f64, 0.0f64);
     let mut report = Vec::new();
     for attack in ATTACKS {
-        let raw_table = table(&sessions, &raw, attack);
+        let raw_table = table(labels, raw, attack);
         // The attack has power: raw against raw identifies typists.
         let base = identify(&raw_table, &raw_table);
         let mut enrolled = Score::default();
         let mut versus = Score::default();
         let mut per_export: Vec<Table> = Vec::new();
-        for run in &runs {
-            let exp = table(&sessions, run, attack);
+        for run in runs {
+            let exp = table(labels, run, attack);
             enrolled.add(identify(&exp, &raw_table));
             versus.add(identify(&exp, &exp));
             per_export.push(exp);
         }
         // An attacker pooling all the exports of each session.
-        let pooled: Table = (0..sessions.len())
+        let pooled: Table = (0..labels.len())
             .map(|i| {
                 let maps: Vec<_> = per_export.iter().map(|e| e[i].2.clone()).collect();
-                (sessions[i].typist, sessions[i].index, average(&maps))
+                (labels[i].0, labels[i].1, average(&maps))
             })
             .collect();
         let mut pooled_score = Score::default();
@@ -745,7 +844,7 @@ pub fn experiment(cfg: &Config, exports: usize, extra: &[&str]) -> Outcome {
 
     let mut errs = Vec::new();
     let mut bursts_kept = true;
-    for run in &runs {
+    for run in runs {
         for (r, e) in raw.iter().zip(run) {
             let (err, same) = fidelity(r, e).expect("every key exported");
             errs.extend(err);
