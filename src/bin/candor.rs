@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use candor::app::{self, Context};
 use candor::clients::{runners, shell, testrun};
@@ -15,7 +15,7 @@ use candor::consent::{self, ledger};
 use candor::daemon::control;
 use candor::event::wall_now_ns;
 use candor::store::{purge, query, writer};
-use candor::{audit, capture, daemon};
+use candor::{audit, capture, daemon, report, units};
 
 #[derive(Parser)]
 #[command(
@@ -92,8 +92,32 @@ enum Command {
         /// With --ledger: the head hash the ledger is known to end at.
         #[arg(long, value_name = "SHA256", requires = "ledger")]
         expect_head: Option<String>,
+        /// Also write the reviewer's HTML report, with the verdict and
+        /// findings, to this file (0600).
+        #[arg(long, value_name = "FILE", conflicts_with = "ledger")]
+        html: Option<PathBuf>,
+        /// With --html: the folder holding the exports, to show each one's
+        /// manifest figures.
+        #[arg(long, value_name = "DIR", requires = "html")]
+        exports_dir: Option<PathBuf>,
         #[command(flatten)]
         json: JsonFlag,
+    },
+    /// Writes an offline HTML report of what was recorded: a timeline per
+    /// source, consent windows, gaps, exports and the ledger (0600; it makes
+    /// no network request).
+    Report(ReportArgs),
+    /// Prints a shell completion script: `candor completions bash >
+    /// /etc/bash_completion.d/candor` (or zsh, fish).
+    Completions {
+        #[arg(value_parser = ["bash", "zsh", "fish"])]
+        shell: String,
+    },
+    /// Prints the manual page (roff); with --out-dir, writes one page per
+    /// command there.
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
     },
     /// Prints the shell hook to add to your rc file:
     /// `eval "$(candor shell-hook bash)"` (or zsh). It sends your commands
@@ -174,6 +198,27 @@ struct JsonFlag {
 }
 
 #[derive(Args)]
+struct ReportArgs {
+    /// From this time on: RFC 3339, a date, or a span ago (7d). Default: the
+    /// store's first record.
+    #[arg(long, value_name = "T")]
+    since: Option<String>,
+    /// Up to (not including) this time. Default: the store's last record.
+    #[arg(long, value_name = "T")]
+    until: Option<String>,
+    /// Also show typed text, window titles, snapshots, commit messages and
+    /// whole command lines, unsealed on this machine.
+    #[arg(long)]
+    content: bool,
+    /// The folder holding the exports, to show each one's manifest figures.
+    #[arg(long, value_name = "DIR")]
+    exports_dir: Option<PathBuf>,
+    /// The HTML file to write.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
 #[group(required = true, multiple = true)]
 struct PurgeArgs {
     /// Erase everything captured.
@@ -218,6 +263,12 @@ fn init_logging() {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // Completions and manual pages need no store or config.
+    match &cli.command {
+        Some(Command::Completions { shell }) => return completions(shell),
+        Some(Command::Man { out_dir }) => return man(out_dir.as_deref()),
+        _ => {}
+    }
     // The hook's relay is started with the same store and config flags.
     let mut relay_argv = vec![std::env::current_exe()
         .context("finding this program's path for the shell hook")?
@@ -319,9 +370,45 @@ fn run(cli: Cli) -> Result<()> {
             control::send(&ctx.paths.data_dir, &control::Request::Stop)?;
             println!("candor is stopping; everything captured so far is being written");
         }
+        Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
+        Command::Report(args) => {
+            let now = wall_now_ns();
+            let opts = report::Options {
+                since_ns: args
+                    .since
+                    .as_deref()
+                    .map(|s| app::parse_time(s, now))
+                    .transpose()?,
+                until_ns: args
+                    .until
+                    .as_deref()
+                    .map(|s| app::parse_time(s, now))
+                    .transpose()?,
+                content: args.content,
+                now_ns: now,
+                exports_dir: args.exports_dir,
+            };
+            if let (Some(a), Some(b)) = (opts.since_ns, opts.until_ns) {
+                if a >= b {
+                    bail!("--since must be before --until");
+                }
+            }
+            let mut store = ctx.open_store_read_only()?;
+            let model = report::build(&mut store, &opts)?;
+            let html = report::html::render(&model, "Candor: what was recorded");
+            report::write_file(&args.out, &html)?;
+            println!(
+                "wrote {} ({}, {} events)",
+                args.out.display(),
+                units::bytes(html.len() as u64),
+                units::count(model.lanes.iter().map(|l| l.total).sum())
+            );
+        }
         Command::Audit {
             ledger,
             expect_head,
+            html,
+            exports_dir,
             json,
         } => {
             let ok = match ledger {
@@ -332,9 +419,23 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 None => {
                     let mut store = ctx.open_store()?;
-                    let report = audit::audit_store(&mut store, wall_now_ns())?;
-                    print_report(&report, json.json)?;
-                    report.ok
+                    let now = wall_now_ns();
+                    let verdict = audit::audit_store(&mut store, now)?;
+                    print_report(&verdict, json.json)?;
+                    let ok = verdict.ok;
+                    if let Some(out) = html {
+                        let opts = report::Options {
+                            now_ns: now,
+                            exports_dir,
+                            ..report::Options::default()
+                        };
+                        let mut model = report::build(&mut store, &opts)?;
+                        model.audit = Some(verdict);
+                        let page = report::html::render(&model, "Candor audit");
+                        report::write_file(&out, &page)?;
+                        eprintln!("candor: wrote {}", out.display());
+                    }
+                    ok
                 }
             };
             if !ok {
@@ -408,6 +509,30 @@ fn run(cli: Cli) -> Result<()> {
                 "purged {} events, {} gaps and {} blobs; the store went from {} to {} bytes (ledger entry {})",
                 r.events, r.gaps, r.blobs, r.bytes_before, r.bytes_after, r.ledger_seq
             );
+        }
+    }
+    Ok(())
+}
+
+fn completions(shell: &str) -> Result<()> {
+    let shell: clap_complete::Shell = shell
+        .parse()
+        .map_err(|e| anyhow::anyhow!("unknown shell {shell}: {e}"))?;
+    clap_complete::generate(shell, &mut Cli::command(), "candor", &mut std::io::stdout());
+    Ok(())
+}
+
+fn man(out_dir: Option<&std::path::Path>) -> Result<()> {
+    let cmd = Cli::command();
+    match out_dir {
+        None => {
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            clap_mangen::generate_to(cmd, dir)
+                .with_context(|| format!("writing manual pages into {}", dir.display()))?;
+            println!("wrote manual pages into {}", dir.display());
         }
     }
     Ok(())
