@@ -289,7 +289,7 @@ pub fn render(m: &Model, title: &str) -> String {
         esc(title)
     );
     page.push_str(&body);
-    let _ = write!(page, "<script>{JS}</script></body></html>\n");
+    let _ = writeln!(page, "<script>{JS}</script></body></html>");
     page
 }
 
@@ -981,7 +981,7 @@ fn reviewer(o: &mut String, m: &Model) {
                 }
                 o.push_str("</ul>");
             }
-            None => o.push_str("?"),
+            None => o.push('?'),
         }
         let _ = write!(
             o,
