@@ -615,12 +615,36 @@ fn run_note(o: &testrun::RunOutcome) -> String {
     }
 }
 
+/// `rows` as `label  name  value` lines: the label once, names padded to
+/// one width and values right-aligned to another, so columns line up.
+fn aligned(label: &str, rows: &[(String, String)]) -> String {
+    let name_w = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
+    let value_w = rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (i, (name, value)) in rows.iter().enumerate() {
+        let head = if i == 0 { label } else { "" };
+        let line = format!("{head:<10} {name:<name_w$}  {value:>value_w$}");
+        out += line.trim_end();
+        out.push('\n');
+    }
+    out
+}
+
+fn count_of(v: &serde_json::Value) -> String {
+    v.as_u64()
+        .map(units::count)
+        .unwrap_or_else(|| v.to_string())
+}
+
 fn status_text(s: &serde_json::Value) -> String {
     let mut out = format!(
         "running    for {}\nconsent    {} ({})\n",
-        humantime::format_duration(std::time::Duration::from_secs(
-            s["uptime_s"].as_u64().unwrap_or(0)
-        )),
+        units::duration_ns(
+            s["uptime_s"]
+                .as_i64()
+                .unwrap_or(0)
+                .saturating_mul(1_000_000_000)
+        ),
         s["consent"]["record_id"].as_str().unwrap_or("?"),
         s["consent"]["scopes"]
             .as_array()
@@ -644,34 +668,54 @@ fn status_text(s: &serde_json::Value) -> String {
     };
     out += &format!("capture    {paused}\n");
     if let Some(sources) = s["sources"].as_object() {
+        let w = sources.keys().map(|k| k.len() + 1).max().unwrap_or(0);
         for (name, st) in sources {
             let state = st["state"].as_str().unwrap_or("?");
+            let name = format!("{name}:");
             match st["why"].as_str() {
-                Some(why) => out += &format!("source     {name}: {state}: {why}\n"),
-                None => out += &format!("source     {name}: {state}\n"),
+                Some(why) => out += &format!("source     {name:<w$} {state}: {why}\n"),
+                None => out += &format!("source     {name:<w$} {state}\n"),
             }
         }
     }
     let w = &s["writer"];
-    out += &format!(
-        "events     {} received, {} written, {} mouse moves coalesced, {} dropped, {} gaps\n",
-        w["received"], w["written"], w["coalesced"], w["dropped"], w["gaps"]
-    );
+    let mut rows: Vec<(String, String)> = [
+        ("received", "received"),
+        ("written", "written"),
+        ("mouse moves coalesced", "coalesced"),
+        ("dropped", "dropped"),
+        ("gaps", "gaps"),
+    ]
+    .iter()
+    .map(|(name, key)| ((*name).to_owned(), count_of(&w[*key])))
+    .collect();
     if w["cut"].as_u64().unwrap_or(0) + w["narrowed"].as_u64().unwrap_or(0) > 0 {
-        out += &format!(
-            "consent    {} events not written and {} narrowed: outside the consent in force at their time\n",
-            w["cut"], w["narrowed"]
-        );
+        rows.push((
+            "not written: outside the consent in force at their time".to_owned(),
+            count_of(&w["cut"]),
+        ));
+        rows.push((
+            "narrowed: fields outside the consent stripped".to_owned(),
+            count_of(&w["narrowed"]),
+        ));
     }
+    out += &aligned("events", &rows);
     if let Some(why) = w["stalled"].as_str() {
         out += &format!("writer     STALLED: {why}\n");
     }
     let i = &s["ingest"];
     if i.is_object() {
-        out += &format!(
-            "clients    {} connected; {} recorded, {} not recorded, {} invalid, {} rate-limited\n",
-            i["connected"], i["recorded"], i["not_recorded"], i["invalid"], i["rate_limited"]
-        );
+        let rows: Vec<(String, String)> = [
+            "connected",
+            "recorded",
+            "not_recorded",
+            "invalid",
+            "rate_limited",
+        ]
+        .iter()
+        .map(|k| (k.replace('_', " "), count_of(&i[*k])))
+        .collect();
+        out += &aligned("clients", &rows);
     }
     out
 }
