@@ -344,6 +344,22 @@ fn audit_section(o: &mut String, a: &crate::audit::AuditReport) {
     o.push_str("</tbody></table></section>");
 }
 
+/// The days worth a figure: those with an event, a gap or an export (a
+/// long range of quiet days would otherwise cost a figure each).
+fn drawn_days(m: &Model) -> Vec<usize> {
+    (0..m.days)
+        .filter(|&d| {
+            let (day, end) = (m.day_start(d), m.day_start(d) + DAY_NS);
+            let range = d * m.bins_per_day..(d + 1) * m.bins_per_day;
+            m.lanes
+                .iter()
+                .any(|l| l.bins[range.clone()].iter().any(|&n| n > 0))
+                || m.gaps.iter().any(|g| g.end_ns >= day && g.start_ns < end)
+                || m.exports.iter().any(|e| e.ts_ns >= day && e.ts_ns < end)
+        })
+        .collect()
+}
+
 fn timeline(o: &mut String, m: &Model) {
     let bin_min = m.bin_ns / MINUTE_NS;
     o.push_str(
@@ -352,7 +368,8 @@ fn timeline(o: &mut String, m: &Model) {
     o.push_str(r#"<p>One lane per source; each lane's height is its activity per bin, scaled to that lane's busiest bin. Consent windows are the shaded bands behind the lanes, gaps (what was not captured) the hatched marks across them, exports the dashed lines. Hover a mark for its details, or read the tables below.</p>"#);
     // Zoom.
     o.push_str(r#"<div class="controls"><label for="day-select">Day </label><select id="day-select"><option value="all">every day</option>"#);
-    for d in 0..m.days {
+    let drawn = drawn_days(m);
+    for &d in &drawn {
         let name = day_name(m.day_start(d));
         let _ = write!(o, r#"<option value="{name}">{name}</option>"#);
     }
@@ -384,7 +401,14 @@ fn timeline(o: &mut String, m: &Model) {
         .iter()
         .map(|l| l.bins.iter().copied().max().unwrap_or(0))
         .collect();
-    for d in 0..m.days {
+    if drawn.len() < m.days {
+        let _ = write!(
+            o,
+            r#"<p id="empty-days">{} day(s) of the range hold no event, gap or export and are not drawn.</p>"#,
+            m.days - drawn.len()
+        );
+    }
+    for &d in &drawn {
         let day = m.day_start(d);
         let day_end = day + DAY_NS;
         let name = day_name(day);
