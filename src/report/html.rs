@@ -49,7 +49,8 @@ const JS: &str = r#"
   var sel=document.getElementById('day-select');
   var days=Array.prototype.slice.call(document.querySelectorAll('figure.day'));
   var status=document.getElementById('zoom-status');
-  var hour='all';
+  var tl=document.getElementById('timeline');
+  var hour=tl.getAttribute('data-initial-hour')||'all';
   function pad(n){return (n<10?'0':'')+n;}
   function apply(){
     var d=sel.value;
@@ -362,8 +363,17 @@ fn drawn_days(m: &Model) -> Vec<usize> {
 
 fn timeline(o: &mut String, m: &Model) {
     let bin_min = m.bin_ns / MINUTE_NS;
-    o.push_str(
-        r#"<section id="timeline" aria-labelledby="timeline-h"><h2 id="timeline-h">Timeline</h2>"#,
+    // A range within one hour opens zoomed into it: at a whole day's
+    // width it would be a sliver.
+    let hour_ns = 3_600 * 1_000_000_000;
+    let initial = if m.from_ns.div_euclid(hour_ns) == (m.to_ns - 1).div_euclid(hour_ns) {
+        format!("{}", m.from_ns.rem_euclid(DAY_NS) / hour_ns)
+    } else {
+        "all".to_owned()
+    };
+    let _ = write!(
+        o,
+        r#"<section id="timeline" data-initial-hour="{initial}" aria-labelledby="timeline-h"><h2 id="timeline-h">Timeline</h2>"#
     );
     o.push_str(r#"<p>One lane per source; each lane's height is its activity per bin, scaled to that lane's busiest bin. Consent windows are the shaded bands behind the lanes, gaps (what was not captured) the hatched marks across them, exports the dashed lines. Hover a mark for its details, or read the tables below.</p>"#);
     // Zoom.

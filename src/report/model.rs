@@ -30,6 +30,7 @@ pub const TOP: usize = 20;
 /// bytes shown per file.
 const TYPED_PER_HOUR: usize = 4_000;
 const SNAPSHOT_BYTES: usize = 16 * 1024;
+const CUT_MARK: &str = " […more typed this hour, not shown]";
 const SNAPSHOT_FILES: usize = 10;
 
 /// What to report on.
@@ -717,7 +718,11 @@ pub fn build(store: &mut Store, opts: &Options) -> Result<Model, ReportError> {
                 if let Some(t) = str_field(&ev, "text") {
                     let hour = h.ts_ns.div_euclid(3_600 * 1_000_000_000) * 3_600 * 1_000_000_000;
                     let s = typed.entry(hour).or_default();
-                    if s.len() < TYPED_PER_HOUR {
+                    if s.len() >= TYPED_PER_HOUR {
+                        if !s.ends_with(CUT_MARK) {
+                            s.push_str(CUT_MARK);
+                        }
+                    } else {
                         // Control characters (backspace, escape) as a mark.
                         if t.chars().all(|c| !c.is_control() || c == '\n' || c == '\t') {
                             s.push_str(&t);
