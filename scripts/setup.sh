@@ -3,7 +3,8 @@
 # whatever is already there: the X11 libraries rdev links against, the
 # virtual X server, window manager and tools the capture tests drive, tmux
 # for the consent-screen and shell-hook tests, zsh, Neovim and Node.js for the
-# workflow clients, and a Rust toolchain if none is found.
+# workflow clients, Chromium and man for the report and manual page tests,
+# and a Rust toolchain if none is found.
 set -euo pipefail
 
 PACKAGES=(
@@ -17,6 +18,8 @@ PACKAGES=(
   zsh                                    # the shell hook is tested in bash and zsh
   neovim                                 # the Neovim plugin is tested headless
   python3-pytest                         # `candor run` reads a real pytest's summary
+  chromium fonts-dejavu-core             # the HTML report is checked in headless Chromium
+  man-db                                 # `candor man` is rendered with `man -l`
 )
 
 as_root() {

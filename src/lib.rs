@@ -23,6 +23,8 @@
 //! - [`daemon`]: runs the sources under the gate; the control socket.
 //! - [`store`]: the single-writer SQLite store with sealed fields and blobs.
 //! - [`audit`]: checks for privacy reviewers.
+//! - [`report`]: the offline HTML report (timeline, consent, gaps, ledger).
+//! - [`units`]: counts, sizes and durations as people read them.
 //! - [`redact`]: the redaction engine: secrets, personal data and identity,
 //!   in text and typed key streams, with consistent placeholders.
 //! - [`shell`]: the one reader of shell command lines (words with byte
@@ -43,7 +45,9 @@ pub mod keymap;
 pub mod paths;
 pub mod redact;
 pub mod registry;
+pub mod report;
 pub mod shell;
 pub mod socket;
 pub mod store;
 pub mod synthetic;
+pub mod units;

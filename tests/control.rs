@@ -79,7 +79,10 @@ fn status_pause_resume_and_stop() {
     );
     let text = t.candor_ok(&["status"]);
     assert!(
-        text.contains("capture    recording") && text.contains("source     input: unavailable"),
+        text.contains("capture    recording")
+            && text
+                .lines()
+                .any(|l| l.starts_with("source     input:") && l.contains(" unavailable: ")),
         "{text}"
     );
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use candor::app::{self, Context};
 use candor::clients::{runners, shell, testrun};
@@ -15,7 +15,7 @@ use candor::consent::{self, ledger};
 use candor::daemon::control;
 use candor::event::wall_now_ns;
 use candor::store::{purge, query, writer};
-use candor::{audit, capture, daemon};
+use candor::{audit, capture, daemon, report, units};
 
 #[derive(Parser)]
 #[command(
@@ -92,8 +92,32 @@ enum Command {
         /// With --ledger: the head hash the ledger is known to end at.
         #[arg(long, value_name = "SHA256", requires = "ledger")]
         expect_head: Option<String>,
+        /// Also write the reviewer's HTML report, with the verdict and
+        /// findings, to this file (0600).
+        #[arg(long, value_name = "FILE", conflicts_with = "ledger")]
+        html: Option<PathBuf>,
+        /// With --html: the folder holding the exports, to show each one's
+        /// manifest figures.
+        #[arg(long, value_name = "DIR", requires = "html")]
+        exports_dir: Option<PathBuf>,
         #[command(flatten)]
         json: JsonFlag,
+    },
+    /// Writes an offline HTML report of what was recorded: a timeline per
+    /// source, consent windows, gaps, exports and the ledger (0600; it makes
+    /// no network request).
+    Report(ReportArgs),
+    /// Prints a shell completion script: `candor completions bash >
+    /// /etc/bash_completion.d/candor` (or zsh, fish).
+    Completions {
+        #[arg(value_parser = ["bash", "zsh", "fish"])]
+        shell: String,
+    },
+    /// Prints the manual page (roff); with --out-dir, writes one page per
+    /// command there.
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
     },
     /// Prints the shell hook to add to your rc file:
     /// `eval "$(candor shell-hook bash)"` (or zsh). It sends your commands
@@ -174,6 +198,27 @@ struct JsonFlag {
 }
 
 #[derive(Args)]
+struct ReportArgs {
+    /// From this time on: RFC 3339, a date, or a span ago (7d). Default: the
+    /// store's first record.
+    #[arg(long, value_name = "T")]
+    since: Option<String>,
+    /// Up to (not including) this time. Default: the store's last record.
+    #[arg(long, value_name = "T")]
+    until: Option<String>,
+    /// Also show typed text, window titles, snapshots, commit messages and
+    /// whole command lines, unsealed on this machine.
+    #[arg(long)]
+    content: bool,
+    /// The folder holding the exports, to show each one's manifest figures.
+    #[arg(long, value_name = "DIR")]
+    exports_dir: Option<PathBuf>,
+    /// The HTML file to write.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
 #[group(required = true, multiple = true)]
 struct PurgeArgs {
     /// Erase everything captured.
@@ -218,6 +263,12 @@ fn init_logging() {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // Completions and manual pages need no store or config.
+    match &cli.command {
+        Some(Command::Completions { shell }) => return completions(shell),
+        Some(Command::Man { out_dir }) => return man(out_dir.as_deref()),
+        _ => {}
+    }
     // The hook's relay is started with the same store and config flags.
     let mut relay_argv = vec![std::env::current_exe()
         .context("finding this program's path for the shell hook")?
@@ -319,9 +370,45 @@ fn run(cli: Cli) -> Result<()> {
             control::send(&ctx.paths.data_dir, &control::Request::Stop)?;
             println!("candor is stopping; everything captured so far is being written");
         }
+        Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
+        Command::Report(args) => {
+            let now = wall_now_ns();
+            let opts = report::Options {
+                since_ns: args
+                    .since
+                    .as_deref()
+                    .map(|s| app::parse_time(s, now))
+                    .transpose()?,
+                until_ns: args
+                    .until
+                    .as_deref()
+                    .map(|s| app::parse_time(s, now))
+                    .transpose()?,
+                content: args.content,
+                now_ns: now,
+                exports_dir: args.exports_dir,
+            };
+            if let (Some(a), Some(b)) = (opts.since_ns, opts.until_ns) {
+                if a >= b {
+                    bail!("--since must be before --until");
+                }
+            }
+            let mut store = ctx.open_store_read_only()?;
+            let model = report::build(&mut store, &opts)?;
+            let html = report::html::render(&model, "Candor: what was recorded");
+            report::write_file(&args.out, &html)?;
+            println!(
+                "wrote {} ({}, {} events)",
+                args.out.display(),
+                units::bytes(html.len() as u64),
+                units::count(model.lanes.iter().map(|l| l.total).sum())
+            );
+        }
         Command::Audit {
             ledger,
             expect_head,
+            html,
+            exports_dir,
             json,
         } => {
             let ok = match ledger {
@@ -332,9 +419,23 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 None => {
                     let mut store = ctx.open_store()?;
-                    let report = audit::audit_store(&mut store, wall_now_ns())?;
-                    print_report(&report, json.json)?;
-                    report.ok
+                    let now = wall_now_ns();
+                    let verdict = audit::audit_store(&mut store, now)?;
+                    print_report(&verdict, json.json)?;
+                    let ok = verdict.ok;
+                    if let Some(out) = html {
+                        let opts = report::Options {
+                            now_ns: now,
+                            exports_dir,
+                            ..report::Options::default()
+                        };
+                        let mut model = report::build(&mut store, &opts)?;
+                        model.audit = Some(verdict);
+                        let page = report::html::render(&model, "Candor audit");
+                        report::write_file(&out, &page)?;
+                        eprintln!("candor: wrote {}", out.display());
+                    }
+                    ok
                 }
             };
             if !ok {
@@ -408,6 +509,30 @@ fn run(cli: Cli) -> Result<()> {
                 "purged {} events, {} gaps and {} blobs; the store went from {} to {} bytes (ledger entry {})",
                 r.events, r.gaps, r.blobs, r.bytes_before, r.bytes_after, r.ledger_seq
             );
+        }
+    }
+    Ok(())
+}
+
+fn completions(shell: &str) -> Result<()> {
+    let shell: clap_complete::Shell = shell
+        .parse()
+        .map_err(|e| anyhow::anyhow!("unknown shell {shell}: {e}"))?;
+    clap_complete::generate(shell, &mut Cli::command(), "candor", &mut std::io::stdout());
+    Ok(())
+}
+
+fn man(out_dir: Option<&std::path::Path>) -> Result<()> {
+    let cmd = Cli::command();
+    match out_dir {
+        None => {
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            clap_mangen::generate_to(cmd, dir)
+                .with_context(|| format!("writing manual pages into {}", dir.display()))?;
+            println!("wrote manual pages into {}", dir.display());
         }
     }
     Ok(())
@@ -490,12 +615,36 @@ fn run_note(o: &testrun::RunOutcome) -> String {
     }
 }
 
+/// `rows` as `label  name  value` lines: the label once, names padded to
+/// one width and values right-aligned to another, so columns line up.
+fn aligned(label: &str, rows: &[(String, String)]) -> String {
+    let name_w = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
+    let value_w = rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (i, (name, value)) in rows.iter().enumerate() {
+        let head = if i == 0 { label } else { "" };
+        let line = format!("{head:<10} {name:<name_w$}  {value:>value_w$}");
+        out += line.trim_end();
+        out.push('\n');
+    }
+    out
+}
+
+fn count_of(v: &serde_json::Value) -> String {
+    v.as_u64()
+        .map(units::count)
+        .unwrap_or_else(|| v.to_string())
+}
+
 fn status_text(s: &serde_json::Value) -> String {
     let mut out = format!(
         "running    for {}\nconsent    {} ({})\n",
-        humantime::format_duration(std::time::Duration::from_secs(
-            s["uptime_s"].as_u64().unwrap_or(0)
-        )),
+        units::duration_ns(
+            s["uptime_s"]
+                .as_i64()
+                .unwrap_or(0)
+                .saturating_mul(1_000_000_000)
+        ),
         s["consent"]["record_id"].as_str().unwrap_or("?"),
         s["consent"]["scopes"]
             .as_array()
@@ -519,34 +668,54 @@ fn status_text(s: &serde_json::Value) -> String {
     };
     out += &format!("capture    {paused}\n");
     if let Some(sources) = s["sources"].as_object() {
+        let w = sources.keys().map(|k| k.len() + 1).max().unwrap_or(0);
         for (name, st) in sources {
             let state = st["state"].as_str().unwrap_or("?");
+            let name = format!("{name}:");
             match st["why"].as_str() {
-                Some(why) => out += &format!("source     {name}: {state}: {why}\n"),
-                None => out += &format!("source     {name}: {state}\n"),
+                Some(why) => out += &format!("source     {name:<w$} {state}: {why}\n"),
+                None => out += &format!("source     {name:<w$} {state}\n"),
             }
         }
     }
     let w = &s["writer"];
-    out += &format!(
-        "events     {} received, {} written, {} mouse moves coalesced, {} dropped, {} gaps\n",
-        w["received"], w["written"], w["coalesced"], w["dropped"], w["gaps"]
-    );
+    let mut rows: Vec<(String, String)> = [
+        ("received", "received"),
+        ("written", "written"),
+        ("mouse moves coalesced", "coalesced"),
+        ("dropped", "dropped"),
+        ("gaps", "gaps"),
+    ]
+    .iter()
+    .map(|(name, key)| ((*name).to_owned(), count_of(&w[*key])))
+    .collect();
     if w["cut"].as_u64().unwrap_or(0) + w["narrowed"].as_u64().unwrap_or(0) > 0 {
-        out += &format!(
-            "consent    {} events not written and {} narrowed: outside the consent in force at their time\n",
-            w["cut"], w["narrowed"]
-        );
+        rows.push((
+            "not written: outside the consent in force at their time".to_owned(),
+            count_of(&w["cut"]),
+        ));
+        rows.push((
+            "narrowed: fields outside the consent stripped".to_owned(),
+            count_of(&w["narrowed"]),
+        ));
     }
+    out += &aligned("events", &rows);
     if let Some(why) = w["stalled"].as_str() {
         out += &format!("writer     STALLED: {why}\n");
     }
     let i = &s["ingest"];
     if i.is_object() {
-        out += &format!(
-            "clients    {} connected; {} recorded, {} not recorded, {} invalid, {} rate-limited\n",
-            i["connected"], i["recorded"], i["not_recorded"], i["invalid"], i["rate_limited"]
-        );
+        let rows: Vec<(String, String)> = [
+            "connected",
+            "recorded",
+            "not_recorded",
+            "invalid",
+            "rate_limited",
+        ]
+        .iter()
+        .map(|k| (k.replace('_', " "), count_of(&i[*k])))
+        .collect();
+        out += &aligned("clients", &rows);
     }
     out
 }

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod migrate;
 pub mod purge;
 pub mod query;
+pub mod scan;
 pub mod seal;
 pub mod writer;
 

@@ -185,23 +185,52 @@ pub fn stats(store: &Store) -> Result<Stats, StoreError> {
     })
 }
 
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
+/// Rows of right-aligned numbers under a left-aligned name column, so the
+/// digits of every row line up.
+fn table(
+    f: &mut fmt::Formatter<'_>,
+    header: Option<&[&str]>,
+    rows: &[Vec<String>],
+    numeric: &[bool],
+) -> fmt::Result {
+    let cols = numeric.len();
+    let mut width = vec![0usize; cols];
+    for r in header
+        .iter()
+        .map(|h| h.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+        .chain(rows.iter().cloned())
+    {
+        for (i, c) in r.iter().enumerate().take(cols) {
+            width[i] = width[i].max(c.chars().count());
+        }
     }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
+    let line = |f: &mut fmt::Formatter<'_>, r: &[String]| -> fmt::Result {
+        let mut out = String::from("  ");
+        for (i, c) in r.iter().enumerate().take(cols) {
+            if i > 0 {
+                out.push_str("  ");
+            }
+            if numeric[i] {
+                out.push_str(&format!("{c:>w$}", w = width[i]));
+            } else {
+                out.push_str(&format!("{c:<w$}", w = width[i]));
+            }
+        }
+        writeln!(f, "{}", out.trim_end())
+    };
+    if let Some(h) = header {
+        let h: Vec<String> = h.iter().map(|s| (*s).to_owned()).collect();
+        line(f, &h)?;
     }
+    for r in rows {
+        line(f, r)?;
+    }
+    Ok(())
 }
 
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::units::{bytes, count, duration_ns};
         writeln!(
             f,
             "store      {} (schema v{})",
@@ -209,11 +238,11 @@ impl fmt::Display for Stats {
         )?;
         writeln!(
             f,
-            "size       {} database, {} blobs ({} stored, {} before compression)",
-            human_bytes(self.database_bytes),
-            self.blobs,
-            human_bytes(self.blob_bytes_stored),
-            human_bytes(self.blob_bytes_plain)
+            "size       {} database; {} blobs: {} stored, {} before compression",
+            bytes(self.database_bytes),
+            count(self.blobs),
+            bytes(self.blob_bytes_stored),
+            bytes(self.blob_bytes_plain)
         )?;
         writeln!(
             f,
@@ -222,48 +251,78 @@ impl fmt::Display for Stats {
                 .as_deref()
                 .unwrap_or("none yet (nothing has been sealed)")
         )?;
-        match (&self.first, &self.last) {
-            (Some(a), Some(b)) => writeln!(f, "events     {} from {a} to {b}", self.events)?,
+        match (&self.first, &self.last, self.first_ns, self.last_ns) {
+            (Some(a), Some(b), Some(lo), Some(hi)) => writeln!(
+                f,
+                "events     {} from {a} to {b} ({})",
+                count(self.events),
+                duration_ns(hi - lo)
+            )?,
             _ => writeln!(f, "events     none recorded")?,
         }
         let s = &self.sessions;
         writeln!(
             f,
             "sessions   {} ({} synthetic, {} ended without a clean shutdown, {} open); {} mouse moves coalesced, {} events dropped",
-            s.total, s.synthetic, s.unclean, s.open, s.coalesced_moves, s.dropped
+            count(s.total),
+            count(s.synthetic),
+            count(s.unclean),
+            count(s.open),
+            count(s.coalesced_moves),
+            count(s.dropped)
         )?;
-        writeln!(f, "ledger     {} entries", self.ledger_entries)?;
+        writeln!(f, "ledger     {} entries", count(self.ledger_entries))?;
         if !self.by_kind.is_empty() {
             writeln!(f, "\nby kind")?;
-            for k in &self.by_kind {
-                writeln!(
-                    f,
-                    "  {:<14} {:>10}  {} ({})",
-                    k.kind, k.events, k.scope, k.sensitivity
-                )?;
-            }
+            let rows: Vec<Vec<String>> = self
+                .by_kind
+                .iter()
+                .map(|k| {
+                    vec![
+                        k.kind.to_owned(),
+                        count(k.events),
+                        k.scope.to_owned(),
+                        k.sensitivity.to_owned(),
+                    ]
+                })
+                .collect();
+            table(
+                f,
+                Some(&["kind", "events", "scope", "sensitivity"]),
+                &rows,
+                &[false, true, false, false],
+            )?;
         }
         writeln!(f, "\nby scope")?;
-        for s in &self.by_scope {
-            writeln!(f, "  {:<14} {:>10}", s.scope, s.events)?;
-        }
+        let rows: Vec<Vec<String>> = self
+            .by_scope
+            .iter()
+            .map(|s| vec![s.scope.to_owned(), count(s.events)])
+            .collect();
+        table(f, Some(&["scope", "events"]), &rows, &[false, true])?;
         writeln!(f, "\ngaps")?;
         if self.gaps.is_empty() {
             writeln!(f, "  none")?;
+            return Ok(());
         }
-        for g in &self.gaps {
-            writeln!(
-                f,
-                "  {:<12} {} spans, {} events lost, {} in all",
-                g.reason,
-                g.spans,
-                g.lost_events,
-                humantime::format_duration(std::time::Duration::from_millis(
-                    (g.total_ns.max(0) / 1_000_000) as u64
-                ))
-            )?;
-        }
-        Ok(())
+        let rows: Vec<Vec<String>> = self
+            .gaps
+            .iter()
+            .map(|g| {
+                vec![
+                    g.reason.clone(),
+                    count(g.spans),
+                    count(g.lost_events),
+                    duration_ns(g.total_ns),
+                ]
+            })
+            .collect();
+        table(
+            f,
+            Some(&["reason", "spans", "events lost", "time"]),
+            &rows,
+            &[false, true, true, true],
+        )
     }
 }
 
