@@ -267,6 +267,10 @@ pub fn verify(dir: &Path, redactor: &Redactor) -> Result<VerifyReport, ExportErr
     if has("progsnap2") {
         check_progsnap2(dir, &episodes, redactor)?;
     }
+    if has(super::next_edit::FORMAT) {
+        super::next_edit::check(dir, &episodes, redactor)?;
+    }
+    super::card::check(dir, &manifest)?;
     Ok(VerifyReport {
         files_checked: present.len(),
         episodes: episodes.len(),
