@@ -707,6 +707,39 @@ fn combine_makes_one_dataset_that_duckdb_and_spark_count_alike() {
         assert_eq!(got["spark"], got["duckdb"], "Spark and DuckDB disagree");
     }
 
+    // `verify` checks a combined dataset: its files, its card, and each
+    // export put back together from them.
+    let v = verify(&a, &out);
+    assert!(v.status.success(), "verify: {}", stderr(&v));
+    assert!(
+        String::from_utf8_lossy(&v.stdout)
+            .contains(&format!("{} episodes", m["counts"]["episodes"])),
+        "{}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+    let o = combine(&a, &[&out, &ea], &root.path().join("nested"));
+    assert!(
+        stderr(&o).contains("is a combined dataset"),
+        "{}",
+        stderr(&o)
+    );
+    let copy = root.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    for rel in candor::export::verify::list_files(&out).unwrap() {
+        let to = copy.join(&rel);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(out.join(&rel), to).unwrap();
+    }
+    let rel = format!("exports/{id_a}/episodes.jsonl");
+    // Same length: the combined card's byte counts still hold, so only the
+    // export's own manifest can catch it.
+    tamper(&copy, &rel, |c| {
+        c.replacen(&format!("\"schema\":{SCHEMA_VERSION}"), "\"schema\":9", 1)
+    });
+    let v = verify(&a, &copy);
+    assert!(!v.status.success());
+    assert!(stderr(&v).contains(id_a), "{}", stderr(&v));
+
     // Refused: the same export twice, and existing output.
     let o = combine(&a, &[&ea, &ea], &root.path().join("twice"));
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));

@@ -97,6 +97,12 @@ struct Input {
 }
 
 fn read_input(dir: &Path, redactor: &Redactor) -> Result<Input, ExportError> {
+    if is_combined(dir) {
+        return Err(refuse(format!(
+            "{} is a combined dataset: combine the exports it was made of",
+            dir.display()
+        )));
+    }
     verify::verify(dir, redactor).map_err(|e| {
         refuse(format!(
             "{} does not verify, and is not combined: {e}",
@@ -401,6 +407,131 @@ pub fn is_combined(dir: &Path) -> bool {
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .is_some_and(|v| v.get("kind").and_then(|k| k.as_str()) == Some(KIND))
+}
+
+/// `candor-export verify` on a combined dataset: every file matches the
+/// combined manifest and none is unlisted; the card is the one the
+/// manifest gives; and each export, put back together from its files
+/// (hard links in a temporary directory beside the dataset), verifies as
+/// on its own, with the manifest the combined one names.
+pub fn verify(dir: &Path, redactor: &Redactor) -> Result<verify::VerifyReport, ExportError> {
+    let m = read_manifest(dir)?;
+    let bad = |file: &str, problem: String| ExportError::Invalid {
+        file: file.to_owned(),
+        problem,
+    };
+    let listed: BTreeSet<&str> = m.files.iter().map(|f| f.path.as_str()).collect();
+    let present = verify::list_files(dir)?;
+    for p in &present {
+        if p != MANIFEST_FILE && !listed.contains(p.as_str()) {
+            return Err(bad(p, "not listed in the manifest".into()));
+        }
+    }
+    for f in &m.files {
+        if !present.contains(&f.path) {
+            return Err(bad(&f.path, "listed in the manifest but missing".into()));
+        }
+        let got = sha256_file(&dir.join(&f.path))?;
+        if got != f.sha256 {
+            return Err(bad(
+                &f.path,
+                format!("SHA-256 is {got}, the manifest says {}", f.sha256),
+            ));
+        }
+    }
+    let mut without = m.clone();
+    without.files.retain(|f| f.path != card::FILE);
+    let cpath = dir.join(card::FILE);
+    let got = std::fs::read_to_string(&cpath).map_err(|e| io_err(&cpath, e))?;
+    if got != render_card(&without) {
+        return Err(bad(
+            card::FILE,
+            "the dataset card is not the one the manifest gives".into(),
+        ));
+    }
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".candor-verify-")
+        .tempdir_in(parent)
+        .map_err(|e| io_err(parent, e))?;
+    let mut report = verify::VerifyReport {
+        files_checked: present.len(),
+        episodes: 0,
+        actions: 0,
+        formats: Vec::new(),
+        replayed_states: 0,
+    };
+    let mut accounted: BTreeSet<&str> = [MANIFEST_FILE, card::FILE].into_iter().collect();
+    for src in &m.exports {
+        let prefix = format!("exports/{}/", src.export_id);
+        let view = tmp.path().join(&src.export_id);
+        let suffix = format!("part-{}.parquet", src.export_id);
+        for f in &m.files {
+            let rel = if let Some(r) = f.path.strip_prefix(&prefix) {
+                r
+            } else if f.path.starts_with("parquet/") && f.path.ends_with(&suffix) {
+                f.path.as_str()
+            } else {
+                continue;
+            };
+            accounted.insert(&f.path);
+            let to = view.join(rel);
+            if let Some(p) = to.parent() {
+                create_dir_all(p).map_err(|e| io_err(p, e))?;
+            }
+            link_or_copy(&dir.join(&f.path), &to)?;
+        }
+        let mpath = view.join(MANIFEST_FILE);
+        let bytes = std::fs::read(&mpath).map_err(|e| io_err(&mpath, e))?;
+        if hex::encode(Sha256::digest(&bytes)) != src.manifest_sha256 {
+            return Err(bad(
+                &format!("{prefix}{MANIFEST_FILE}"),
+                "is not the manifest the combined manifest names".into(),
+            ));
+        }
+        let r = verify::verify(&view, redactor).map_err(|e| match e {
+            ExportError::Invalid { file, problem } => ExportError::Invalid {
+                file: format!("export {}: {file}", src.export_id),
+                problem,
+            },
+            other => other,
+        })?;
+        report.episodes += r.episodes;
+        report.actions += r.actions;
+        report.replayed_states += r.replayed_states;
+        for f in r.formats {
+            if !report.formats.contains(&f) {
+                report.formats.push(f);
+            }
+        }
+    }
+    if let Some(f) = m
+        .files
+        .iter()
+        .find(|f| !accounted.contains(f.path.as_str()))
+    {
+        return Err(bad(
+            &f.path,
+            "belongs to none of the combined exports".into(),
+        ));
+    }
+    if report.episodes as u64 != m.counts.episodes || report.actions as u64 != m.counts.actions {
+        return Err(bad(
+            MANIFEST_FILE,
+            format!(
+                "the exports hold {} episodes and {} actions, the manifest says {} and {}",
+                report.episodes, report.actions, m.counts.episodes, m.counts.actions
+            ),
+        ));
+    }
+    Ok(report)
+}
+
+fn sha256_file(path: &Path) -> Result<String, ExportError> {
+    let mut f = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).map_err(|e| io_err(path, e))?;
+    Ok(hex::encode(h.finalize()))
 }
 
 #[cfg(test)]

@@ -181,6 +181,9 @@ fn invalid(file: &str, problem: impl Into<String>) -> ExportError {
 
 /// Verifies the export in `dir`.
 pub fn verify(dir: &Path, redactor: &Redactor) -> Result<VerifyReport, ExportError> {
+    if super::combine::is_combined(dir) {
+        return super::combine::verify(dir, redactor);
+    }
     let manifest = Manifest::read(dir)?;
     // The Parquet and ProgSnap2 schemas are checked column for column: an
     // export of another schema cannot be told from a damaged one.
