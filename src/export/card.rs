@@ -148,7 +148,7 @@ pub fn files_table(out: &mut String, files: &[FileEntry]) {
 fn scopes_section(out: &mut String, scopes: &[String]) {
     out.push_str("Consent scopes granted by the engineers' consent records:\n\n");
     if scopes.is_empty() {
-        out.push_str("- (none recorded in the manifest: an older export, or synthetic data)\n");
+        out.push_str("- (none in the manifest: synthetic data, or an export made before scopes were recorded)\n");
     }
     for s in scopes {
         match Scope::ALL.iter().find(|x| x.decl().name == s) {
@@ -171,7 +171,8 @@ pub fn figures(out: &mut String, rows: &[(String, String)]) {
     );
     out.push_str("| figure | value |\n| --- | --- |\n");
     for (k, v) in rows {
-        let _ = writeln!(out, "| `{k}` | {v} |");
+        // A pipe would end the cell early.
+        let _ = writeln!(out, "| `{k}` | {} |", v.replace('|', "\\|"));
     }
     out.push('\n');
 }
@@ -234,13 +235,21 @@ pub fn render(m: &Manifest, next_edit_examples: Option<u64>) -> String {
     );
     files_table(&mut out, &m.files);
     out.push_str("## What was recorded\n\n");
+    if m.synthetic && m.consent.record_ids.is_empty() {
+        out.push_str("Synthetic sessions: no person's consent applies, and none was recorded.\n\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "{} consent record(s), vouched for by consent ledger entry {} (head `{}`; ledger HMAC anchor {}).\n",
+            m.consent.record_ids.len(),
+            m.consent.ledger_seq,
+            m.consent.ledger_head,
+            if m.consent.anchor_checked { "checked" } else { "not checked" },
+        );
+    }
     let _ = writeln!(
         out,
-        "{} consent record(s), vouched for by consent ledger entry {} (head `{}`; ledger HMAC anchor {}). Subjects (pseudonyms): {}.\n",
-        m.consent.record_ids.len(),
-        m.consent.ledger_seq,
-        m.consent.ledger_head,
-        if m.consent.anchor_checked { "checked" } else { "not checked" },
+        "Subjects (pseudonyms): {}.\n",
         m.consent
             .subject_ids
             .iter()
