@@ -787,3 +787,34 @@ fn combine_refuses_one_engineer_under_two_salts_and_the_same_episodes_twice() {
     assert!(stderr(&o).contains("same episodes"), "{}", stderr(&o));
     assert!(!dir.join("c1").exists() && !dir.join("c2").exists());
 }
+
+#[test]
+fn combine_copies_what_it_cannot_link_across_filesystems() {
+    let shm = Path::new("/dev/shm");
+    let t = TestStore::new();
+    if !shm.is_dir() || inode(shm).0 == inode(t.tmp.path()).0 {
+        eprintln!("SKIPPED: no second filesystem (/dev/shm) beside the test's temporary directory");
+        return;
+    }
+    let u = TestStore::new();
+    write_synthetic(&t, 2000);
+    write_synthetic(&u, 2000);
+    let (ea, eb) = (t.tmp.path().join("a"), u.tmp.path().join("b"));
+    export_synthetic(&t, &ea, &[]);
+    export_synthetic(&u, &eb, &[]);
+    let parent = tempfile::tempdir_in(shm).unwrap();
+    let out = parent.path().join("combined");
+    let o = combine(&t, &[&ea, &eb], &out);
+    assert!(o.status.success(), "combine: {}", stderr(&o));
+    let printed = String::from_utf8_lossy(&o.stdout);
+    assert!(printed.contains(" 0 files linked"), "{printed}");
+    assert_ne!(
+        inode(&out.join(format!(
+            "exports/{}/episodes.jsonl",
+            json(&ea.join("manifest.json"))["export_id"].as_str().unwrap()
+        ))),
+        inode(&ea.join("episodes.jsonl"))
+    );
+    let v = verify(&t, &out);
+    assert!(v.status.success(), "verify: {}", stderr(&v));
+}
