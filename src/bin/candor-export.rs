@@ -61,6 +61,17 @@ enum Command {
         /// The export directory.
         dir: PathBuf,
     },
+    /// Verifies several exports and combines them into one dataset (hard
+    /// links, or copies across filesystems) with a combined card and
+    /// manifest; refuses duplicates and one engineer under two salts.
+    Combine {
+        /// The export directories.
+        #[arg(required = true, num_args = 2..)]
+        exports: Vec<PathBuf>,
+        /// The dataset directory to create (it must not exist).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -99,7 +110,7 @@ struct EpisodesArgs {
     /// The export directory to create (it must not exist).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// Formats to write.
+    /// Formats to write: any of jsonl, parquet, progsnap2, next-edit.
     #[arg(long, default_value = "jsonl,parquet,progsnap2")]
     format: String,
     /// A file whose contents salt the pseudonyms, to link exports on
@@ -317,6 +328,23 @@ fn run(cli: Cli) -> Result<()> {
                 r.actions,
                 r.replayed_states,
                 r.formats.join(", ")
+            );
+            Ok(())
+        }
+        Command::Combine { exports, out } => {
+            let ctx = Context::load(cli.data_dir, cli.config)?;
+            let redactor = Redactor::new(&identity(&ctx.config))?;
+            let done = candor::export::combine::combine(&exports, &out, &redactor)?;
+            let m = &done.manifest;
+            println!(
+                "combined {} exports ({} engineers, {} episodes, {} actions) into {}: {} files linked, {} copied",
+                m.exports.len(),
+                m.subject_ids.len(),
+                m.counts.episodes,
+                m.counts.actions,
+                done.out.display(),
+                done.linked,
+                done.copied
             );
             Ok(())
         }

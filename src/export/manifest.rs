@@ -43,6 +43,10 @@ pub struct ConsentInfo {
     pub anchor_checked: bool,
     /// The subjects' pseudonyms in this export.
     pub subject_ids: Vec<String>,
+    /// Every scope granted by those records (`capture.meta` included):
+    /// what the data could hold. Absent from older manifests.
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

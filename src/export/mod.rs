@@ -10,14 +10,19 @@
 //!
 //! - [`model`]: the dataset's types, shared by every format.
 //! - [`replay`]: unified diffs and the replay check.
-//! - [`sink`], [`jsonl`], [`parquet`], [`progsnap2`]: the writers.
+//! - [`sink`], [`jsonl`], [`parquet`], [`progsnap2`], [`next_edit`]: the writers.
+//! - [`card`]: the dataset card (`README.md`); [`combine`]: many exports
+//!   into one dataset.
 
 pub mod anonymize;
+pub mod card;
+pub mod combine;
 pub mod command;
 pub mod episodes;
 pub mod jsonl;
 pub mod manifest;
 pub mod model;
+pub mod next_edit;
 pub mod parquet;
 pub mod progsnap2;
 pub mod replay;

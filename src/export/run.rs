@@ -38,16 +38,23 @@ pub enum Format {
     Jsonl,
     Parquet,
     Progsnap2,
+    NextEdit,
 }
 
 impl Format {
-    pub const ALL: [Format; 3] = [Format::Jsonl, Format::Parquet, Format::Progsnap2];
+    pub const ALL: [Format; 4] = [
+        Format::Jsonl,
+        Format::Parquet,
+        Format::Progsnap2,
+        Format::NextEdit,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Format::Jsonl => "jsonl",
             Format::Parquet => "parquet",
             Format::Progsnap2 => "progsnap2",
+            Format::NextEdit => super::next_edit::FORMAT,
         }
     }
 
@@ -60,7 +67,7 @@ impl Format {
                 .find(|f| f.name() == part)
                 .ok_or_else(|| {
                     ExportError::Option(format!(
-                        "unknown format `{part}`: choose from jsonl, parquet, progsnap2"
+                        "unknown format `{part}`: choose from jsonl, parquet, progsnap2, next-edit"
                     ))
                 })?;
             out.push(f);
@@ -346,12 +353,13 @@ pub fn export(
         "export",
         &format!("{}|{}", adm.consent_head.1, shape.fingerprint(&formats)),
     );
-    let mut writers: Vec<Box<dyn DatasetWriter>> = Vec::new();
+    let mut writers: Vec<Box<dyn DatasetWriter + '_>> = Vec::new();
     for f in &formats {
         writers.push(match f {
             Format::Jsonl => Box::new(jsonl::JsonlWriter::create(tmp.path())?),
             Format::Parquet => Box::new(parquet::create(tmp.path(), &export_id)?),
             Format::Progsnap2 => Box::new(progsnap2::create(tmp.path())?),
+            Format::NextEdit => Box::new(super::next_edit::create(tmp.path(), redactor)?),
         });
     }
     let mut builder = Builder::new(redactor, anon);
@@ -414,7 +422,7 @@ pub fn export(
         });
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         schema_version: SCHEMA_VERSION,
         tool: format!("candor-export {}", env!("CARGO_PKG_VERSION")),
         export_id: export_id.clone(),
@@ -426,6 +434,7 @@ pub fn export(
             ledger_head: adm.consent_head.1.clone(),
             anchor_checked: adm.anchor_checked,
             subject_ids: stats.subjects.iter().cloned().collect(),
+            scopes: super::card::granted_scopes(&adm, &stats.records),
         },
         redaction: RedactionInfo {
             ruleset_sha256: rules::ruleset_fingerprint(),
@@ -467,6 +476,10 @@ pub fn export(
         },
         files,
     };
+    manifest
+        .files
+        .push(super::card::write(tmp.path(), &manifest)?);
+    manifest.files.sort_by(|a, b| a.path.cmp(&b.path));
     let manifest_bytes = manifest.to_bytes();
     let manifest_sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&manifest_bytes));
     let mpath = tmp.path().join(MANIFEST_FILE);

@@ -181,6 +181,9 @@ fn invalid(file: &str, problem: impl Into<String>) -> ExportError {
 
 /// Verifies the export in `dir`.
 pub fn verify(dir: &Path, redactor: &Redactor) -> Result<VerifyReport, ExportError> {
+    if super::combine::is_combined(dir) {
+        return super::combine::verify(dir, redactor);
+    }
     let manifest = Manifest::read(dir)?;
     // The Parquet and ProgSnap2 schemas are checked column for column: an
     // export of another schema cannot be told from a damaged one.
@@ -267,6 +270,10 @@ pub fn verify(dir: &Path, redactor: &Redactor) -> Result<VerifyReport, ExportErr
     if has("progsnap2") {
         check_progsnap2(dir, &episodes, redactor)?;
     }
+    if has(super::next_edit::FORMAT) {
+        super::next_edit::check(dir, &episodes, redactor)?;
+    }
+    super::card::check(dir, &manifest)?;
     Ok(VerifyReport {
         files_checked: present.len(),
         episodes: episodes.len(),
