@@ -4,7 +4,7 @@
 # real; under CI=true none may skip), the redaction evaluation against the
 # gitleaks samples when ../shared has them (it fails below its targets), and
 # short runs of the benchmarks so that they keep working (full runs:
-# `cargo bench --bench ingest|capture|redact|export|shell_hook`).
+# `cargo bench --bench ingest|capture|redact|export|shell_hook|timing_privacy`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -24,3 +24,4 @@ cargo bench --locked --bench capture -- --seconds 5
 cargo bench --locked --bench redact
 cargo bench --locked --bench export -- --events 500000 --rounds 1
 cargo bench --locked --bench shell_hook -- --commands 300 --rounds 3
+cargo bench --locked --bench timing_privacy -- --typists 5 --sessions 3 --lines 2 --exports 5
