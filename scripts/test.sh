@@ -4,7 +4,7 @@
 # real; under CI=true none may skip), the redaction evaluation against the
 # gitleaks samples when ../shared has them (it fails below its targets), and
 # short runs of the benchmarks so that they keep working (full runs:
-# `cargo bench --bench ingest|capture|redact|export|shell_hook|report`).
+# `cargo bench --bench ingest|capture|redact|export|shell_hook|report|timing_privacy`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -25,3 +25,4 @@ cargo bench --locked --bench redact
 cargo bench --locked --bench export -- --events 500000 --rounds 1
 cargo bench --locked --bench shell_hook -- --commands 300 --rounds 3
 cargo bench --locked --bench report -- --events 500000 --rounds 1
+cargo bench --locked --bench timing_privacy -- --typists 5 --sessions 3 --lines 2 --exports 5
