@@ -247,6 +247,28 @@ const NOT_A_VALUE: &[&str] = &[
 /// headers: `STRIPE_KEY`); for flags it does not (`--key` names a file or
 /// a lookup key more often than not).
 pub(crate) fn secret_name(name: &str, key_counts: bool) -> Option<&'static str> {
+    // Every name the parts below accept holds one of these: most words of
+    // a command line hold none, and are turned away without splitting.
+    const MARKS: &[&[u8]] = &[
+        b"pass",
+        b"pw",
+        b"token",
+        b"secret",
+        b"key",
+        b"credential",
+        b"auth",
+        b"bearer",
+        b"cookie",
+        b"signature",
+        b"sessionid",
+    ];
+    let lower = name.as_bytes();
+    if !MARKS
+        .iter()
+        .any(|m| lower.windows(m.len()).any(|w| w.eq_ignore_ascii_case(m)))
+    {
+        return None;
+    }
     let p = parts(name);
     if p.is_empty()
         || matches!(
@@ -851,9 +873,10 @@ impl Scan<'_> {
         }
         // Short flags: what their value is, and how it is given.
         // The program's row(s) of the table: what its flags carry.
-        for row in PROGRAMS
+        for row in rows_of(prog)
             .iter()
-            .filter(|r| r.names.contains(&prog) && r.when.is_none_or(has))
+            .map(|&r| &PROGRAMS[r])
+            .filter(|r| r.when.is_none_or(has))
         {
             self.special(row.special, args, stdin_secret);
             for (j, w) in args.iter().enumerate() {
@@ -1655,6 +1678,25 @@ pub const PROGRAMS: &[ProgramRule] = &[
     },
 ];
 
+/// The rows of [`PROGRAMS`] naming `prog`, in table order, looked up in a
+/// map built once rather than by walking the table for every command.
+fn rows_of(prog: &str) -> &'static [usize] {
+    static MAP: std::sync::OnceLock<std::collections::HashMap<&'static str, Vec<usize>>> =
+        std::sync::OnceLock::new();
+    MAP.get_or_init(|| {
+        let mut m: std::collections::HashMap<&'static str, Vec<usize>> =
+            std::collections::HashMap::new();
+        for (i, r) in PROGRAMS.iter().enumerate() {
+            for n in r.names {
+                m.entry(*n).or_default().push(i);
+            }
+        }
+        m
+    })
+    .get(prog)
+    .map_or(&[], Vec::as_slice)
+}
+
 /// `Name: value`, as a header is written.
 fn header_shaped(t: &str) -> bool {
     match t.find(':') {
@@ -1703,19 +1745,35 @@ fn line_reads_password(text: &str, commands: &[Vec<Word>]) -> bool {
 
 /// Whether one simple command reads a password on its standard input.
 fn reads_password_cmd(words: &[Word]) -> bool {
-    let has = |s: &str| words.iter().any(|w| basename(&w.text) == s);
     let first = words.first().map(|w| basename(&w.text));
-    words
-        .iter()
-        .any(|w| matches!(w.text.as_str(), "--password-stdin" | "--with-token"))
-        || has("chpasswd")
-        || (has("passwd") && has("--stdin"))
-        || (has("htpasswd") && has("-i"))
-        || (first == Some("sudo") && has("-S"))
-        || (first == Some("read")
-            && words.iter().any(|w| {
-                w.text.starts_with('-') && !w.text.starts_with("--") && w.text.contains('s')
-            }))
+    let (mut passwd, mut stdin, mut htpasswd, mut i, mut big_s, mut short_s) =
+        (false, false, false, false, false, false);
+    // One pass over the words: this runs for every command line.
+    for w in words {
+        let t = w.text.as_str();
+        match t {
+            "--password-stdin" | "--with-token" => return true,
+            "--stdin" => stdin = true,
+            "-i" => i = true,
+            "-S" => big_s = true,
+            _ => {}
+        }
+        if t.starts_with('-') && !t.starts_with("--") && t.contains('s') {
+            short_s = true;
+        }
+        if t.contains("passwd") {
+            match basename(t) {
+                "chpasswd" => return true,
+                "passwd" => passwd = true,
+                "htpasswd" => htpasswd = true,
+                _ => {}
+            }
+        }
+    }
+    (passwd && stdin)
+        || (htpasswd && i)
+        || (first == Some("sudo") && big_s)
+        || (first == Some("read") && short_s)
 }
 
 /// Everything the command line's shape says is a secret, a user, a host or
