@@ -205,6 +205,22 @@ fn corpus() -> Vec<Session> {
             ],
         ),
         s(
+            "mysql -p inside docker exec",
+            vec![
+                Cmd("docker exec -it db mysql -u root -p"),
+                Typo("My-Fake-root-9", 5),
+                Cmd("docker ps"),
+            ],
+        ),
+        s(
+            "psql -W inside kubectl exec",
+            vec![
+                Cmd("kubectl -n prod exec -it pg-0 -c db -- psql -U app -W"),
+                Secret("Pg-Fake-app-4"),
+                Cmd("kubectl get pods"),
+            ],
+        ),
+        s(
             "chronic and unbuffer",
             vec![
                 Cmd("unbuffer gpg -d backup.tar.gpg"),
@@ -280,6 +296,7 @@ fn every_key_of_every_password_dialogue_is_masked() {
     let mut report = Vec::new();
     let mut leaks = 0;
     let mut overmasked = 0;
+    let mut per_session: Vec<(&str, usize, usize)> = Vec::new();
     for session in corpus() {
         let (keys, secret) = keys_of(&session);
         let out = r
@@ -310,6 +327,7 @@ fn every_key_of_every_password_dialogue_is_masked() {
             .collect();
         leaks += leaked_n;
         overmasked += lost.len();
+        per_session.push((session.name, secret_keys, leaked_n));
         report.push(format!(
             "{:<36} secret keys {:>3}  masked {:>3}  leaked {:>3} {:?}{}",
             session.name,
@@ -325,6 +343,34 @@ fn every_key_of_every_password_dialogue_is_masked() {
         ));
     }
     println!("{}", report.join("\n"));
+    // The same, per program (the first word of a session's name; the
+    // sessions where only the window title asks for a password together).
+    let mut programs: Vec<(&str, usize, usize, usize)> = Vec::new();
+    for (name, keys, leaked) in &per_session {
+        let program = if name.starts_with("title:") {
+            "(title asks)"
+        } else {
+            name.split_whitespace().next().unwrap_or(name)
+        };
+        match programs.iter_mut().find(|p| p.0 == program) {
+            Some(p) => {
+                p.1 += 1;
+                p.2 += keys;
+                p.3 += leaked;
+            }
+            None => programs.push((program, 1, *keys, *leaked)),
+        }
+    }
+    println!(
+        "\n{:<14} {:>8} {:>11} {:>7} {:>7}",
+        "program", "sessions", "secret keys", "masked", "leaked"
+    );
+    for (program, n, keys, leaked) in &programs {
+        println!(
+            "{program:<14} {n:>8} {keys:>11} {:>7} {leaked:>7}",
+            keys - leaked
+        );
+    }
     assert_eq!(leaks, 0, "typed passwords leaked:\n{}", report.join("\n"));
     assert_eq!(
         overmasked,

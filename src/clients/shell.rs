@@ -487,6 +487,10 @@ mod tests {
             "watch -n 5 \"gpg -k\"",
             "export DB_PASSWORD=x",
             "echo MyPassword",
+            "docker exec -it vault-ctr pass show x",
+            "podman exec c gpg -d secrets.gpg",
+            "kubectl -n ops exec -it toolbox-0 -c sh -- op read op://x/y",
+            "ssh bastion gpg -d notes.gpg",
         ] {
             assert!(f.denies(line), "{line} is not denied");
         }
@@ -499,6 +503,8 @@ mod tests {
             "cd security-notes && ls",
             "make op",
             "ss -tlnp",
+            "docker exec -it db psql",
+            "kubectl exec web-0 -- ls /srv",
         ] {
             assert!(!f.denies(line), "{line} is denied");
         }

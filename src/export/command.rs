@@ -20,7 +20,8 @@
 //!    puts placeholders in. `verify` runs [`secrets`] again on exported
 //!    command lines, next to the engine's scan; [`settle`] makes sure it
 //!    will find nothing.
-//! 2. [`anonymize`] takes the redacted line word by word and hashes what
+//! 2. [`anonymize`] takes the redacted line word by word, as the shell
+//!    reader ([`crate::shell::lex`]) splits it, and hashes what
 //!    names places: paths (absolute ones lose their root to `…/`, as in
 //!    window titles), file names with a known extension, URLs (scheme, a
 //!    few public hosts and ports kept; users, other hosts, paths, query
@@ -168,36 +169,17 @@ pub fn anonymize(line: &str, names: &mut Names<'_>) -> String {
             i += c.len_utf8();
         }
     }
-    // Words as the shell splits them: whitespace in quotes stays inside.
+    // Words as the shell reader splits them (quotes, escapes, operators,
+    // substitutions, redirections); what lies between them is kept as it
+    // is, but for comments, whose words are names like any other.
     let mut out = String::with_capacity(text.len() + 16);
-    let mut word = String::new();
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    for c in text.chars() {
-        if escaped {
-            escaped = false;
-            word.push(c);
-            continue;
-        }
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (None, '\'' | '"') => quote = Some(c),
-            (None, '\\') | (Some('"'), '\\') => escaped = true,
-            (None, c) if c.is_whitespace() => {
-                if !word.is_empty() {
-                    out.push_str(&quoted_word(&word, names));
-                    word.clear();
-                }
-                out.push(c);
-                continue;
-            }
-            _ => {}
-        }
-        word.push(c);
+    let mut at = 0;
+    for (s, e) in word_ranges(&text) {
+        out.push_str(&between_words(&text[at..s], names));
+        out.push_str(&quoted_word(&text[s..e], names));
+        at = e;
     }
-    if !word.is_empty() {
-        out.push_str(&quoted_word(&word, names));
-    }
+    out.push_str(&between_words(&text[at..], names));
     // Placeholders back, in order.
     let mut restored =
         String::with_capacity(out.len() + held.iter().map(|h| h.len()).sum::<usize>());
@@ -210,6 +192,66 @@ pub fn anonymize(line: &str, names: &mut Names<'_>) -> String {
         }
     }
     restored
+}
+
+/// The byte ranges (quotes included) of the words of `text` as
+/// [`crate::shell::lex`] reads them: assignments, words and redirection
+/// targets, in order. A substitution's words lie inside the word that
+/// holds it, which is taken whole.
+fn word_ranges(text: &str) -> Vec<(usize, usize)> {
+    let mut all: Vec<(usize, usize)> = crate::shell::lex(text)
+        .iter()
+        .flat_map(|c| {
+            c.assignments
+                .iter()
+                .chain(&c.words)
+                .chain(c.redirects.iter().filter_map(|r| r.target.as_ref()))
+        })
+        .map(|w| (w.start, w.end))
+        .filter(|(s, e)| s < e && *e <= text.len())
+        .collect();
+    all.sort_unstable();
+    let mut out: Vec<(usize, usize)> = Vec::with_capacity(all.len());
+    for (s, e) in all {
+        if out.last().is_none_or(|&(_, end)| s >= end) {
+            out.push((s, e));
+        }
+    }
+    out
+}
+
+/// Text between words: whitespace and operators (`&&`, `|`, `2>&1`) are
+/// kept; a comment's words are anonymized one by one.
+fn between_words(gap: &str, n: &mut Names<'_>) -> String {
+    if !gap.chars().any(char::is_alphanumeric) {
+        return gap.to_owned();
+    }
+    let mut out = String::with_capacity(gap.len() + 16);
+    let mut piece_start = None;
+    let mut flush = |out: &mut String, piece: &str| {
+        let operator = piece
+            .chars()
+            .all(|c| c.is_ascii_digit() || "<>&|;()#-".contains(c));
+        if operator {
+            out.push_str(piece);
+        } else {
+            out.push_str(&token(piece, n, 0));
+        }
+    };
+    for (i, c) in gap.char_indices() {
+        if c.is_whitespace() {
+            if let Some(s) = piece_start.take() {
+                flush(&mut out, &gap[s..i]);
+            }
+            out.push(c);
+        } else if piece_start.is_none() {
+            piece_start = Some(i);
+        }
+    }
+    if let Some(s) = piece_start {
+        flush(&mut out, &gap[s..]);
+    }
+    out
 }
 
 /// How deep `KEY=value` words nest (`a=b=c`) before the rest of the value
@@ -838,6 +880,23 @@ mod tests {
         );
         assert_eq!(anon_line("git status"), "git status");
         assert_eq!(anon_line("ls -la  ."), "ls -la  .");
+    }
+
+    /// Words end where the shell reader ends them: at operators glued to
+    /// them, not only at whitespace, so the program after `;`, `&&` or `|`
+    /// is kept and the path before it is hashed alone.
+    #[test]
+    fn words_end_at_glued_operators_as_the_shell_reads_them() {
+        let out = anon_line("cd /srv/acme-billing;ls -la&&make test|tee /tmp/build.log");
+        assert!(out.contains(";ls -la&&make test|tee "), "{out}");
+        assert!(
+            !out.contains("billing") && !out.contains("build") && out.starts_with("cd …/"),
+            "{out}"
+        );
+        let out =
+            anon_line("tar czf - /srv/acme-billing>/tmp/backup.tgz # for jdoe@acme-billing.io");
+        assert!(out.contains(">…/tmp/") && out.contains(" # for "), "{out}");
+        assert!(!out.contains("billing") && !out.contains("jdoe"), "{out}");
     }
 
     #[test]

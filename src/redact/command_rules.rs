@@ -247,6 +247,28 @@ const NOT_A_VALUE: &[&str] = &[
 /// headers: `STRIPE_KEY`); for flags it does not (`--key` names a file or
 /// a lookup key more often than not).
 pub(crate) fn secret_name(name: &str, key_counts: bool) -> Option<&'static str> {
+    // Every name the parts below accept holds one of these: most words of
+    // a command line hold none, and are turned away without splitting.
+    const MARKS: &[&[u8]] = &[
+        b"pass",
+        b"pw",
+        b"token",
+        b"secret",
+        b"key",
+        b"credential",
+        b"auth",
+        b"bearer",
+        b"cookie",
+        b"signature",
+        b"sessionid",
+    ];
+    let lower = name.as_bytes();
+    if !MARKS
+        .iter()
+        .any(|m| lower.windows(m.len()).any(|w| w.eq_ignore_ascii_case(m)))
+    {
+        return None;
+    }
     let p = parts(name);
     if p.is_empty()
         || matches!(
@@ -851,9 +873,10 @@ impl Scan<'_> {
         }
         // Short flags: what their value is, and how it is given.
         // The program's row(s) of the table: what its flags carry.
-        for row in PROGRAMS
+        for row in rows_of(prog)
             .iter()
-            .filter(|r| r.names.contains(&prog) && r.when.is_none_or(has))
+            .map(|&r| &PROGRAMS[r])
+            .filter(|r| r.when.is_none_or(has))
         {
             self.special(row.special, args, stdin_secret);
             for (j, w) in args.iter().enumerate() {
@@ -1655,6 +1678,25 @@ pub const PROGRAMS: &[ProgramRule] = &[
     },
 ];
 
+/// The rows of [`PROGRAMS`] naming `prog`, in table order, looked up in a
+/// map built once rather than by walking the table for every command.
+fn rows_of(prog: &str) -> &'static [usize] {
+    static MAP: std::sync::OnceLock<std::collections::HashMap<&'static str, Vec<usize>>> =
+        std::sync::OnceLock::new();
+    MAP.get_or_init(|| {
+        let mut m: std::collections::HashMap<&'static str, Vec<usize>> =
+            std::collections::HashMap::new();
+        for (i, r) in PROGRAMS.iter().enumerate() {
+            for n in r.names {
+                m.entry(*n).or_default().push(i);
+            }
+        }
+        m
+    })
+    .get(prog)
+    .map_or(&[], Vec::as_slice)
+}
+
 /// `Name: value`, as a header is written.
 fn header_shaped(t: &str) -> bool {
     match t.find(':') {
@@ -1703,19 +1745,35 @@ fn line_reads_password(text: &str, commands: &[Vec<Word>]) -> bool {
 
 /// Whether one simple command reads a password on its standard input.
 fn reads_password_cmd(words: &[Word]) -> bool {
-    let has = |s: &str| words.iter().any(|w| basename(&w.text) == s);
     let first = words.first().map(|w| basename(&w.text));
-    words
-        .iter()
-        .any(|w| matches!(w.text.as_str(), "--password-stdin" | "--with-token"))
-        || has("chpasswd")
-        || (has("passwd") && has("--stdin"))
-        || (has("htpasswd") && has("-i"))
-        || (first == Some("sudo") && has("-S"))
-        || (first == Some("read")
-            && words.iter().any(|w| {
-                w.text.starts_with('-') && !w.text.starts_with("--") && w.text.contains('s')
-            }))
+    let (mut passwd, mut stdin, mut htpasswd, mut i, mut big_s, mut short_s) =
+        (false, false, false, false, false, false);
+    // One pass over the words: this runs for every command line.
+    for w in words {
+        let t = w.text.as_str();
+        match t {
+            "--password-stdin" | "--with-token" => return true,
+            "--stdin" => stdin = true,
+            "-i" => i = true,
+            "-S" => big_s = true,
+            _ => {}
+        }
+        if t.starts_with('-') && !t.starts_with("--") && t.contains('s') {
+            short_s = true;
+        }
+        if t.contains("passwd") {
+            match basename(t) {
+                "chpasswd" => return true,
+                "passwd" => passwd = true,
+                "htpasswd" => htpasswd = true,
+                _ => {}
+            }
+        }
+    }
+    (passwd && stdin)
+        || (htpasswd && i)
+        || (first == Some("sudo") && big_s)
+        || (first == Some("read") && short_s)
 }
 
 /// Everything the command line's shape says is a secret, a user, a host or
@@ -1874,6 +1932,15 @@ fn reads_as_command(cmd: &str) -> bool {
     }) {
         return false;
     }
+    // `api_key = os.environ[...]`, `x += 1`: an assignment in code or
+    // config; a shell line never gives a lone operator as the first
+    // argument.
+    if p.args
+        .first()
+        .is_some_and(|a| !a.quoted && ASSIGN_OPS.contains(&a.text.as_str()))
+    {
+        return false;
+    }
     let named = PROGRAMS.iter().any(|r| r.names.contains(&p.name.as_str()));
     named
         || (!w.is_empty()
@@ -1884,6 +1951,115 @@ fn reads_as_command(cmd: &str) -> bool {
             && w.bytes()
                 .all(|c| c.is_ascii_alphanumeric() || b"._+-/".contains(&c))
             && !CODE_WORDS.contains(&w))
+}
+
+/// A necessary condition for [`secrets`] to find anything in `cmd` when no
+/// program of the table is on the line: some word must be a flag (`-`), a
+/// pair or assignment (`=`), a header or URL (`:`), a here-string (`<<<`),
+/// or SQL, `setenv`, `config` or a pipe into `passwd`, which are checked by
+/// name. Every secret [`Scan`] reports comes from one of those shapes.
+fn may_hold_secret(cmd: &str) -> bool {
+    let b = cmd.as_bytes();
+    if memchr::memchr3(b'-', b'=', b':', b).is_some() || memchr::memmem::find(b, b"<<<").is_some() {
+        return true;
+    }
+    const NAMES: &[&[u8]] = &[b"passw", b"identified", b"setenv", b"config"];
+    b.windows(5).enumerate().any(|(i, w)| {
+        NAMES.iter().any(|n| {
+            w.eq_ignore_ascii_case(&n[..5])
+                && b.get(i..i + n.len())
+                    .is_some_and(|x| x.eq_ignore_ascii_case(n))
+        })
+    })
+}
+
+/// Operators that make a line an assignment when they follow its first
+/// word on their own.
+const ASSIGN_OPS: &[&str] = &["=", "+=", "-=", "*=", "/=", ":=", "?=", "==", "::="];
+
+/// [`reads_as_command`] without lexing, when the line's first word is
+/// plain (no quote, escape, substitution, `=` or non-ASCII byte, and no
+/// wrapper or shell keyword): then the lexer's first word is exactly it.
+/// `None` when it cannot tell.
+fn quick_reads_as_command(cmd: &str) -> Option<bool> {
+    let b = cmd.as_bytes();
+    let plain = |c: u8| {
+        c.is_ascii_graphic()
+            && !matches!(
+                c,
+                b';' | b'|' | b'&' | b'(' | b')' | b'<' | b'>' | b'\'' | b'"' | b'\\' | b'$' | b'`'
+            )
+    };
+    let blank = |c: u8| matches!(c, b' ' | b'\t');
+    // A plain word from `at`: its end, when the lexer ends it there too.
+    let word_at = |at: usize| -> Option<usize> {
+        let e = at + b[at..].iter().take_while(|&&c| plain(c)).count();
+        let clean = match b.get(e) {
+            None => true,
+            Some(c) => matches!(
+                c,
+                b' ' | b'\t' | b'\n' | b'\r' | b';' | b'|' | b'&' | b'(' | b')'
+            ),
+        };
+        (e > at && clean && b[at] != b'#').then_some(e)
+    };
+    let line_start = b.iter().position(|&c| !blank(c))?;
+    let mut s = line_start;
+    // `NAME=value` alone on the line: no program runs.
+    if let Some(eq) = cmd[s..].find('=') {
+        let name = &cmd[s..s + eq];
+        let value = &b[s + eq + 1..];
+        if crate::shell::is_assignment(&cmd[s..s + eq + 1])
+            && !name.is_empty()
+            && value
+                .iter()
+                .all(|&c| c.is_ascii_graphic() && !b";|&()<>'\"\\`".contains(&c))
+            && memchr::memmem::find(value, b"$(").is_none()
+            && memchr::memmem::find(value, b"$'").is_none()
+        {
+            return Some(false);
+        }
+    }
+    // Shell keywords in front (`if let …`) are skipped as the reader does.
+    let (w, e) = loop {
+        let e = word_at(s)?;
+        let w = &cmd[s..e];
+        if !crate::shell::KEYWORDS.contains(&w) {
+            break (w, e);
+        }
+        s = e + b[e..].iter().take_while(|&&c| blank(c)).count();
+        if s >= b.len() {
+            return None;
+        }
+    };
+    if w.contains('=') || crate::shell::wrapper(crate::shell::basename(w)).is_some() {
+        return None;
+    }
+    if b.windows(2).any(|x| {
+        x[1] == b'(' && (x[0].is_ascii_alphanumeric() || matches!(x[0], b'_' | b'!' | b']'))
+    }) {
+        return Some(false);
+    }
+    // The first argument, when it is a plain word: a lone `=` makes code.
+    let a = e + b[e..].iter().take_while(|&&c| blank(c)).count();
+    if a > e && a < b.len() {
+        if let Some(ae) = word_at(a) {
+            if ASSIGN_OPS.contains(&&cmd[a..ae]) {
+                return Some(false);
+            }
+        }
+    }
+    let name = crate::shell::basename(w);
+    let named = PROGRAMS.iter().any(|r| r.names.contains(&name));
+    let first = b[line_start];
+    Some(
+        named
+            || (first.is_ascii_alphanumeric() || matches!(first, b'.' | b'/' | b'_'))
+                && w.bytes().any(|c| c.is_ascii_alphanumeric())
+                && w.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"._+-/".contains(&c))
+                && !CODE_WORDS.contains(&w),
+    )
 }
 
 /// First words of code lines that a shell line never starts with.
@@ -1931,13 +2107,24 @@ const CODE_WORDS: &[&str] = &[
 /// when it reads as a command: pushed onto `out` with offsets in `text`.
 /// Placeholders (`changeme`, `EXAMPLE`), references (`$PW`,
 /// `${{ secrets.X }}`) and non-values (`true`, `None`) are not secrets.
-pub fn scan_line(text: &str, start: usize, end: usize, out: &mut Vec<Finding>) {
+///
+/// `program_hit`: whether a program name of the table stands on the line
+/// (the engine's keyword pass knows). Without one, only a line with a
+/// flag, an assignment, a header, a URL, a here-string or a password
+/// reader can give a secret, which [`may_hold_secret`] checks on bytes.
+pub fn scan_line(text: &str, start: usize, end: usize, program_hit: bool, out: &mut Vec<Finding>) {
     if end - start > MAX_LINE {
         return;
     }
     let line = &text[start..end];
     let skip = command_start(line);
     let cmd = &line[skip..];
+    // Both cheap tests come before the lexer: most lines the keyword pass
+    // sends here are code or prose (`let key = map.get(k);`), and lexing
+    // each of them cost more than the rest of the scan together.
+    if (!program_hit && !may_hold_secret(cmd)) || quick_reads_as_command(cmd) == Some(false) {
+        return;
+    }
     let found = secrets(cmd);
     if found.is_empty() || !reads_as_command(cmd) {
         return;
@@ -1995,5 +2182,137 @@ mod tests {
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    /// Lines built from shell-ish pieces, code and prose, deterministic.
+    fn sample_lines() -> Vec<String> {
+        let pieces = [
+            "mysql",
+            "-pS3cret",
+            "sudo",
+            "env",
+            "A=1",
+            "let",
+            "x",
+            "=",
+            "f(x)",
+            "key",
+            "token",
+            "--password",
+            "hunter2",
+            "'q w'",
+            "\"a b\"",
+            "$(pass show x)",
+            "|",
+            "&&",
+            ";",
+            "#c",
+            "PGPASSWORD=pw",
+            "curl",
+            "-u",
+            "u:p",
+            "https://u:p@h/x?token=t",
+            "docker",
+            "exec",
+            "-it",
+            "c",
+            "Authorization:",
+            "Bearer",
+            "abc",
+            "<<<",
+            "passwd",
+            "yes",
+            "config",
+            "set",
+            "npm_token",
+            "setenv",
+            "API_KEY",
+            "é",
+            "{",
+            "}",
+            "if",
+            "then",
+            "sh",
+            "-c",
+            "\\x",
+            "`id`",
+            "a.b",
+            "./run.sh",
+            "self.key",
+            "return",
+            "(",
+            ")",
+            "IDENTIFIED",
+            "BY",
+            "'pw'",
+            "read",
+            "-s",
+            "echo",
+            "\t",
+            "git",
+            "-",
+            ":",
+            "ssh",
+            "API_KEY=${X}",
+            "a=b",
+            "+=",
+            "==",
+            "x:",
+            "'='",
+            "elif",
+            "fi",
+            "$'x'",
+            "$(id)",
+            "\\r",
+        ];
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as usize
+        };
+        let mut lines = Vec::new();
+        for _ in 0..20_000 {
+            let n = 1 + next() % 7;
+            let mut l = String::new();
+            for k in 0..n {
+                if k > 0 && next() % 5 != 0 {
+                    l.push(' ');
+                }
+                l.push_str(pieces[next() % pieces.len()]);
+            }
+            lines.push(l);
+        }
+        lines
+    }
+
+    /// The lexer-free reading agrees with the lexer wherever it answers.
+    #[test]
+    fn quick_reading_agrees_with_the_lexer() {
+        let mut answered = 0;
+        for l in sample_lines() {
+            if let Some(quick) = quick_reads_as_command(&l) {
+                answered += 1;
+                assert_eq!(quick, reads_as_command(&l), "{l:?}");
+            }
+        }
+        assert!(answered > 5_000, "the quick path answered only {answered}");
+    }
+
+    /// Without a program of the table on the line, a line the byte test
+    /// turns away gives no secret.
+    #[test]
+    fn the_byte_test_never_hides_a_secret() {
+        let programs: Vec<&str> = program_triggers().collect();
+        for l in sample_lines() {
+            let has_program = programs.iter().any(|p| {
+                l.match_indices(p)
+                    .any(|(i, _)| whole_word(l.as_bytes(), i, p.len()))
+            });
+            if !has_program && !may_hold_secret(&l) {
+                assert_eq!(secrets(&l), [], "{l:?}");
+            }
+        }
     }
 }

@@ -1071,8 +1071,15 @@ mod tests {
             "nice -n 5 openssl pkcs12 -export -out c.p12",
             "bash -c 'docker login ghcr.io'",
             "sudo -v",
+            "docker exec -it db mysql -u root -p",
+            "podman exec -e A=1 pg psql -W",
+            "kubectl -n prod exec -it web-0 -c app -- vault login",
+            "ssh db1 sudo -v",
         ] {
             assert!(dialogue_length(cmd).is_some(), "{cmd}");
+        }
+        for cmd in ["docker exec db ls", "kubectl exec web-0 -- env"] {
+            assert_eq!(dialogue_length(cmd), None, "{cmd}");
         }
         // sudo asks, then mysql asks: both dialogues are counted.
         assert_eq!(dialogue_length("sudo mysql -p").map(|l| l.0), Some(4));

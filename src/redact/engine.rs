@@ -34,6 +34,8 @@ struct Compiled {
     /// An assignment rule (a `name` group and a non-format check): its
     /// keyword hits must pass [`assignment_follows`] first.
     assignment: bool,
+    /// A literal the regex cannot match without, from [`NEEDS`].
+    needs: Option<&'static [u8]>,
 }
 
 /// What an Aho-Corasick pattern stands for.
@@ -163,10 +165,12 @@ impl Redactor {
             }
             let assignment =
                 rule.check != Check::Format && re.capture_names().any(|n| n == Some("name"));
+            let needs = NEEDS.iter().find(|(id, _)| *id == rule.id).map(|n| n.1);
             compiled.push(Compiled {
                 rule,
                 re,
                 assignment,
+                needs,
             });
         }
         let mut targets: Vec<Target> = keyword_rules.into_iter().map(Target::Rules).collect();
@@ -209,9 +213,10 @@ impl Redactor {
     pub fn scan(&self, text: &str) -> Vec<Finding> {
         let mut raw = Vec::new();
         let mut hits: Vec<(usize, usize, usize)> = Vec::new();
-        // Starts of lines to read as commands; consecutive hits on one line
-        // are one entry.
-        let mut command_lines: Vec<usize> = Vec::new();
+        // Starts of lines to read as commands, and whether a program name
+        // of the table is on them; consecutive hits on one line are one
+        // entry.
+        let mut command_lines: Vec<(usize, bool)> = Vec::new();
         let b = text.as_bytes();
         // Line starts are found by scanning back only over what no earlier
         // hit covered: on one long line with a keyword every few bytes, a
@@ -250,8 +255,9 @@ impl Redactor {
                         continue;
                     }
                     let ls = start_of_line(m.start());
-                    if command_lines.last() != Some(&ls) {
-                        command_lines.push(ls);
+                    match command_lines.last_mut() {
+                        Some((last, program)) if *last == ls => *program |= *whole,
+                        _ => command_lines.push((ls, *whole)),
                     }
                 }
                 Target::Identity(kind) => {
@@ -288,10 +294,17 @@ impl Redactor {
         // is scanned.
         seeds::scan(text, &mut raw);
         command_lines.sort_unstable();
-        command_lines.dedup();
-        for ls in command_lines {
+        // One entry per line, a program hit on any of them kept.
+        command_lines.dedup_by(|next, kept| {
+            let same = next.0 == kept.0;
+            if same {
+                kept.1 |= next.1;
+            }
+            same
+        });
+        for (ls, program) in command_lines {
             let le = memchr::memchr(b'\n', &b[ls..]).map_or(b.len(), |i| ls + i);
-            command_rules::scan_line(text, ls, le, &mut raw);
+            command_rules::scan_line(text, ls, le, program, &mut raw);
         }
         if self.pii {
             pii::scan(text, &mut raw);
@@ -325,7 +338,19 @@ impl Redactor {
         }
     }
 
+    /// Whether rule `r`'s regex can match in `text[ws..we]`: a rule whose
+    /// keywords are common words (`default`, `machine`) and whose regex
+    /// needs another literal runs only where that literal is.
+    fn window_may_match(&self, text: &str, r: usize, ws: usize, we: usize) -> bool {
+        self.rules[r]
+            .needs
+            .is_none_or(|lit| memchr::memmem::find(&text.as_bytes()[ws..we], lit).is_some())
+    }
+
     fn run_rule(&self, text: &str, r: usize, ws: usize, we: usize, out: &mut Vec<Finding>) {
+        if !self.window_may_match(text, r, ws, we) {
+            return;
+        }
         let c = &self.rules[r];
         let window = &text[ws..we];
         for caps in c.re.captures_iter(window) {
@@ -375,6 +400,13 @@ impl Redactor {
         Ok(self.redact(text, book))
     }
 }
+
+/// Literals a rule's regex cannot match without (case as in the regex),
+/// checked in a window before the regex runs there.
+const NEEDS: &[(&str, &[u8])] = &[
+    ("netrc-password", b"password"),
+    ("pypirc-password", b"password"),
+];
 
 /// A cheap necessary condition for the assignment rules' regexes at a
 /// keyword ending at `at`: the rest of the name, an optional quote, type and

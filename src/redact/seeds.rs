@@ -52,42 +52,73 @@ const MAX_WORD: usize = 12;
 const IN_BIP39: u8 = 1;
 const IN_MONERO: u8 = 2;
 
-/// Both lists, merged and sorted, with which lists hold each word.
-fn words() -> &'static [(&'static str, u8)] {
-    static WORDS: OnceLock<Vec<(&'static str, u8)>> = OnceLock::new();
-    WORDS.get_or_init(|| {
-        let mut v: Vec<(&'static str, u8)> = Vec::with_capacity(3700);
+/// Packs an ASCII word of 1 to [`MAX_WORD`] letters, any case, into a
+/// number: five bits a letter, none of them zero, so every word has its
+/// own. `None` for anything else.
+fn pack(w: &[u8]) -> Option<u64> {
+    if w.is_empty() || w.len() > MAX_WORD {
+        return None;
+    }
+    let mut k = 0u64;
+    for &c in w {
+        let l = c.to_ascii_lowercase();
+        if !l.is_ascii_lowercase() {
+            return None;
+        }
+        k = (k << 5) | u64::from(l - b'a' + 1);
+    }
+    Some(k)
+}
+
+/// Slots of the lookup table: a power of two, over twice the 3,600 words.
+const SLOTS: usize = 1 << 13;
+
+/// Both lists as an open-addressing table of packed words and the lists
+/// that hold each. The scan looks up a word every few dozen bytes of all
+/// text, so a lookup is a multiply and a probe or two, not a binary search
+/// of strings.
+fn table() -> &'static [(u64, u8)] {
+    static TABLE: OnceLock<Vec<(u64, u8)>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = vec![(0u64, 0u8); SLOTS];
         for (list, flag) in [(BIP39, IN_BIP39), (MONERO, IN_MONERO)] {
             for w in list.lines().map(str::trim).filter(|w| !w.is_empty()) {
-                v.push((w, flag));
+                let Some(k) = pack(w.as_bytes()) else {
+                    continue;
+                };
+                let mut i = slot(k);
+                while t[i].0 != 0 && t[i].0 != k {
+                    i = (i + 1) & (SLOTS - 1);
+                }
+                t[i] = (k, t[i].1 | flag);
             }
         }
-        v.sort_unstable();
-        let mut merged: Vec<(&'static str, u8)> = Vec::with_capacity(v.len());
-        for (w, f) in v {
-            match merged.last_mut() {
-                Some(last) if last.0 == w => last.1 |= f,
-                _ => merged.push((w, f)),
-            }
-        }
-        merged
+        t
     })
+}
+
+fn slot(k: u64) -> usize {
+    (k.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - 13)) as usize
 }
 
 /// Which lists hold the ASCII word `w` (any case): a bit set of
 /// `IN_BIP39`/`IN_MONERO`, zero for neither.
 fn lookup(w: &[u8]) -> u8 {
-    if w.len() < 3 || w.len() > MAX_WORD {
+    if w.len() < 3 {
         return 0;
     }
-    let mut buf = [0u8; MAX_WORD];
-    for (d, s) in buf.iter_mut().zip(w) {
-        *d = s.to_ascii_lowercase();
+    let Some(k) = pack(w) else {
+        return 0;
+    };
+    let t = table();
+    let mut i = slot(k);
+    loop {
+        match t[i] {
+            (0, _) => return 0,
+            (x, f) if x == k => return f,
+            _ => i = (i + 1) & (SLOTS - 1),
+        }
     }
-    let key = &buf[..w.len()];
-    let list = words();
-    list.binary_search_by(|(x, _)| x.as_bytes().cmp(key))
-        .map_or(0, |i| list[i].1)
 }
 
 fn letter(c: u8) -> bool {
@@ -163,14 +194,22 @@ fn next_word(b: &[u8], e: usize) -> Option<(usize, usize)> {
 
 /// The maximal run of words in list `flag` through the word `[s, e)`:
 /// its byte range, its word count and its count of distinct words.
-fn run(b: &[u8], s: usize, e: usize, flag: u8) -> (usize, usize, usize, usize) {
+/// `seen` is scratch space, reused across runs.
+fn run(
+    b: &[u8],
+    s: usize,
+    e: usize,
+    flag: u8,
+    seen: &mut Vec<u64>,
+) -> (usize, usize, usize, usize) {
     let (mut rs, mut re) = (s, e);
-    let mut seen: Vec<Vec<u8>> = vec![b[s..e].to_ascii_lowercase()];
+    seen.clear();
+    seen.extend(pack(&b[s..e]));
     while let Some((ps, pe)) = prev_word(b, rs) {
         match word(b, ps, pe) {
             Some((ws, f)) if f & flag != 0 => {
                 rs = ws;
-                seen.push(b[ws..pe].to_ascii_lowercase());
+                seen.extend(pack(&b[ws..pe]));
             }
             _ => break,
         }
@@ -182,9 +221,12 @@ fn run(b: &[u8], s: usize, e: usize, flag: u8) -> (usize, usize, usize, usize) {
             break;
         }
         re = ne;
-        seen.push(b[ns..ne].to_ascii_lowercase());
+        seen.extend(pack(&b[ns..ne]));
     }
     let n = seen.len();
+    if n < MIN_WORDS {
+        return (rs, re, n, n);
+    }
     seen.sort_unstable();
     seen.dedup();
     (rs, re, n, seen.len())
@@ -193,6 +235,7 @@ fn run(b: &[u8], s: usize, e: usize, flag: u8) -> (usize, usize, usize, usize) {
 /// Appends a finding for every seed phrase in `text`.
 pub fn scan(text: &str, out: &mut Vec<Finding>) {
     let b = text.as_bytes();
+    let mut seen = Vec::new();
     let mut p = 0;
     while p < b.len() {
         // The letter run at or after the probe.
@@ -217,7 +260,7 @@ pub fn scan(text: &str, out: &mut Vec<Finding>) {
                 if flags & flag == 0 {
                     continue;
                 }
-                let (rs, re, n, distinct) = run(b, ws, e, flag);
+                let (rs, re, n, distinct) = run(b, ws, e, flag, &mut seen);
                 if n >= MIN_WORDS
                     && distinct >= MIN_DISTINCT
                     && distinct * 100 >= n * MIN_DISTINCT_PERCENT

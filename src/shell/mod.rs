@@ -223,6 +223,121 @@ pub const WRAPPERS: &[Wrapper] = &[
     shell("fish", &["-C", "--init-command"]),
 ];
 
+/// A program that runs a command elsewhere through a subcommand:
+/// `docker exec [-it] CTR CMD…`, `kubectl exec POD [-c C] -- CMD…`. Only
+/// the subcommand makes it one (`docker run IMAGE` runs the image's own
+/// command, `kubectl get pods` none).
+#[derive(Debug)]
+pub struct ExecWrapper {
+    pub names: &'static [&'static str],
+    /// The program's own options before the subcommand that take a value
+    /// (`docker -H host exec`, `kubectl -n ns exec`).
+    pub global_value_opts: &'static [&'static str],
+    pub sub: &'static str,
+    /// The subcommand's options that take a value (`-u root`, `-c app`).
+    pub value_opts: &'static [&'static str],
+}
+
+/// Container and cluster tools whose `exec` runs a command: after its
+/// options and one operand (the container or pod), or after `--`.
+pub const EXEC_WRAPPERS: &[ExecWrapper] = &[
+    ExecWrapper {
+        names: &["docker", "podman", "nerdctl"],
+        global_value_opts: &[
+            "-H",
+            "--host",
+            "-c",
+            "--context",
+            "--config",
+            "-l",
+            "--log-level",
+            "--connection",
+            "--url",
+            "--identity",
+            "--namespace",
+            "-n",
+        ],
+        sub: "exec",
+        value_opts: &[
+            "-e",
+            "--env",
+            "--env-file",
+            "-u",
+            "--user",
+            "-w",
+            "--workdir",
+            "--detach-keys",
+            "--preserve-fds",
+        ],
+    },
+    ExecWrapper {
+        names: &["kubectl", "oc"],
+        global_value_opts: &[
+            "-n",
+            "--namespace",
+            "--context",
+            "--kubeconfig",
+            "--cluster",
+            "--user",
+            "-s",
+            "--server",
+            "--token",
+            "--as",
+        ],
+        sub: "exec",
+        value_opts: &[
+            "-c",
+            "--container",
+            "-n",
+            "--namespace",
+            "-f",
+            "--filename",
+            "--pod-running-timeout",
+            "--context",
+        ],
+    },
+];
+
+/// Where the command run by the exec wrapper called `name` (the word at
+/// `i`) starts: `Some(words.len())` when it is one but runs no command
+/// given here, `None` when the line is no `exec` of such a program.
+pub fn exec_next<S: AsRef<str>>(name: &str, words: &[S], i: usize) -> Option<usize> {
+    let ex = EXEC_WRAPPERS.iter().find(|e| e.names.contains(&name))?;
+    let t = |j: usize| words.get(j).map(AsRef::as_ref);
+    let mut j = i + 1;
+    while let Some(x) = t(j) {
+        if ex.global_value_opts.contains(&x) {
+            j += 2;
+        } else if x.starts_with('-') && x.len() > 1 {
+            j += 1;
+        } else {
+            break;
+        }
+    }
+    if t(j) != Some(ex.sub) {
+        return None;
+    }
+    j += 1;
+    let mut operand = false;
+    while let Some(x) = t(j) {
+        if x == "--" {
+            return Some(j + 1);
+        }
+        if ex.value_opts.contains(&x) {
+            j += 2;
+        } else if x.starts_with('-') && x.len() > 1 {
+            j += 1;
+        } else if !operand {
+            // The container or pod.
+            operand = true;
+            j += 1;
+        } else {
+            return Some(j);
+        }
+    }
+    Some(words.len())
+}
+
 /// Shell reserved words and the like in front of a command: skipped.
 pub const KEYWORDS: &[&str] = &[
     "if", "then", "else", "elif", "do", "while", "until", "!", "{", "}", "fi", "done", "esac",
@@ -383,6 +498,15 @@ fn resolve(words: &[Word], mut chain: Vec<Call>, depth: usize, out: &mut Vec<Inv
             return;
         }
         let name = basename(&word.text).to_owned();
+        if let Some(j) = exec_next(&name, words, i) {
+            chain.push(Call {
+                name,
+                word: word.clone(),
+                args: words[i + 1..j.min(words.len())].to_vec(),
+            });
+            i = j;
+            continue;
+        }
         let Some(wr) = wrapper(&name) else {
             out.push(Invocation {
                 wrappers: chain,
@@ -503,6 +627,25 @@ mod tests {
             ("sshpass -p hunter2 ssh host", &["sshpass>ssh>"]),
             ("cargo test", &["cargo"]),
             ("git commit -m 'bypass the cache'", &["git"]),
+            ("docker exec -it db mysql -p", &["docker>mysql"]),
+            (
+                "docker -H tcp://h:2375 exec -u root -e A=1 db psql -W",
+                &["docker>psql"],
+            ),
+            ("podman exec c sudo passwd", &["podman>sudo>passwd"]),
+            (
+                "kubectl -n prod exec -it web-0 -c app -- vault login",
+                &["kubectl>vault"],
+            ),
+            (
+                "kubectl exec web-0 -- sh -c 'pass show x'",
+                &["kubectl>sh>pass"],
+            ),
+            ("oc exec pod mysql -p", &["oc>mysql"]),
+            ("docker exec db", &["docker>"]),
+            ("docker run -it img mysql -p", &["docker"]),
+            ("kubectl get pods", &["kubectl"]),
+            ("ssh db-host mysql -p", &["ssh>mysql"]),
         ] {
             assert_eq!(read(line), want, "{line}");
         }
