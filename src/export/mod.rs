@@ -9,10 +9,13 @@
 //! ```
 //!
 //! - [`model`]: the dataset's types, shared by every format.
+//! - [`columns`]: every table's columns, declared once; the flat row of an
+//!   action, built in one place.
 //! - [`replay`]: unified diffs and the replay check.
 //! - [`sink`], [`jsonl`], [`parquet`], [`progsnap2`]: the writers.
 
 pub mod anonymize;
+pub mod columns;
 pub mod command;
 pub mod episodes;
 pub mod jsonl;
