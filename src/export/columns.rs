@@ -171,7 +171,7 @@ table!(
     SubjectId = col("subject_id", Str, "as in `episodes`").json(None),
     Week = col("week", Str, "as in `episodes`").json(None),
     EpisodeId = col("episode_id", Str, "the episode the action belongs to").json(None),
-    Seq = col("seq", I64, "position in the episode, from 0"),
+    Seq = col("seq", I64, "position in the episode, from 0").ps2(Ps2::X("X-Seq")),
     TMs = col("t_ms", I64, "time since the episode's start"),
     Type = col("type", Str, "the action type (`typing`, `edit`, … `diagnostics`)").ps2(Ps2::X("X-ActionType")),
     FileId = col("file_id", Str, "file pseudonym, stable across renames").null().of(FILE_KINDS).ps2(Ps2::X("X-FileID")),
