@@ -1499,6 +1499,40 @@ mod tests {
         }
     }
 
+    /// The JSONL's keys of every action are the declared `json` keys of the
+    /// columns its type fills, and its flat row sets no other column.
+    #[test]
+    fn jsonl_keys_and_flat_rows_follow_the_declaration() {
+        let eps = episodes();
+        let mut types = std::collections::BTreeSet::new();
+        for ep in &eps {
+            for a in &ep.actions {
+                let ty = a.body.type_name();
+                types.insert(ty);
+                let json = serde_json::to_value(a).unwrap();
+                let keys: std::collections::BTreeSet<&str> = json
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|k| !["seq", "t_ms", "type"].contains(k))
+                    .collect();
+                let declared: std::collections::BTreeSet<&str> = cols::ACTIONS
+                    .iter()
+                    .filter(|c| !c.kinds.is_empty() && c.filled_by(ty))
+                    .filter_map(|c| c.json)
+                    .collect();
+                assert_eq!(keys, declared, "{ty}");
+                for (c, v) in cols::ACTIONS.iter().zip(cols::action_row(ep, a)) {
+                    if v != Val::Null {
+                        assert!(c.filled_by(ty), "{ty} sets {}", c.name);
+                    }
+                }
+            }
+        }
+        assert_eq!(types.len(), ActionBody::TYPE_NAMES.len());
+    }
+
     #[test]
     fn output_is_deterministic() {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
