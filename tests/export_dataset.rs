@@ -165,6 +165,9 @@ const EDIT_TYPES: [&str; 8] = [
     "GenericEdit",
 ];
 
+/// The free-text columns docs/dataset.md names: no dictionary for them.
+const FREE_TEXT: [&str; 6] = ["title", "text", "diff", "message", "command", "content"];
+
 fn main_table(dir: &Path) -> Vec<BTreeMap<String, String>> {
     let mut rd = csv::Reader::from_path(dir.join("progsnap2/MainTable.csv")).unwrap();
     let header = rd.headers().unwrap().clone();
@@ -254,15 +257,13 @@ fn synthetic_export_meets_the_spec_and_its_readers() {
         assert!(names.contains(&"subject_id".to_string()), "{rel}");
         assert!(names.contains(&"week".to_string()), "{rel}");
         let table = rel.split('/').nth(1).unwrap();
-        let decl = match table {
-            "episodes" => columns::EPISODES,
-            "actions" => columns::ACTIONS,
-            _ => columns::FILES,
-        };
+        assert!(["episodes", "actions", "files"].contains(&table), "{rel}");
         for rg in meta.row_groups() {
             for c in rg.columns() {
                 let name = c.column_path().string();
-                let free = decl.iter().any(|d| d.name == name && d.free_text);
+                // The docs' list, not the declaration's: the test must not
+                // move with the code it checks.
+                let free = FREE_TEXT.contains(&name.as_str());
                 if free && c.dictionary_page_offset().is_some() {
                     problems.push(format!(
                         "{rel}: free-text column {name} is dictionary-encoded"
