@@ -74,4 +74,13 @@ if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import pyspark' 2>/dev/nu
     || python3 -m pip install --quiet --break-system-packages pyspark \
     || echo "setup: could not install pyspark; the combine test fails under CI"
 fi
+# pandas, the way community ProgSnap2 readers load a dataset (the export
+# tests read the MainTable and code states with it).
+if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import pandas' 2>/dev/null; then
+  echo "setup: installing pandas for python3"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pandas 2>/dev/null \
+    || python3 -m pip install --quiet pandas 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages pandas \
+    || echo "setup: could not install pandas; its test skips (and fails under CI)"
+fi
 echo "setup: ready ($(cargo --version))"

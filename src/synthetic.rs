@@ -90,6 +90,10 @@ pub struct Generator {
     t: i64,
     pointer: (f64, f64),
     files: Vec<(String, String)>,
+    /// Whether each file was saved yet: its first save creates it, and
+    /// only that one is a `file_create` (a create of a file that exists
+    /// would be a diff from a text the file no longer has).
+    saved: Vec<bool>,
     current_file: usize,
     queue: VecDeque<Event>,
     phase: u64,
@@ -106,6 +110,7 @@ impl Generator {
                 .iter()
                 .map(|f| ((*f).to_owned(), String::new()))
                 .collect(),
+            saved: vec![false; FILES.len()],
             current_file: 0,
             queue: VecDeque::new(),
             phase: 0,
@@ -377,10 +382,10 @@ impl Generator {
             remove_lines(&mut self.files[self.current_file].1, from, n);
         }
         self.chord(&mut out, "KeyS", "ctrl+s");
-        let kind = if self.files[self.current_file].1.lines().count() <= 3 {
-            Kind::FileCreate
-        } else {
+        let kind = if std::mem::replace(&mut self.saved[self.current_file], true) {
             Kind::FileModify
+        } else {
+            Kind::FileCreate
         };
         self.file_event(&mut out, kind, self.current_file);
         if self.opts.with_text {

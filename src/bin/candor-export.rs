@@ -113,6 +113,10 @@ struct EpisodesArgs {
     /// Formats to write: any of jsonl, parquet, progsnap2, next-edit.
     #[arg(long, default_value = "jsonl,parquet,progsnap2")]
     format: String,
+    /// How ProgSnap2 code states are written: `table` (CodeStates/CodeStates.csv,
+    /// what most ProgSnap2 readers load) or `directory` (one directory per state).
+    #[arg(long, value_name = "table|directory", default_value = "table")]
+    progsnap2_codestates: String,
     /// A file whose contents salt the pseudonyms, to link exports on
     /// purpose. Without it every export gets a fresh random salt.
     #[arg(long, value_name = "FILE")]
@@ -250,6 +254,8 @@ fn run(cli: Cli) -> Result<()> {
             let now = wall_now_ns();
             let shape = shape(&args.shape, now)?;
             let formats = Format::parse_list(&args.format)?;
+            let progsnap2_codestates =
+                candor::export::progsnap2::CodeStates::parse(&args.progsnap2_codestates)?;
             let salt = match &args.salt_file {
                 Some(f) => Salt::from_file(f)?,
                 None => Salt::random()?,
@@ -267,6 +273,7 @@ fn run(cli: Cli) -> Result<()> {
                 ExportRequest {
                     out: &args.out,
                     formats,
+                    progsnap2_codestates,
                     shape,
                     salt,
                     redactor: &redactor,

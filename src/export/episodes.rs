@@ -726,7 +726,7 @@ impl<'a> Builder<'a> {
         let episode_id = self
             .anon
             .pseudonym("episode", &format!("{}\0{t0}", raw.subject));
-        let subject_id = self.anon.pseudonym("subject", &raw.subject);
+        let subject_id = self.anon.subject_pseudonym(&raw.subject);
         self.stats.subjects.insert(subject_id.clone());
         let workspace_id = raw
             .workspace
@@ -990,7 +990,12 @@ impl<'a> Builder<'a> {
             subject_id,
             workspace_id,
             week: iso_week(t0),
-            duration_ms: self.anon.quantize(warp.at(t_end).round() as i64),
+            // Jitter can move the last action past the warped end: the
+            // episode must still cover every action.
+            duration_ms: self
+                .anon
+                .quantize(warp.at(t_end).round() as i64)
+                .max(actions.last().map_or(0, |a| a.t_ms)),
             end_reason: raw.end,
             files,
             actions,

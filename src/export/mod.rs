@@ -9,6 +9,8 @@
 //! ```
 //!
 //! - [`model`]: the dataset's types, shared by every format.
+//! - [`columns`]: every table's columns, declared once; the flat row of an
+//!   action, built in one place.
 //! - [`replay`]: unified diffs and the replay check.
 //! - [`sink`], [`jsonl`], [`parquet`], [`progsnap2`], [`next_edit`]: the writers.
 //! - [`card`]: the dataset card (`README.md`); [`combine`]: many exports
@@ -17,6 +19,7 @@
 pub mod anonymize;
 pub mod card;
 pub mod combine;
+pub mod columns;
 pub mod command;
 pub mod episodes;
 pub mod jsonl;

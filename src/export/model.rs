@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 /// The version of the episode schema (JSONL lines, Parquet columns,
 /// ProgSnap2 columns).
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Why an episode ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

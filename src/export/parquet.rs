@@ -1,7 +1,9 @@
 //! The Parquet writer: three hive-partitioned tables (`episodes`, `actions`,
-//! `files`) for analysis engines (DuckDB, Polars, Spark, pandas), plus the
-//! read-back that `verify` uses. It uses the `parquet` crate's low-level
-//! column writers (no Arrow) to keep build time down.
+//! `files`) for analysis engines (DuckDB, Polars, Spark, pandas, Hugging
+//! Face `datasets`), plus the read-back that `verify` uses. It uses the
+//! `parquet` crate's low-level column writers (no Arrow) to keep build time
+//! down. The tables' columns are declared in [`super::columns`]; this file
+//! only turns those rows into Parquet and back.
 //!
 //! # Layout
 //!
@@ -9,21 +11,11 @@
 //! parquet/<table>/subject_id=<subject_id>/week=<week>/part-<export_id>.parquet
 //! ```
 //!
-//! `subject_id` and `week` are hive partition columns: they live in the path
-//! only, not in the files (the Hive/Spark/Arrow convention; Spark refuses a
-//! column that is in both). Read them with hive partitioning on, e.g. in
-//! DuckDB:
-//!
-//! ```sql
-//! SELECT subject_id, week, count(*)
-//! FROM read_parquet('exports/*/parquet/actions/**/*.parquet',
-//!                   hive_partitioning = true, hive_types_autocast = false)
-//! GROUP BY ALL;
-//! ```
-//!
-//! (`hive_types_autocast = false` keeps both as strings: an all-digit
-//! pseudonym must not turn into a number.) Since every file name carries the
-//! export's id, the folders of many exports merge by copying them together.
+//! `subject_id` and `week` are real columns of every table *and* hive
+//! partition directories: a reader without hive partitioning
+//! (`datasets.load_dataset("parquet", …)`) still has them, and one with it
+//! can prune by them. Both hold the same values; pseudonyms start with a
+//! letter, so no reader turns one into a number.
 //!
 //! Each partition holds one file per export. Rows are buffered per partition
 //! and written as a row group once a partition reaches 65 536 rows or 64 MiB;
@@ -34,88 +26,11 @@
 //! so at most one file is open at a time however many weeks an export
 //! spans. Rows keep the order the episodes came in. The output is a pure
 //! function of the episodes (and their order): no timestamps, and
-//! `created_by` is the fixed string `candor`. Columns are Snappy-compressed;
-//! each file's key-value metadata holds `candor.table` and `candor.schema`
-//! (the [`SCHEMA_VERSION`]).
-//!
-//! # Schema (version 2)
-//!
+//! `created_by` is the fixed string `candor`. Columns are Snappy-compressed,
+//! free-text columns without a dictionary; each file's key-value metadata
+//! holds `candor.table` and `candor.schema` (the [`SCHEMA_VERSION`]).
 //! Strings are UTF-8 (`BYTE_ARRAY` annotated `STRING`); lists use the
-//! standard three-level `LIST` layout. Partition columns are marked *(path)*.
-//!
-//! ## `episodes`: one row per episode
-//!
-//! | column | type | nullable | meaning |
-//! |---|---|---|---|
-//! | `subject_id` | string *(path)* | no | pseudonym of the consenting engineer |
-//! | `week` | string *(path)* | no | ISO week the episode started in (`2026-W48`) |
-//! | `schema` | int32 | no | dataset schema version |
-//! | `episode_id` | string | no | pseudonym of the episode (32 hex chars) |
-//! | `workspace_id` | string | yes | pseudonym of the workspace; null when the episode touched no file |
-//! | `duration_ms` | int64 | no | length of the episode |
-//! | `end_reason` | string | no | `idle`, `commit`, `workspace` or `end` |
-//! | `n_actions` | int64 | no | number of actions (rows in `actions`) |
-//! | `n_files` | int64 | no | number of files touched (`files` has two rows per file) |
-//! | `n_keys` | int64 | no | keys typed, summed over the typing actions |
-//! | `n_edits` | int64 | no | `edit` and `file_create` actions |
-//! | `n_gaps` | int64 | no | `gap` actions (spans where capture lost, excluded or paused events) |
-//!
-//! ## `actions`: one row per action
-//!
-//! A column that the action's `type` does not have is null.
-//!
-//! | column | type | nullable | meaning |
-//! |---|---|---|---|
-//! | `subject_id` | string *(path)* | no | as in `episodes` |
-//! | `week` | string *(path)* | no | as in `episodes` |
-//! | `episode_id` | string | no | the episode the action belongs to |
-//! | `seq` | int64 | no | position in the episode, from 0 |
-//! | `t_ms` | int64 | no | time since the episode's start |
-//! | `type` | string | no | the action type, as in the JSONL (`typing`, `edit`, … `diagnostics`) |
-//! | `file_id` | string | yes | file pseudonym (`edit`, `file_switch`, `file_create`, `file_delete`, `file_rename`, `file_focus`, `editor_edits`, `navigation`, `diagnostics`; `editor_command` when it names a file) |
-//! | `path` | string | yes | anonymized path (the same types but `file_rename`) |
-//! | `from_path` | string | yes | path before a `file_rename` |
-//! | `to_path` | string | yes | path after a `file_rename` |
-//! | `app` | string | yes | application (`typing`, `focus`); null when unknown |
-//! | `title` | string | yes | redacted window title (`focus`, with `window.titles`) |
-//! | `text` | string | yes | redacted typed text (`typing`, with `keys.text`) |
-//! | `diff` | string | yes | unified diff from the previous state (`edit`, `file_create`, with `editor.content`) |
-//! | `state_id` | string | yes | SHA-256 of the content after the action (`edit`, `file_create`) |
-//! | `duration_ms` | int64 | yes | length (`typing`, `mouse`, `gap`, `test_run`, `build_run`, `editor_edits`, `navigation`; `shell_command` when known) |
-//! | `moves` | int64 | yes | pointer moves (`mouse`), cursor moves (`navigation`) |
-//! | `distance_px` | int64 | yes | pointer distance in pixels (`mouse`) |
-//! | `clicks` | int64 | yes | clicks (`mouse`) |
-//! | `scroll` | int64 | yes | scroll amount (`mouse`) |
-//! | `message` | string | yes | redacted commit message (`commit`, with `editor.content`) |
-//! | `reason` | string | yes | why events are missing (`gap`) |
-//! | `lost` | int64 | yes | events lost (`gap`) |
-//! | `key_t_ms` | list\<int64\> | yes | per key, offset from the burst's start (`typing`; empty list when no keys, null for other types) |
-//! | `key_class` | list\<string\> | yes | per key, its class, aligned with `key_t_ms` (`typing`; null for other types) |
-//! | `command` | string | yes | the command line, redacted and anonymized (`shell_command`, `test_run`, `build_run`); the command id (`editor_command`) |
-//! | `cwd` | string | yes | working directory relative to the workspace, anonymized; `.` or `outside` (`shell_command`, `test_run`, `build_run`) |
-//! | `exit` | int64 | yes | exit status (`test_run`, `build_run`; `shell_command` when known) |
-//! | `runner` | string | yes | `cargo`, `pytest`, `go`, `npm` or `other` (`test_run`, `build_run`) |
-//! | `passed`, `failed`, `skipped` | int64 | yes | test counts, where the runner's output gave them (`test_run`, `build_run`) |
-//! | `language` | string | yes | the editor's language id (`file_focus`) |
-//! | `edits`, `inserted_bytes`, `deleted_bytes` | int64 | yes | edit count and bytes in and out (`editor_edits`) |
-//! | `selections` | int64 | yes | selections made (`navigation`) |
-//! | `start_line`, `end_line` | int64 | yes | the cursor's first and last line, 0-based (`navigation`) |
-//! | `min_line`, `max_line` | int64 | yes | the lines reached (`navigation`) or edited (`editor_edits`), 0-based |
-//! | `errors`, `warnings`, `info`, `hints` | int64 | yes | diagnostics by severity (`diagnostics`) |
-//!
-//! ## `files`: two rows per file an episode touches
-//!
-//! | column | type | nullable | meaning |
-//! |---|---|---|---|
-//! | `subject_id` | string *(path)* | no | as in `episodes` |
-//! | `week` | string *(path)* | no | as in `episodes` |
-//! | `episode_id` | string | no | the episode |
-//! | `file_id` | string | no | file pseudonym (stable across renames within an export) |
-//! | `which` | string | no | `initial` (state at the episode's start) or `final` (at its end) |
-//! | `path` | string | no | anonymized path at that point |
-//! | `exists` | boolean | no | whether the file existed at that point |
-//! | `content` | string | yes | redacted content; null when absent or not recorded |
-//! | `state_id` | string | yes | SHA-256 of `content`; null with it |
+//! standard three-level `LIST` layout.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -135,10 +50,8 @@ use parquet::schema::parser::parse_message_type;
 use parquet::schema::printer::print_schema;
 use parquet::schema::types::{ColumnPath, SchemaDescriptor, Type, TypePtr};
 
-use super::model::{
-    Action, ActionBody, CodeState, EndReason, Episode, FileStates, KeyTime, RunResult,
-    SCHEMA_VERSION,
-};
+use super::columns::{self as cols, Owned, ReadRow, Ty, Val};
+use super::model::{Action, CodeState, EndReason, Episode, FileStates, SCHEMA_VERSION};
 use super::sink::{io_err, DatasetWriter, Written};
 use super::ExportError;
 
@@ -155,83 +68,6 @@ const ROW_GROUP_ROWS: usize = 65_536;
 const ROW_GROUP_BYTES: usize = 64 << 20;
 /// All partitions together buffer at most about this much.
 const BUFFER_BYTES: usize = 256 << 20;
-
-const EPISODES_SCHEMA: &str = "message episodes {
-  required int32 schema;
-  required binary episode_id (STRING);
-  optional binary workspace_id (STRING);
-  required int64 duration_ms;
-  required binary end_reason (STRING);
-  required int64 n_actions;
-  required int64 n_files;
-  required int64 n_keys;
-  required int64 n_edits;
-  required int64 n_gaps;
-}";
-
-const ACTIONS_SCHEMA: &str = "message actions {
-  required binary episode_id (STRING);
-  required int64 seq;
-  required int64 t_ms;
-  required binary type (STRING);
-  optional binary file_id (STRING);
-  optional binary path (STRING);
-  optional binary from_path (STRING);
-  optional binary to_path (STRING);
-  optional binary app (STRING);
-  optional binary title (STRING);
-  optional binary text (STRING);
-  optional binary diff (STRING);
-  optional binary state_id (STRING);
-  optional int64 duration_ms;
-  optional int64 moves;
-  optional int64 distance_px;
-  optional int64 clicks;
-  optional int64 scroll;
-  optional binary message (STRING);
-  optional binary reason (STRING);
-  optional int64 lost;
-  optional group key_t_ms (LIST) {
-    repeated group list {
-      required int64 element;
-    }
-  }
-  optional group key_class (LIST) {
-    repeated group list {
-      required binary element (STRING);
-    }
-  }
-  optional binary command (STRING);
-  optional binary cwd (STRING);
-  optional int64 exit;
-  optional binary runner (STRING);
-  optional int64 passed;
-  optional int64 failed;
-  optional int64 skipped;
-  optional binary language (STRING);
-  optional int64 edits;
-  optional int64 inserted_bytes;
-  optional int64 deleted_bytes;
-  optional int64 selections;
-  optional int64 start_line;
-  optional int64 end_line;
-  optional int64 min_line;
-  optional int64 max_line;
-  optional int64 errors;
-  optional int64 warnings;
-  optional int64 info;
-  optional int64 hints;
-}";
-
-const FILES_SCHEMA: &str = "message files {
-  required binary episode_id (STRING);
-  required binary file_id (STRING);
-  required binary which (STRING);
-  required binary path (STRING);
-  required boolean exists;
-  optional binary content (STRING);
-  optional binary state_id (STRING);
-}";
 
 /// The three tables, in the order they are listed and read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -252,22 +88,39 @@ impl Table {
         }
     }
 
-    fn schema_text(self) -> &'static str {
+    fn columns(self) -> &'static [cols::Column] {
         match self {
-            Table::Episodes => EPISODES_SCHEMA,
-            Table::Actions => ACTIONS_SCHEMA,
-            Table::Files => FILES_SCHEMA,
+            Table::Episodes => cols::EPISODES,
+            Table::Actions => cols::ACTIONS,
+            Table::Files => cols::FILES,
         }
     }
+}
 
-    /// Free-text columns: rarely repeated, so a dictionary only costs.
-    fn text_columns(self) -> &'static [&'static str] {
-        match self {
-            Table::Episodes => &[],
-            Table::Actions => &["title", "text", "diff", "message"],
-            Table::Files => &["content"],
-        }
+/// The Parquet schema of a table, from its declaration.
+fn schema_text(table: Table) -> String {
+    let mut s = format!("message {} {{\n", table.name());
+    for c in table.columns() {
+        let rep = if c.nullable { "optional" } else { "required" };
+        let n = c.name;
+        let line = match c.ty {
+            Ty::Bool => format!("{rep} boolean {n};"),
+            Ty::I32 => format!("{rep} int32 {n};"),
+            Ty::I64 => format!("{rep} int64 {n};"),
+            Ty::Str => format!("{rep} binary {n} (STRING);"),
+            Ty::KeyTimes => format!(
+                "{rep} group {n} (LIST) {{ repeated group list {{ required int64 element; }} }}"
+            ),
+            Ty::KeyClasses => format!(
+                "{rep} group {n} (LIST) {{ repeated group list {{ required binary element (STRING); }} }}"
+            ),
+        };
+        s.push_str("  ");
+        s.push_str(&line);
+        s.push('\n');
     }
+    s.push('}');
+    s
 }
 
 fn parquet_err(e: parquet::errors::ParquetError) -> ExportError {
@@ -275,7 +128,7 @@ fn parquet_err(e: parquet::errors::ParquetError) -> ExportError {
 }
 
 fn schema_type(table: Table) -> Result<TypePtr, ExportError> {
-    parse_message_type(table.schema_text())
+    parse_message_type(&schema_text(table))
         .map(Arc::new)
         .map_err(parquet_err)
 }
@@ -314,14 +167,14 @@ enum Values {
 
 /// One leaf column's buffered values and levels, in the form
 /// `write_batch` takes them. Levels are kept only where the schema has them.
-struct Column {
+struct Buf {
     name: String,
     values: Values,
     defs: Option<Vec<i16>>,
     reps: Option<Vec<i16>>,
 }
 
-impl Column {
+impl Buf {
     /// Empties the buffers and frees them: a partition that was written
     /// out may get no more rows, and kept capacity would add up over many
     /// partitions.
@@ -338,21 +191,9 @@ impl Column {
     }
 }
 
-/// One value for [`RowBuf::push`].
-enum Cell<'a> {
-    Bool(bool),
-    I32(i32),
-    I64(i64),
-    Str(&'a str),
-    OptI64(Option<i64>),
-    OptStr(Option<&'a str>),
-    ListI64(Option<Vec<i64>>),
-    ListStr(Option<Vec<&'a str>>),
-}
-
 /// A partition's buffered rows, column by column.
 struct RowBuf {
-    columns: Vec<Column>,
+    columns: Vec<Buf>,
     rows: usize,
     bytes: usize,
 }
@@ -363,7 +204,7 @@ impl RowBuf {
         let columns = descr
             .columns()
             .iter()
-            .map(|c| Column {
+            .map(|c| Buf {
                 name: c.path().string(),
                 values: match c.physical_type() {
                     P::BOOLEAN => Values::Bool(Vec::new()),
@@ -383,7 +224,7 @@ impl RowBuf {
     }
 
     /// Appends one row; `cells` must follow the schema's leaf columns.
-    fn push(&mut self, cells: &[Cell<'_>]) -> Result<(), ExportError> {
+    fn push(&mut self, cells: &[Val<'_>]) -> Result<(), ExportError> {
         if cells.len() != self.columns.len() {
             return Err(ExportError::Parquet(format!(
                 "row of {} cells for {} columns",
@@ -399,7 +240,7 @@ impl RowBuf {
     }
 
     fn clear(&mut self) {
-        self.columns.iter_mut().for_each(Column::clear);
+        self.columns.iter_mut().for_each(Buf::clear);
         self.rows = 0;
         self.bytes = 0;
     }
@@ -407,48 +248,57 @@ impl RowBuf {
 
 /// Appends one cell to its column and returns its approximate heap size
 /// (string bytes plus the `ByteArray` handle), for the buffer limits.
-fn push_cell(col: &mut Column, cell: &Cell<'_>) -> Result<usize, ExportError> {
+fn push_cell(col: &mut Buf, cell: &Val<'_>) -> Result<usize, ExportError> {
     fn text(s: &str) -> ByteArray {
         ByteArray::from(s.as_bytes().to_vec())
     }
     let (defs, reps) = (&mut col.defs, &mut col.reps);
     let size = match (&mut col.values, cell, defs.as_mut(), reps.as_mut()) {
-        (Values::Bool(v), Cell::Bool(x), None, None) => {
+        (Values::Bool(v), Val::Bool(x), None, None) => {
             v.push(*x);
             1
         }
-        (Values::I32(v), Cell::I32(x), None, None) => {
-            v.push(*x);
+        (Values::I32(v), Val::I64(x), None, None) => {
+            v.push(i32::try_from(*x).map_err(|_| {
+                ExportError::Parquet(format!("column {}: {x} is not an int32", col.name))
+            })?);
             4
         }
-        (Values::I64(v), Cell::I64(x), None, None) => {
+        (Values::I64(v), Val::I64(x), None, None) => {
             v.push(*x);
             8
         }
-        (Values::Str(v), Cell::Str(s), None, None) => {
+        (Values::Str(v), Val::Str(s), None, None) => {
             v.push(text(s));
             s.len() + 32
         }
-        (Values::I64(v), Cell::OptI64(x), Some(d), None) => {
-            d.push(i16::from(x.is_some()));
-            v.extend(x);
+        (Values::I64(_), Val::Null, Some(d), None) | (Values::Str(_), Val::Null, Some(d), None) => {
+            d.push(0);
+            2
+        }
+        (Values::I64(v), Val::I64(x), Some(d), None) => {
+            d.push(1);
+            v.push(*x);
             10
         }
-        (Values::Str(v), Cell::OptStr(s), Some(d), None) => {
-            d.push(i16::from(s.is_some()));
-            v.extend(s.map(text));
-            s.map_or(2, |s| s.len() + 34)
+        (Values::Str(v), Val::Str(s), Some(d), None) => {
+            d.push(1);
+            v.push(text(s));
+            s.len() + 34
         }
-        (Values::I64(v), Cell::ListI64(list), Some(d), Some(r)) => {
-            push_list_levels(d, r, list.as_ref().map(Vec::len));
-            v.extend(list.iter().flatten());
-            4 + 12 * list.as_ref().map_or(0, Vec::len)
+        (Values::I64(_) | Values::Str(_), Val::Null, Some(d), Some(r)) => {
+            push_list_levels(d, r, None);
+            4
         }
-        (Values::Str(v), Cell::ListStr(list), Some(d), Some(r)) => {
-            push_list_levels(d, r, list.as_ref().map(Vec::len));
-            let items = list.iter().flatten();
-            let size = items.clone().map(|s| s.len() + 34).sum::<usize>();
-            v.extend(items.map(|s| text(s)));
+        (Values::I64(v), Val::Keys(keys), Some(d), Some(r)) => {
+            push_list_levels(d, r, Some(keys.len()));
+            v.extend(keys.iter().map(|k| k.t));
+            4 + 12 * keys.len()
+        }
+        (Values::Str(v), Val::Keys(keys), Some(d), Some(r)) => {
+            push_list_levels(d, r, Some(keys.len()));
+            let size = keys.iter().map(|k| k.class.len() + 34).sum::<usize>();
+            v.extend(keys.iter().map(|k| text(&k.class)));
             4 + size
         }
         _ => {
@@ -625,8 +475,9 @@ pub fn create(dir: &Path, export_id: &str) -> Result<ParquetWriter, ExportError>
                 KeyValue::new("candor.table".to_string(), t.name().to_string()),
                 KeyValue::new("candor.schema".to_string(), SCHEMA_VERSION.to_string()),
             ]));
-        for col in t.text_columns() {
-            props = props.set_column_dictionary_enabled(ColumnPath::from(*col), false);
+        // Free text is rarely repeated, so a dictionary only costs.
+        for col in t.columns().iter().filter(|c| c.free_text) {
+            props = props.set_column_dictionary_enabled(ColumnPath::from(col.name), false);
         }
         Ok(TableState {
             descr: SchemaDescriptor::new(schema.clone()),
@@ -650,7 +501,7 @@ pub fn create(dir: &Path, export_id: &str) -> Result<ParquetWriter, ExportError>
 
 impl ParquetWriter {
     /// Appends a row to its partition, writing row groups as the limits say.
-    fn push(&mut self, table: Table, ep: &Episode, cells: &[Cell<'_>]) -> Result<(), ExportError> {
+    fn push(&mut self, table: Table, ep: &Episode, cells: &[Val<'_>]) -> Result<(), ExportError> {
         let key = (table, ep.subject_id.clone(), ep.week.clone());
         let state = &self.tables[table as usize];
         let part = match self.partitions.get_mut(&key) {
@@ -719,47 +570,13 @@ impl DatasetWriter for ParquetWriter {
     fn write_episode(&mut self, ep: &Episode) -> Result<(), ExportError> {
         check_component("subject_id", &ep.subject_id)?;
         check_component("week", &ep.week)?;
-        let count = |f: fn(&ActionBody) -> bool| ep.actions.iter().filter(|a| f(&a.body)).count();
-        let n_edits =
-            count(|b| matches!(b, ActionBody::Edit { .. } | ActionBody::FileCreate { .. }));
-        let n_gaps = count(|b| matches!(b, ActionBody::Gap { .. }));
-        let schema = i32::try_from(ep.schema)
-            .map_err(|_| ExportError::Parquet(format!("schema version {} too large", ep.schema)))?;
-        self.push(
-            Table::Episodes,
-            ep,
-            &[
-                Cell::I32(schema),
-                Cell::Str(&ep.episode_id),
-                Cell::OptStr(ep.workspace_id.as_deref()),
-                Cell::I64(ep.duration_ms),
-                Cell::Str(ep.end_reason.as_str()),
-                Cell::I64(ep.actions.len() as i64),
-                Cell::I64(ep.files.len() as i64),
-                Cell::I64(ep.key_count() as i64),
-                Cell::I64(n_edits as i64),
-                Cell::I64(n_gaps as i64),
-            ],
-        )?;
+        self.push(Table::Episodes, ep, &cols::episode_row(ep))?;
         for action in &ep.actions {
-            let cells = action_cells(&ep.episode_id, action);
-            self.push(Table::Actions, ep, &cells)?;
+            self.push(Table::Actions, ep, &cols::action_row(ep, action))?;
         }
         for file in &ep.files {
-            for (which, state) in [("initial", &file.initial), ("final", &file.final_)] {
-                self.push(
-                    Table::Files,
-                    ep,
-                    &[
-                        Cell::Str(&ep.episode_id),
-                        Cell::Str(&file.file_id),
-                        Cell::Str(which),
-                        Cell::Str(&state.path),
-                        Cell::Bool(state.exists),
-                        Cell::OptStr(state.content.as_deref()),
-                        Cell::OptStr(state.state_id.as_deref()),
-                    ],
-                )?;
+            for row in cols::file_rows(ep, file) {
+                self.push(Table::Files, ep, &row)?;
             }
         }
         self.enforce_budget()
@@ -777,257 +594,6 @@ impl DatasetWriter for ParquetWriter {
         written.sort();
         Ok(written.into_iter().map(Written::on_disk).collect())
     }
-}
-
-/// The `actions` row of one action, in [`ACTIONS_SCHEMA`] order.
-fn action_cells<'a>(episode_id: &'a str, action: &'a Action) -> Vec<Cell<'a>> {
-    #[derive(Default)]
-    struct Cols<'a> {
-        file_id: Option<&'a str>,
-        path: Option<&'a str>,
-        from_path: Option<&'a str>,
-        to_path: Option<&'a str>,
-        app: Option<&'a str>,
-        title: Option<&'a str>,
-        text: Option<&'a str>,
-        diff: Option<&'a str>,
-        state_id: Option<&'a str>,
-        duration_ms: Option<i64>,
-        moves: Option<i64>,
-        distance_px: Option<i64>,
-        clicks: Option<i64>,
-        scroll: Option<i64>,
-        message: Option<&'a str>,
-        reason: Option<&'a str>,
-        lost: Option<i64>,
-        keys: Option<&'a [KeyTime]>,
-        command: Option<&'a str>,
-        cwd: Option<&'a str>,
-        exit: Option<i64>,
-        runner: Option<&'a str>,
-        passed: Option<i64>,
-        failed: Option<i64>,
-        skipped: Option<i64>,
-        language: Option<&'a str>,
-        edits: Option<i64>,
-        inserted_bytes: Option<i64>,
-        deleted_bytes: Option<i64>,
-        selections: Option<i64>,
-        start_line: Option<i64>,
-        end_line: Option<i64>,
-        min_line: Option<i64>,
-        max_line: Option<i64>,
-        errors: Option<i64>,
-        warnings: Option<i64>,
-        info: Option<i64>,
-        hints: Option<i64>,
-    }
-    let mut c = Cols::default();
-    match &action.body {
-        ActionBody::Typing {
-            app,
-            text,
-            duration_ms,
-            keys,
-        } => {
-            c.app = app.as_deref();
-            c.text = text.as_deref();
-            c.duration_ms = Some(*duration_ms);
-            c.keys = Some(keys);
-        }
-        ActionBody::Edit {
-            file_id,
-            path,
-            diff,
-            state_id,
-        }
-        | ActionBody::FileCreate {
-            file_id,
-            path,
-            diff,
-            state_id,
-        } => {
-            c.file_id = Some(file_id);
-            c.path = Some(path);
-            c.diff = diff.as_deref();
-            c.state_id = state_id.as_deref();
-        }
-        ActionBody::FileSwitch { file_id, path } | ActionBody::FileDelete { file_id, path } => {
-            c.file_id = Some(file_id);
-            c.path = Some(path);
-        }
-        ActionBody::FileRename { file_id, from, to } => {
-            c.file_id = Some(file_id);
-            c.from_path = Some(from);
-            c.to_path = Some(to);
-        }
-        ActionBody::Focus { app, title } => {
-            c.app = app.as_deref();
-            c.title = title.as_deref();
-        }
-        ActionBody::Mouse {
-            duration_ms,
-            moves,
-            distance_px,
-            clicks,
-            scroll,
-        } => {
-            c.duration_ms = Some(*duration_ms);
-            c.moves = Some(i64::from(*moves));
-            c.distance_px = Some(*distance_px);
-            c.clicks = Some(i64::from(*clicks));
-            c.scroll = Some(*scroll);
-        }
-        ActionBody::Commit { message } => c.message = message.as_deref(),
-        ActionBody::Gap {
-            reason,
-            duration_ms,
-            lost,
-        } => {
-            c.reason = Some(reason);
-            c.duration_ms = Some(*duration_ms);
-            c.lost = Some(*lost);
-        }
-        ActionBody::ShellCommand {
-            command,
-            cwd,
-            exit,
-            duration_ms,
-        } => {
-            c.command = Some(command);
-            c.cwd = Some(cwd);
-            c.exit = *exit;
-            c.duration_ms = *duration_ms;
-        }
-        ActionBody::TestRun(r) | ActionBody::BuildRun(r) => {
-            c.command = Some(&r.command);
-            c.cwd = Some(&r.cwd);
-            c.runner = Some(&r.runner);
-            c.exit = Some(r.exit);
-            c.duration_ms = Some(r.duration_ms);
-            c.passed = r.passed;
-            c.failed = r.failed;
-            c.skipped = r.skipped;
-        }
-        ActionBody::FileFocus {
-            file_id,
-            path,
-            language,
-        } => {
-            c.file_id = Some(file_id);
-            c.path = Some(path);
-            c.language = language.as_deref();
-        }
-        ActionBody::EditorEdits {
-            file_id,
-            path,
-            duration_ms,
-            edits,
-            inserted_bytes,
-            deleted_bytes,
-            min_line,
-            max_line,
-        } => {
-            c.file_id = Some(file_id);
-            c.path = Some(path);
-            c.duration_ms = Some(*duration_ms);
-            c.edits = Some(*edits);
-            c.inserted_bytes = Some(*inserted_bytes);
-            c.deleted_bytes = Some(*deleted_bytes);
-            c.min_line = *min_line;
-            c.max_line = *max_line;
-        }
-        ActionBody::Navigation {
-            file_id,
-            path,
-            duration_ms,
-            moves,
-            selections,
-            start_line,
-            end_line,
-            min_line,
-            max_line,
-        } => {
-            c.file_id = Some(file_id);
-            c.path = Some(path);
-            c.duration_ms = Some(*duration_ms);
-            c.moves = Some(i64::from(*moves));
-            c.selections = Some(i64::from(*selections));
-            c.start_line = Some(*start_line);
-            c.end_line = Some(*end_line);
-            c.min_line = Some(*min_line);
-            c.max_line = Some(*max_line);
-        }
-        ActionBody::EditorCommand {
-            command,
-            file_id,
-            path,
-        } => {
-            c.command = Some(command);
-            c.file_id = file_id.as_deref();
-            c.path = path.as_deref();
-        }
-        ActionBody::Diagnostics {
-            file_id,
-            path,
-            errors,
-            warnings,
-            info,
-            hints,
-        } => {
-            c.file_id = Some(file_id);
-            c.path = Some(path);
-            c.errors = Some(*errors);
-            c.warnings = Some(*warnings);
-            c.info = Some(*info);
-            c.hints = Some(*hints);
-        }
-    }
-    vec![
-        Cell::Str(episode_id),
-        Cell::I64(i64::from(action.seq)),
-        Cell::I64(action.t_ms),
-        Cell::Str(action.body.type_name()),
-        Cell::OptStr(c.file_id),
-        Cell::OptStr(c.path),
-        Cell::OptStr(c.from_path),
-        Cell::OptStr(c.to_path),
-        Cell::OptStr(c.app),
-        Cell::OptStr(c.title),
-        Cell::OptStr(c.text),
-        Cell::OptStr(c.diff),
-        Cell::OptStr(c.state_id),
-        Cell::OptI64(c.duration_ms),
-        Cell::OptI64(c.moves),
-        Cell::OptI64(c.distance_px),
-        Cell::OptI64(c.clicks),
-        Cell::OptI64(c.scroll),
-        Cell::OptStr(c.message),
-        Cell::OptStr(c.reason),
-        Cell::OptI64(c.lost),
-        Cell::ListI64(c.keys.map(|k| k.iter().map(|k| k.t).collect())),
-        Cell::ListStr(c.keys.map(|k| k.iter().map(|k| k.class.as_str()).collect())),
-        Cell::OptStr(c.command),
-        Cell::OptStr(c.cwd),
-        Cell::OptI64(c.exit),
-        Cell::OptStr(c.runner),
-        Cell::OptI64(c.passed),
-        Cell::OptI64(c.failed),
-        Cell::OptI64(c.skipped),
-        Cell::OptStr(c.language),
-        Cell::OptI64(c.edits),
-        Cell::OptI64(c.inserted_bytes),
-        Cell::OptI64(c.deleted_bytes),
-        Cell::OptI64(c.selections),
-        Cell::OptI64(c.start_line),
-        Cell::OptI64(c.end_line),
-        Cell::OptI64(c.min_line),
-        Cell::OptI64(c.max_line),
-        Cell::OptI64(c.errors),
-        Cell::OptI64(c.warnings),
-        Cell::OptI64(c.info),
-        Cell::OptI64(c.hints),
-    ]
 }
 
 // ---------------------------------------------------------------------------
@@ -1058,24 +624,23 @@ pub fn read_back(dir: &Path) -> Result<ReadBack, ExportError> {
     let mut out = ReadBack::default();
     scan(
         dir,
-        |file, table, subject, week, row| {
+        |file, table, mut row| {
+            let bad = |e: String| invalid(file, e);
             match table {
                 Table::Episodes => {
                     out.episodes += 1;
-                    let cols = columns(row);
-                    out.episode_keys.push((
-                        subject.to_string(),
-                        week.to_string(),
-                        req_str(file, &cols, 1)?,
-                    ));
+                    use cols::EpisodeCol as E;
+                    let s = &mut |c: E| row.str(c as usize).map_err(bad);
+                    out.episode_keys
+                        .push((s(E::SubjectId)?, s(E::Week)?, s(E::EpisodeId)?));
                 }
                 Table::Actions => {
                     out.actions += 1;
-                    let cols = columns(row);
+                    use cols::ActionCol as A;
                     out.action_keys.push((
-                        req_str(file, &cols, 0)?,
-                        req_u32(file, &cols, 1)?,
-                        req_str(file, &cols, 3)?,
+                        row.str(A::EpisodeId as usize).map_err(bad)?,
+                        row.u32(A::Seq as usize).map_err(bad)?,
+                        row.str(A::Type as usize).map_err(bad)?,
                     ));
                 }
                 Table::Files => out.file_states += 1,
@@ -1099,35 +664,49 @@ pub fn read(dir: &Path) -> Result<Vec<Episode>, ExportError> {
     let mut files: BTreeMap<String, Vec<(String, String, CodeState)>> = BTreeMap::new();
     scan(
         dir,
-        |file, table, subject, week, row| {
-            let cols = columns(row);
+        |file, table, mut row| {
+            let bad = |e: String| invalid(file, e);
             match table {
                 Table::Episodes => {
-                    let ep = episode_from_row(file, &cols, subject, week)?;
-                    let key = (subject.to_string(), week.to_string(), ep.episode_id.clone());
+                    let ep = episode_from_row(&mut row).map_err(bad)?;
+                    row.finish("episodes").map_err(bad)?;
+                    let key = (
+                        ep.subject_id.clone(),
+                        ep.week.clone(),
+                        ep.episode_id.clone(),
+                    );
                     if episodes.insert(key, ep).is_some() {
                         return Err(invalid(file, "an episode appears twice".into()));
                     }
                 }
                 Table::Actions => {
-                    let id = req_str(file, &cols, 0)?;
-                    actions
-                        .entry(id)
-                        .or_default()
-                        .push(action_from_row(file, &cols)?);
+                    use cols::ActionCol as A;
+                    let id = row.str(A::EpisodeId as usize).map_err(bad)?;
+                    // Already held against the partition by `scan`.
+                    row.str(A::SubjectId as usize).map_err(bad)?;
+                    row.str(A::Week as usize).map_err(bad)?;
+                    let action = cols::action_from_row(&mut row).map_err(bad)?;
+                    row.finish(action.body.type_name()).map_err(bad)?;
+                    actions.entry(id).or_default().push(action);
                 }
                 Table::Files => {
-                    let id = req_str(file, &cols, 0)?;
-                    let state = CodeState {
-                        path: req_str(file, &cols, 3)?,
-                        exists: match cols.get(4) {
-                            Some(Field::Bool(b)) => *b,
-                            _ => return Err(invalid(file, "column exists: not a boolean".into())),
-                        },
-                        content: opt_str(file, &cols, 5)?,
-                        state_id: opt_str(file, &cols, 6)?,
+                    use cols::FileCol as F;
+                    let mut f = || -> Result<_, String> {
+                        let s = |r: &mut ReadRow<'_>, c: F| r.str(c as usize);
+                        let id = s(&mut row, F::EpisodeId)?;
+                        s(&mut row, F::SubjectId)?;
+                        s(&mut row, F::Week)?;
+                        let state = CodeState {
+                            path: s(&mut row, F::Path)?,
+                            exists: row.bool(F::Exists as usize)?,
+                            content: row.opt_str(F::Content as usize)?,
+                            state_id: row.opt_str(F::StateId as usize)?,
+                        };
+                        let entry = (s(&mut row, F::FileId)?, s(&mut row, F::Which)?, state);
+                        Ok((id, entry))
                     };
-                    let entry = (req_str(file, &cols, 1)?, req_str(file, &cols, 2)?, state);
+                    let (id, entry) = f().map_err(bad)?;
+                    row.finish("files").map_err(bad)?;
                     files.entry(id).or_default().push(entry);
                 }
             }
@@ -1213,11 +792,12 @@ fn read_dir_sorted(path: &Path) -> Result<Vec<(String, PathBuf)>, ExportError> {
 }
 
 /// Walks `dir/parquet/<table>/subject_id=…/week=…/*.parquet`, checks each
-/// file's schema, and hands every row to `visit` with its file (relative
-/// path, for errors), table and partition values.
+/// file's schema and that every row's `subject_id` and `week` are its
+/// directories', and hands every row, by column, to `visit` with its file
+/// (relative path, for errors) and table.
 fn scan(
     dir: &Path,
-    mut visit: impl FnMut(&str, Table, &str, &str, Row) -> Result<(), ExportError>,
+    mut visit: impl FnMut(&str, Table, ReadRow<'static>) -> Result<(), ExportError>,
     on_file: &mut dyn FnMut(PathBuf),
 ) -> Result<(), ExportError> {
     let root = dir.join(DIR);
@@ -1256,7 +836,19 @@ fn scan(
                         return Err(invalid(&rel, "not a .parquet file".into()));
                     }
                     read_file(&rel, &fpath, &expected, |row| {
-                        visit(&rel, table, subject, week, row)
+                        let cells = cells(table, row).map_err(|e| invalid(&rel, e))?;
+                        // The columns and the directories must agree.
+                        for (name, want) in [("subject_id", subject), ("week", week)] {
+                            let i = table.columns().iter().position(|c| c.name == name);
+                            let got = i.and_then(|i| cells.get(i));
+                            if !matches!(got, Some(Owned::Str(s)) if s == want) {
+                                return Err(invalid(
+                                    &rel,
+                                    format!("a row's {name} is {got:?}, its directory says {want}"),
+                                ));
+                            }
+                        }
+                        visit(&rel, table, ReadRow::new(table.columns(), cells))
                     })?;
                     on_file(PathBuf::from(rel));
                 }
@@ -1316,268 +908,80 @@ fn read_file_inner(
     Ok(())
 }
 
-fn columns(row: Row) -> Vec<Field> {
-    row.into_columns().into_iter().map(|(_, f)| f).collect()
-}
-
-fn field<'a>(file: &str, cols: &'a [Field], i: usize) -> Result<&'a Field, ExportError> {
-    cols.get(i)
-        .ok_or_else(|| invalid(file, format!("row without column {i}")))
-}
-
-fn opt_str(file: &str, cols: &[Field], i: usize) -> Result<Option<String>, ExportError> {
-    match field(file, cols, i)? {
-        Field::Null => Ok(None),
-        Field::Str(s) => Ok(Some(s.clone())),
-        other => Err(invalid(
-            file,
-            format!("column {i}: expected a string, found {other}"),
-        )),
-    }
-}
-
-fn req_str(file: &str, cols: &[Field], i: usize) -> Result<String, ExportError> {
-    opt_str(file, cols, i)?.ok_or_else(|| invalid(file, format!("column {i} is null")))
-}
-
-fn opt_i64(file: &str, cols: &[Field], i: usize) -> Result<Option<i64>, ExportError> {
-    match field(file, cols, i)? {
-        Field::Null => Ok(None),
-        Field::Long(v) => Ok(Some(*v)),
-        other => Err(invalid(
-            file,
-            format!("column {i}: expected an int64, found {other}"),
-        )),
-    }
-}
-
-fn req_i64(file: &str, cols: &[Field], i: usize) -> Result<i64, ExportError> {
-    opt_i64(file, cols, i)?.ok_or_else(|| invalid(file, format!("column {i} is null")))
-}
-
-fn req_u32(file: &str, cols: &[Field], i: usize) -> Result<u32, ExportError> {
-    let v = req_i64(file, cols, i)?;
-    u32::try_from(v).map_err(|_| invalid(file, format!("column {i}: {v} out of range")))
-}
-
-fn opt_list(file: &str, cols: &[Field], i: usize) -> Result<Option<Vec<Field>>, ExportError> {
-    match field(file, cols, i)? {
-        Field::Null => Ok(None),
-        Field::ListInternal(list) => Ok(Some(list.elements().to_vec())),
-        other => Err(invalid(
-            file,
-            format!("column {i}: expected a list, found {other}"),
-        )),
-    }
-}
-
-fn episode_from_row(
-    file: &str,
-    cols: &[Field],
-    subject: &str,
-    week: &str,
-) -> Result<Episode, ExportError> {
-    let schema = match field(file, cols, 0)? {
-        Field::Int(v) => u32::try_from(*v).map_err(|_| invalid(file, format!("schema {v}")))?,
-        other => {
-            return Err(invalid(
-                file,
-                format!("schema: expected an int32, found {other}"),
-            ))
-        }
-    };
-    let end_reason = match req_str(file, cols, 4)?.as_str() {
+/// An `episodes` row back into an episode without its actions and files.
+fn episode_from_row(r: &mut ReadRow<'_>) -> Result<Episode, String> {
+    use cols::EpisodeCol as E;
+    let schema = r.i64(E::Schema as usize)?;
+    let end_reason = match r.str(E::EndReason as usize)?.as_str() {
         "idle" => EndReason::Idle,
         "commit" => EndReason::Commit,
         "workspace" => EndReason::Workspace,
         "end" => EndReason::End,
-        other => return Err(invalid(file, format!("end_reason {other:?}"))),
+        other => return Err(format!("end_reason {other:?}")),
     };
+    // Counts derived from the actions: read, so that `finish` passes; the
+    // episode's value-for-value comparison with the JSONL covers the rest.
+    for c in [E::NActions, E::NFiles, E::NKeys, E::NEdits, E::NGaps] {
+        r.i64(c as usize)?;
+    }
     Ok(Episode {
-        schema,
-        episode_id: req_str(file, cols, 1)?,
-        subject_id: subject.to_string(),
-        workspace_id: opt_str(file, cols, 2)?,
-        week: week.to_string(),
-        duration_ms: req_i64(file, cols, 3)?,
+        schema: u32::try_from(schema).map_err(|_| format!("schema {schema}"))?,
+        episode_id: r.str(E::EpisodeId as usize)?,
+        subject_id: r.str(E::SubjectId as usize)?,
+        workspace_id: r.opt_str(E::WorkspaceId as usize)?,
+        week: r.str(E::Week as usize)?,
+        duration_ms: r.i64(E::DurationMs as usize)?,
         end_reason,
         files: Vec::new(),
         actions: Vec::new(),
     })
 }
 
-fn action_from_row(file: &str, cols: &[Field]) -> Result<Action, ExportError> {
-    // The columns this row's type reads; every other one must be null, so
-    // that nothing rides along in another type's columns.
-    let used = std::cell::RefCell::new(vec![false; cols.len()]);
-    let mark = |i: usize| {
-        if let Some(u) = used.borrow_mut().get_mut(i) {
-            *u = true;
-        }
-        i
-    };
-    let s = |i| opt_str(file, cols, mark(i));
-    let rs = |i| req_str(file, cols, mark(i));
-    let n = |i| req_i64(file, cols, mark(i));
-    let o = |i| opt_i64(file, cols, mark(i));
-    let u = |i| req_u32(file, cols, mark(i));
-    let kind = rs(3)?;
-    mark(0);
-    let body = match kind.as_str() {
-        "typing" => {
-            let times = opt_list(file, cols, mark(21))?.unwrap_or_default();
-            let classes = opt_list(file, cols, mark(22))?.unwrap_or_default();
-            if times.len() != classes.len() {
-                return Err(invalid(
-                    file,
-                    "key_t_ms and key_class differ in length".into(),
-                ));
-            }
-            let keys = times
-                .iter()
-                .zip(&classes)
-                .map(|(t, c)| match (t, c) {
-                    (Field::Long(t), Field::Str(c)) => Ok(KeyTime {
-                        t: *t,
-                        class: c.clone(),
-                    }),
-                    _ => Err(invalid(file, "a key of the wrong type".into())),
-                })
-                .collect::<Result<_, _>>()?;
-            ActionBody::Typing {
-                app: s(8)?,
-                text: s(10)?,
-                duration_ms: n(13)?,
-                keys,
-            }
-        }
-        "edit" => ActionBody::Edit {
-            file_id: rs(4)?,
-            path: rs(5)?,
-            diff: s(11)?,
-            state_id: s(12)?,
-        },
-        "file_create" => ActionBody::FileCreate {
-            file_id: rs(4)?,
-            path: rs(5)?,
-            diff: s(11)?,
-            state_id: s(12)?,
-        },
-        "file_switch" => ActionBody::FileSwitch {
-            file_id: rs(4)?,
-            path: rs(5)?,
-        },
-        "file_delete" => ActionBody::FileDelete {
-            file_id: rs(4)?,
-            path: rs(5)?,
-        },
-        "file_rename" => ActionBody::FileRename {
-            file_id: rs(4)?,
-            from: rs(6)?,
-            to: rs(7)?,
-        },
-        "focus" => ActionBody::Focus {
-            app: s(8)?,
-            title: s(9)?,
-        },
-        "mouse" => ActionBody::Mouse {
-            duration_ms: n(13)?,
-            moves: u(14)?,
-            distance_px: n(15)?,
-            clicks: u(16)?,
-            scroll: n(17)?,
-        },
-        "commit" => ActionBody::Commit { message: s(18)? },
-        "gap" => ActionBody::Gap {
-            reason: rs(19)?,
-            duration_ms: n(13)?,
-            lost: n(20)?,
-        },
-        "shell_command" => ActionBody::ShellCommand {
-            command: rs(23)?,
-            cwd: rs(24)?,
-            exit: o(25)?,
-            duration_ms: o(13)?,
-        },
-        "test_run" | "build_run" => {
-            let run = RunResult {
-                command: rs(23)?,
-                cwd: rs(24)?,
-                runner: rs(26)?,
-                exit: n(25)?,
-                duration_ms: n(13)?,
-                passed: o(27)?,
-                failed: o(28)?,
-                skipped: o(29)?,
-            };
-            if kind == "test_run" {
-                ActionBody::TestRun(run)
-            } else {
-                ActionBody::BuildRun(run)
-            }
-        }
-        "file_focus" => ActionBody::FileFocus {
-            file_id: rs(4)?,
-            path: rs(5)?,
-            language: s(30)?,
-        },
-        "editor_edits" => ActionBody::EditorEdits {
-            file_id: rs(4)?,
-            path: rs(5)?,
-            duration_ms: n(13)?,
-            edits: n(31)?,
-            inserted_bytes: n(32)?,
-            deleted_bytes: n(33)?,
-            min_line: o(37)?,
-            max_line: o(38)?,
-        },
-        "navigation" => ActionBody::Navigation {
-            file_id: rs(4)?,
-            path: rs(5)?,
-            duration_ms: n(13)?,
-            moves: u(14)?,
-            selections: u(34)?,
-            start_line: n(35)?,
-            end_line: n(36)?,
-            min_line: n(37)?,
-            max_line: n(38)?,
-        },
-        "editor_command" => ActionBody::EditorCommand {
-            command: rs(23)?,
-            file_id: s(4)?,
-            path: s(5)?,
-        },
-        "diagnostics" => ActionBody::Diagnostics {
-            file_id: rs(4)?,
-            path: rs(5)?,
-            errors: n(39)?,
-            warnings: n(40)?,
-            info: n(41)?,
-            hints: n(42)?,
-        },
-        other => return Err(invalid(file, format!("action type {other:?}"))),
-    };
-    let action = Action {
-        seq: u(1)?,
-        t_ms: n(2)?,
-        body,
-    };
-    let used = used.into_inner();
-    if let Some(i) = (0..cols.len()).find(|&i| !used[i] && !matches!(cols[i], Field::Null)) {
-        return Err(invalid(
-            file,
-            format!(
-                "column {i} is set in a {} row, which has no such field",
-                action.body.type_name()
+/// A record's cells in the order of its table's declaration, found by
+/// name; each checked against the declared type.
+fn cells(table: Table, row: Row) -> Result<Vec<Owned>, String> {
+    let decl = table.columns();
+    let mut out = vec![Owned::Null; decl.len()];
+    for (name, field) in row.into_columns() {
+        let i = decl
+            .iter()
+            .position(|c| c.name == name)
+            .ok_or_else(|| format!("column {name} is not one of {}", table.name()))?;
+        let bad = |f: &Field| format!("column {name}: {f} is not a {}", decl[i].ty.doc());
+        out[i] = match (decl[i].ty, field) {
+            (_, Field::Null) => Owned::Null,
+            (Ty::Bool, Field::Bool(b)) => Owned::Bool(b),
+            (Ty::I32, Field::Int(v)) => Owned::I64(i64::from(v)),
+            (Ty::I64, Field::Long(v)) => Owned::I64(v),
+            (Ty::Str, Field::Str(s)) => Owned::Str(s),
+            (Ty::KeyTimes, Field::ListInternal(l)) => Owned::I64s(
+                l.elements()
+                    .iter()
+                    .map(|f| match f {
+                        Field::Long(v) => Ok(*v),
+                        f => Err(bad(f)),
+                    })
+                    .collect::<Result<_, _>>()?,
             ),
-        ));
+            (Ty::KeyClasses, Field::ListInternal(l)) => Owned::Strs(
+                l.elements()
+                    .iter()
+                    .map(|f| match f {
+                        Field::Str(s) => Ok(s.clone()),
+                        f => Err(bad(f)),
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            (_, f) => return Err(bad(&f)),
+        };
     }
-    Ok(action)
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::export::model::{ActionBody, KeyTime, RunResult};
 
     fn key(t: i64, class: &str) -> KeyTime {
         KeyTime {
@@ -2016,10 +1420,9 @@ mod tests {
         assert_eq!(get(&rows[10], "moves"), u32::MAX.to_string());
         assert_eq!(get(&rows[13], "reason"), r#""paused""#);
         assert_eq!(get(&rows[13], "duration_ms"), "60000");
-        // Partition columns live in the path only.
-        assert!(rows[0]
-            .get_column_iter()
-            .all(|(n, _)| n != "subject_id" && n != "week"));
+        // The partition values are columns too.
+        assert_eq!(get(&rows[0], "subject_id"), r#""aa11""#);
+        assert_eq!(get(&rows[0], "week"), r#""2026-W47""#);
 
         let path = dir
             .path()
@@ -2057,33 +1460,77 @@ mod tests {
             .path()
             .join("parquet/actions/subject_id=aa11/week=2026-W47/part-00ff.parquet");
         let reader = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
-        let rows: Vec<Vec<Field>> = reader
+        use cols::ActionCol as A;
+        let rows: Vec<Vec<Owned>> = reader
             .get_row_iter(None)
             .unwrap()
-            .map(|r| columns(r.unwrap()))
+            .map(|r| cells(Table::Actions, r.unwrap()).unwrap())
             .collect();
-        let f = "actions";
-        for cols in &rows {
-            action_from_row(f, cols).unwrap();
+        let read = |cells: &Vec<Owned>| {
+            let mut row = ReadRow::new(cols::ACTIONS, cells.clone());
+            for c in [A::SubjectId, A::Week, A::EpisodeId] {
+                row.str(c as usize)?;
+            }
+            let a = cols::action_from_row(&mut row)?;
+            row.finish(a.body.type_name())
+        };
+        for cells in &rows {
+            read(cells).unwrap();
         }
+        let ty = cols::ActionCol::Type as usize;
         let focus = rows
             .iter()
-            .find(|c| matches!(&c[3], Field::Str(t) if t == "focus"))
+            .find(|c| matches!(&c[ty], Owned::Str(t) if t == "focus"))
             .unwrap();
         // A runner, a path and an exit code on a focus row.
-        for (i, v) in [
+        for (col, v) in [
             (
-                26,
-                Field::Str("ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5".into()),
+                A::Runner,
+                Owned::Str("ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5".into()),
             ),
-            (5, Field::Str("src/secret.rs".into())),
-            (25, Field::Long(1)),
+            (A::Path, Owned::Str("src/secret.rs".into())),
+            (A::Exit, Owned::I64(1)),
         ] {
             let mut bad = focus.clone();
-            bad[i] = v;
-            let err = action_from_row(f, &bad).unwrap_err().to_string();
-            assert!(err.contains(&format!("column {i}")), "{err}");
+            bad[col as usize] = v;
+            let err = read(&bad).unwrap_err();
+            let name = cols::ACTIONS[col as usize].name;
+            assert!(err.contains(&format!("column {name} ")), "{err}");
         }
+    }
+
+    /// The JSONL's keys of every action are the declared `json` keys of the
+    /// columns its type fills, and its flat row sets no other column.
+    #[test]
+    fn jsonl_keys_and_flat_rows_follow_the_declaration() {
+        let eps = episodes();
+        let mut types = std::collections::BTreeSet::new();
+        for ep in &eps {
+            for a in &ep.actions {
+                let ty = a.body.type_name();
+                types.insert(ty);
+                let json = serde_json::to_value(a).unwrap();
+                let keys: std::collections::BTreeSet<&str> = json
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|k| !["seq", "t_ms", "type"].contains(k))
+                    .collect();
+                let declared: std::collections::BTreeSet<&str> = cols::ACTIONS
+                    .iter()
+                    .filter(|c| !c.kinds.is_empty() && c.filled_by(ty))
+                    .filter_map(|c| c.json)
+                    .collect();
+                assert_eq!(keys, declared, "{ty}");
+                for (c, v) in cols::ACTIONS.iter().zip(cols::action_row(ep, a)) {
+                    if v != Val::Null {
+                        assert!(c.filled_by(ty), "{ty} sets {}", c.name);
+                    }
+                }
+            }
+        }
+        assert_eq!(types.len(), ActionBody::TYPE_NAMES.len());
     }
 
     #[test]

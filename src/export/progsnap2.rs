@@ -3,9 +3,10 @@
 //! (ProgSnap2, spec version 6).
 //!
 //! ```text
-//! progsnap2/DatasetMetadata.csv   Property,Value
-//! progsnap2/MainTable.csv         one row per event, columns in [`COLUMNS`]
-//! progsnap2/CodeStates/<id>/...   one directory per distinct code state
+//! progsnap2/DatasetMetadata.csv       Property,Value
+//! progsnap2/MainTable.csv             one row per event, columns in [`columns`]
+//! progsnap2/CodeStates/CodeStates.csv CodeStateID,CodeStateSection,Contents (Table, the default)
+//! progsnap2/CodeStates/<id>/...       one directory per code state (Directory)
 //! ```
 //!
 //! Each episode is a session: `Session.Start`, one event per action (see
@@ -14,35 +15,46 @@
 //! `Restricted` to `SubjectID;SessionID`. There are no timestamps: a row
 //! carries its offset from the episode's start (`X-OffsetMs`) and the
 //! episode's ISO week (`X-Week`), because the model holds no other time.
+//! The `X-` columns after the standard ones come from the `actions` table's
+//! declaration ([`super::columns`]); the standard ones are computed here.
 //!
 //! A code state is the episode's workspace as far as it was recorded: every
 //! file of the episode that exists at that event and whose content was
 //! recorded, at its (anonymized, relative) path. Files without recorded
 //! content are left out; an event at which no file has recorded content has
-//! an empty `CodeStateID`, which the spec reads as "unknown" (and which
-//! avoids empty directories a file manifest could not carry). Intermediate
+//! an empty `CodeStateID`, which the spec reads as "unknown". Intermediate
 //! contents come from [`replay::replay`], so a code state is exactly what
-//! the diffs in the JSONL give.
+//! the diffs in the JSONL give. Code states are written in the spec's Table
+//! representation (one `CodeStates.csv` row per file of a state: what most
+//! readers load) or, with `--progsnap2-codestates directory`, in its
+//! Directory representation; `DatasetMetadata.csv` says which.
 //!
 //! A `CodeStateID` is the SHA-256 (hex) of the lines `<path>\t<state_id>\n`
 //! over the state's files sorted by path, `state_id` being the SHA-256 of the
-//! content ([`replay::state_id`]). Identical states share one directory, so
-//! `CodeStates/` grows with distinct states, not with events, and anyone can
-//! recompute an id from a directory ([`check`] does).
+//! content ([`replay::state_id`]). Identical states are written once, so
+//! code states grow with distinct states, not with events, and anyone can
+//! recompute an id from its files ([`check`] does).
 //!
-//! Diffs are not repeated in the MainTable: consecutive code states carry
-//! them. Memory stays bounded by one episode: rows are streamed, code states
-//! are written when they first arise, and the file list for the manifest is
-//! read back from disk in [`DatasetWriter::finish`].
+//! A `File.Edit` (and `File.Create`) row also carries the change as one
+//! replacement: `SourceLocation` `Text:<offset>` (0-based, in characters of
+//! the file before the change), `DeleteText` and `InsertText`, so readers
+//! can rebuild each file without the code states. Newlines inside (quoted)
+//! cells appear only in the free-text columns: `InsertText`, `DeleteText`,
+//! `X-Text`, `X-Title`, `X-Message`, `X-Command`; in every other column a
+//! newline or carriage return is written as a space, and [`check`] refuses
+//! one. Memory stays bounded by one episode: rows are streamed, and code
+//! states are written when they first arise.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
 
-use super::model::{ActionBody, Episode, FileStates, SCHEMA_VERSION};
+use super::columns::{self as cols, ActionCol, Ps2, Ty, Val};
+use super::model::{Action, ActionBody, Episode, FileStates, SCHEMA_VERSION};
 use super::replay;
 use super::sink::{io_err, DatasetWriter, Written};
 use super::ExportError;
@@ -52,13 +64,17 @@ pub const DIR: &str = "progsnap2";
 pub const METADATA_FILE: &str = "DatasetMetadata.csv";
 pub const MAIN_TABLE_FILE: &str = "MainTable.csv";
 pub const CODE_STATES_DIR: &str = "CodeStates";
+/// The code states' table, inside [`CODE_STATES_DIR`] (Table representation).
+pub const CODE_STATES_FILE: &str = "CodeStates.csv";
+/// `CodeStates.csv`'s columns.
+pub const CODE_STATES_COLUMNS: [&str; 3] = ["CodeStateID", "CodeStateSection", "Contents"];
 
 /// The ProgSnap2 spec version the files follow.
 pub const SPEC_VERSION: &str = "6";
 
-/// The MainTable's columns, in order: the spec's required columns, the
-/// standard optional ones we fill, then our `X-` extensions.
-pub const COLUMNS: [&str; 50] = [
+/// The standard columns, in order, before the `X-` ones: the spec's
+/// required columns, then the optional ones we fill.
+pub const STANDARD_COLUMNS: [&str; 21] = [
     "EventType",
     "EventID",
     "Order",
@@ -69,76 +85,73 @@ pub const COLUMNS: [&str; 50] = [
     "CodeStateSection",
     "DestinationCodeStateSection",
     "EditType",
+    "SourceLocation",
+    "InsertText",
+    "DeleteText",
     "CompileResult",
+    "ExecutionID",
+    "TestID",
     "ExecutionResult",
     "Score",
+    // Per episode, not per action.
     "X-Week",
     "X-WorkspaceID",
-    "X-ActionType",
-    "X-Seq",
+    // `seq` and `t_ms`, which Session rows have too.
     "X-OffsetMs",
-    "X-DurationMs",
-    "X-FileID",
-    "X-App",
-    "X-Text",
-    "X-KeyTimesMs",
-    "X-KeyClasses",
-    "X-Moves",
-    "X-DistancePx",
-    "X-Clicks",
-    "X-Scroll",
-    "X-Reason",
-    "X-Lost",
-    "X-Command",
-    "X-Cwd",
-    "X-Exit",
-    "X-Runner",
-    "X-Passed",
-    "X-Failed",
-    "X-Skipped",
-    "X-Language",
-    "X-Edits",
-    "X-InsertedBytes",
-    "X-DeletedBytes",
-    "X-Selections",
-    "X-StartLine",
-    "X-EndLine",
-    "X-MinLine",
-    "X-MaxLine",
-    "X-Errors",
-    "X-Warnings",
-    "X-Info",
-    "X-Hints",
 ];
 
-/// The ProgSnap2 MainTable columns that hold integers (or nothing).
-pub const INT_COLUMNS: &[&str] = &[
-    "Order",
-    "X-Seq",
-    "X-OffsetMs",
-    "X-DurationMs",
-    "X-Moves",
-    "X-DistancePx",
-    "X-Clicks",
-    "X-Scroll",
-    "X-Lost",
-    "X-Exit",
-    "X-Passed",
-    "X-Failed",
-    "X-Skipped",
-    "X-Edits",
-    "X-InsertedBytes",
-    "X-DeletedBytes",
-    "X-Selections",
-    "X-StartLine",
-    "X-EndLine",
-    "X-MinLine",
-    "X-MaxLine",
-    "X-Errors",
-    "X-Warnings",
-    "X-Info",
-    "X-Hints",
-];
+/// The standard columns that may hold a newline.
+const MULTILINE_STANDARD: [&str; 2] = ["InsertText", "DeleteText"];
+
+/// The `actions` columns a row's `X-` columns come from, in order.
+fn x_columns() -> impl Iterator<Item = (usize, &'static str)> {
+    cols::ACTIONS
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| match c.ps2 {
+            Ps2::X(name) if c.name != "t_ms" => Some((i, name)),
+            _ => None,
+        })
+}
+
+/// The MainTable's columns, in order: [`STANDARD_COLUMNS`], then one `X-`
+/// column per `actions` column that has one.
+pub fn columns() -> &'static [&'static str] {
+    static COLS: OnceLock<Vec<&'static str>> = OnceLock::new();
+    COLS.get_or_init(|| {
+        let mut v = STANDARD_COLUMNS.to_vec();
+        v.extend(x_columns().map(|(_, n)| n));
+        v
+    })
+}
+
+/// The MainTable columns that hold integers (or nothing).
+pub fn int_columns() -> &'static [&'static str] {
+    static COLS: OnceLock<Vec<&'static str>> = OnceLock::new();
+    COLS.get_or_init(|| {
+        let mut v = vec!["Order", "X-OffsetMs"];
+        v.extend(
+            x_columns()
+                .filter(|(i, _)| cols::ACTIONS[*i].ty == Ty::I64)
+                .map(|(_, n)| n),
+        );
+        v
+    })
+}
+
+/// The MainTable columns where a newline may appear (inside quotes).
+pub fn multiline_columns() -> &'static [&'static str] {
+    static COLS: OnceLock<Vec<&'static str>> = OnceLock::new();
+    COLS.get_or_init(|| {
+        let mut v = MULTILINE_STANDARD.to_vec();
+        v.extend(
+            x_columns()
+                .filter(|(i, _)| cols::ACTIONS[*i].free_text)
+                .map(|(_, n)| n),
+        );
+        v
+    })
+}
 
 pub const SESSION_START: &str = "Session.Start";
 pub const SESSION_END: &str = "Session.End";
@@ -197,16 +210,20 @@ pub fn event_type(body: &ActionBody) -> &'static str {
 const STOPPED: [i64; 5] = [129, 130, 137, 142, 143];
 
 /// `ExecutionResult` of a `Run.Program`: `Success` on exit 0, `Timeout`
-/// when stopped by a signal, `Error` otherwise; empty when the exit status
-/// is unknown.
+/// when stopped by a signal, `Error` otherwise, and `X-Unknown` when the
+/// exit status was not seen (the shell or the daemon ended first): the
+/// column is required, and none of the spec's values would be true.
 pub fn program_result(exit: Option<i64>) -> &'static str {
     match exit {
-        None => "",
+        None => UNKNOWN_RESULT,
         Some(0) => "Success",
         Some(e) if STOPPED.contains(&e) => "Timeout",
         Some(_) => "Error",
     }
 }
+
+/// The `ExecutionResult` of a program whose end was not seen.
+pub const UNKNOWN_RESULT: &str = "X-Unknown";
 
 /// `ExecutionResult` of a `Run.Test` (one row for the whole run):
 /// `TestFailed` when a test failed, `Success` on exit 0, `Timeout` when
@@ -237,19 +254,46 @@ pub fn test_score(passed: Option<i64>, failed: Option<i64>) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
-fn opt(v: Option<i64>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_default()
+/// How code states are written (`--progsnap2-codestates`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CodeStates {
+    /// `CodeStates/CodeStates.csv`: what most readers load.
+    #[default]
+    Table,
+    /// `CodeStates/<CodeStateID>/<path>`.
+    Directory,
+}
+
+impl CodeStates {
+    /// The spec's name, as in `DatasetMetadata.csv`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CodeStates::Table => "Table",
+            CodeStates::Directory => "Directory",
+        }
+    }
+
+    /// Parses `table` or `directory`.
+    pub fn parse(s: &str) -> Result<CodeStates, ExportError> {
+        match s {
+            "table" => Ok(CodeStates::Table),
+            "directory" => Ok(CodeStates::Directory),
+            other => Err(ExportError::Option(format!(
+                "unknown code-state representation `{other}`: choose table or directory"
+            ))),
+        }
+    }
 }
 
 /// The `DatasetMetadata.csv` rows, in order.
-fn metadata() -> Vec<(&'static str, String)> {
+fn metadata(rep: CodeStates) -> Vec<(&'static str, String)> {
     vec![
         ("Version", SPEC_VERSION.into()),
         // Offsets within an episode come from one machine's clock.
         ("IsEventOrderingConsistent", "true".into()),
         ("EventOrderScope", "Restricted".into()),
         ("EventOrderScopeColumns", "SubjectID;SessionID".into()),
-        ("CodeStateRepresentation", "Directory".into()),
+        ("CodeStateRepresentation", rep.name().into()),
         ("X-SchemaVersion", SCHEMA_VERSION.to_string()),
     ]
 }
@@ -394,54 +438,57 @@ impl Workspace {
     }
 }
 
-/// One MainTable row; empty strings are empty cells.
+/// The standard cells of one MainTable row that are not taken from the
+/// `actions` row; empty strings are empty cells.
 #[derive(Default)]
-struct Row {
+struct Std {
     event_type: &'static str,
     event_id: String,
-    order: String,
+    order: u64,
     code_state_id: String,
+    /// Set only where the action has no path column (`Compile`).
     section: String,
-    destination: String,
     edit_type: &'static str,
+    source_location: String,
+    insert: String,
+    delete: String,
     compile_result: &'static str,
+    execution_id: String,
+    test_id: String,
     execution_result: &'static str,
     score: String,
-    action_type: &'static str,
-    seq: String,
-    offset_ms: String,
-    duration_ms: String,
-    file_id: String,
-    app: String,
-    text: String,
-    key_times: String,
-    key_classes: String,
-    moves: String,
-    distance: String,
-    clicks: String,
-    scroll: String,
-    reason: String,
-    lost: String,
-    command: String,
-    cwd: String,
-    exit: String,
-    runner: String,
-    passed: String,
-    failed: String,
-    skipped: String,
-    language: String,
-    edits: String,
-    inserted: String,
-    deleted: String,
-    selections: String,
-    start_line: String,
-    end_line: String,
-    min_line: String,
-    max_line: String,
-    errors: String,
-    warnings: String,
-    info: String,
-    hints: String,
+}
+
+/// The change from `old` to `new` as one replacement: the character offset
+/// where they first differ, the text removed there and the text inserted.
+fn replacement(old: &str, new: &str) -> (usize, String, String) {
+    let prefix: usize = old
+        .char_indices()
+        .zip(new.chars())
+        .take_while(|((_, a), b)| a == b)
+        .count();
+    let start = old.char_indices().nth(prefix).map_or(old.len(), |(i, _)| i);
+    let nstart = new.char_indices().nth(prefix).map_or(new.len(), |(i, _)| i);
+    let (old_rest, new_rest) = (&old[start..], &new[nstart..]);
+    let suffix = old_rest
+        .chars()
+        .rev()
+        .zip(new_rest.chars().rev())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a.len_utf8())
+        .sum::<usize>();
+    let suffix = suffix.min(old_rest.len()).min(new_rest.len());
+    (
+        prefix,
+        old_rest[..old_rest.len() - suffix].to_string(),
+        new_rest[..new_rest.len() - suffix].to_string(),
+    )
+}
+
+/// A short, stable id for a test command: the same command (redacted) is
+/// the same `TestID` across runs.
+fn test_id(command: &str) -> String {
+    hex::encode(&Sha256::digest(command.as_bytes())[..8])
 }
 
 /// The EditType of a save, from its diff's line counts: what the spec's
@@ -476,142 +523,193 @@ pub struct ProgSnap2Writer {
     tool: String,
     /// Episode ids already written: EventIDs are built from them.
     episodes: HashSet<String>,
-    /// Code states already written, and the directories made for them:
-    /// on a slow file system a stat or a failed mkdir costs as much as a
-    /// write, and there are thousands of states.
+    /// Code states already written.
     states_written: HashSet<String>,
-    /// Code states go to disk on their own thread: on a file system where
-    /// a mkdir or a create costs half a millisecond of kernel time, the
-    /// builder would otherwise wait on each.
+    /// Table representation: `CodeStates.csv`.
+    table: Option<csv::Writer<File>>,
+    /// Directory representation: code states go to disk on their own
+    /// thread: on a file system where a mkdir or a create costs half a
+    /// millisecond of kernel time, the builder would otherwise wait on each.
     disk: Option<StateDisk>,
-    /// Every code-state file, hashed as it was written.
+    /// Every code-state file, hashed as it was written (Directory).
     state_files: Vec<Written>,
 }
 
 /// Creates `progsnap2/` in `dir` (which must not have one yet) and writes
 /// its metadata and the MainTable's header.
-pub fn create(dir: &Path) -> Result<ProgSnap2Writer, ExportError> {
-    ProgSnap2Writer::create(dir)
+pub fn create(dir: &Path, rep: CodeStates) -> Result<ProgSnap2Writer, ExportError> {
+    let root = dir.join(DIR);
+    super::sink::create_dir(&root).map_err(|e| io_err(&root, e))?;
+    let states = root.join(CODE_STATES_DIR);
+    super::sink::create_dir(&states).map_err(|e| io_err(&states, e))?;
+
+    let meta_path = root.join(METADATA_FILE);
+    let mut meta = csv_file(&meta_path)?;
+    let wrote = (|| {
+        meta.write_record(["Property", "Value"])?;
+        for (k, v) in metadata(rep) {
+            meta.write_record([k, v.as_str()])?;
+        }
+        meta.flush()?;
+        Ok::<_, csv::Error>(())
+    })();
+    wrote.map_err(|e| csv_err(&meta_path, METADATA_FILE, e))?;
+    close_csv(meta, &meta_path)?;
+
+    let main_path = root.join(MAIN_TABLE_FILE);
+    let mut main = csv_file(&main_path)?;
+    main.write_record(columns())
+        .map_err(|e| csv_err(&main_path, MAIN_TABLE_FILE, e))?;
+    let table = match rep {
+        CodeStates::Table => {
+            let path = states.join(CODE_STATES_FILE);
+            let mut t = csv_file(&path)?;
+            t.write_record(CODE_STATES_COLUMNS)
+                .map_err(|e| csv_err(&path, CODE_STATES_FILE, e))?;
+            Some(t)
+        }
+        CodeStates::Directory => None,
+    };
+    Ok(ProgSnap2Writer {
+        root,
+        main_path,
+        main,
+        tool: tool_instances(),
+        episodes: HashSet::new(),
+        states_written: HashSet::new(),
+        disk: (rep == CodeStates::Directory).then(StateDisk::start),
+        table,
+        state_files: Vec::new(),
+    })
+}
+
+fn csv_file(path: &Path) -> Result<csv::Writer<File>, ExportError> {
+    let file = super::sink::create_file(path).map_err(|e| io_err(path, e))?;
+    Ok(csv::WriterBuilder::new()
+        .buffer_capacity(1 << 20)
+        .from_writer(file))
+}
+
+fn close_csv(w: csv::Writer<File>, path: &Path) -> Result<(), ExportError> {
+    let file = w.into_inner().map_err(|e| io_err(path, e.into_error()))?;
+    file.sync_all().map_err(|e| io_err(path, e))
+}
+
+/// A cell of a column where a reader does not expect a line break.
+fn one_line(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains(['\n', '\r']) {
+        s.replace(['\n', '\r'], " ").into()
+    } else {
+        s.into()
+    }
 }
 
 impl ProgSnap2Writer {
-    pub fn create(dir: &Path) -> Result<ProgSnap2Writer, ExportError> {
-        let root = dir.join(DIR);
-        super::sink::create_dir(&root).map_err(|e| io_err(&root, e))?;
-        let states = root.join(CODE_STATES_DIR);
-        super::sink::create_dir(&states).map_err(|e| io_err(&states, e))?;
-
-        let meta_path = root.join(METADATA_FILE);
-        let file = super::sink::create_file(&meta_path).map_err(|e| io_err(&meta_path, e))?;
-        let mut meta = csv::Writer::from_writer(file);
-        let wrote = (|| {
-            meta.write_record(["Property", "Value"])?;
-            for (k, v) in metadata() {
-                meta.write_record([k, v.as_str()])?;
-            }
-            meta.flush()?;
-            Ok::<_, csv::Error>(())
-        })();
-        wrote.map_err(|e| csv_err(&meta_path, METADATA_FILE, e))?;
-        let file = meta
-            .into_inner()
-            .map_err(|e| io_err(&meta_path, e.into_error()))?;
-        file.sync_all().map_err(|e| io_err(&meta_path, e))?;
-
-        let main_path = root.join(MAIN_TABLE_FILE);
-        let file = super::sink::create_file(&main_path).map_err(|e| io_err(&main_path, e))?;
-        let mut main = csv::WriterBuilder::new()
-            .buffer_capacity(1 << 20)
-            .from_writer(file);
-        main.write_record(COLUMNS)
-            .map_err(|e| csv_err(&main_path, MAIN_TABLE_FILE, e))?;
-        Ok(ProgSnap2Writer {
-            root,
-            main_path,
-            main,
-            tool: tool_instances(),
-            episodes: HashSet::new(),
-            states_written: HashSet::new(),
-            disk: Some(StateDisk::start()),
-            state_files: Vec::new(),
-        })
-    }
-
-    fn write_row(&mut self, ep: &Episode, row: Row) -> Result<(), ExportError> {
+    /// Writes one row: the standard cells, then the `X-` cells of `flat`
+    /// (the action's `actions` row, or a Session row's few cells).
+    fn write_row(
+        &mut self,
+        ep: &Episode,
+        std: &Std,
+        flat: &[Val<'_>; cols::N_ACTIONS],
+    ) -> Result<(), ExportError> {
         let subject = if ep.subject_id.is_empty() {
             // The spec's marker for an unknown subject.
             "UNKNOWN"
         } else {
             ep.subject_id.as_str()
         };
-        let fields: [&str; 50] = [
-            row.event_type,
-            &row.event_id,
-            &row.order,
+        let (mut section, mut destination) = (std.section.as_str(), "");
+        for (c, v) in cols::ACTIONS.iter().zip(flat) {
+            if let Val::Str(s) = v {
+                match c.ps2 {
+                    Ps2::Section => section = s,
+                    Ps2::Destination => destination = s,
+                    _ => {}
+                }
+            }
+        }
+        let order = std.order.to_string();
+        let offset = match flat[ActionCol::TMs as usize] {
+            Val::I64(t) => t.to_string(),
+            _ => String::new(),
+        };
+        let standard: [&str; STANDARD_COLUMNS.len()] = [
+            std.event_type,
+            &std.event_id,
+            &order,
             subject,
             &self.tool,
-            &row.code_state_id,
+            &std.code_state_id,
             &ep.episode_id,
-            &row.section,
-            &row.destination,
-            row.edit_type,
-            row.compile_result,
-            row.execution_result,
-            &row.score,
+            section,
+            destination,
+            std.edit_type,
+            &std.source_location,
+            &std.insert,
+            &std.delete,
+            std.compile_result,
+            &std.execution_id,
+            &std.test_id,
+            std.execution_result,
+            &std.score,
             &ep.week,
             ep.workspace_id.as_deref().unwrap_or(""),
-            row.action_type,
-            &row.seq,
-            &row.offset_ms,
-            &row.duration_ms,
-            &row.file_id,
-            &row.app,
-            &row.text,
-            &row.key_times,
-            &row.key_classes,
-            &row.moves,
-            &row.distance,
-            &row.clicks,
-            &row.scroll,
-            &row.reason,
-            &row.lost,
-            &row.command,
-            &row.cwd,
-            &row.exit,
-            &row.runner,
-            &row.passed,
-            &row.failed,
-            &row.skipped,
-            &row.language,
-            &row.edits,
-            &row.inserted,
-            &row.deleted,
-            &row.selections,
-            &row.start_line,
-            &row.end_line,
-            &row.min_line,
-            &row.max_line,
-            &row.errors,
-            &row.warnings,
-            &row.info,
-            &row.hints,
+            &offset,
         ];
-        self.main
-            .write_record(fields)
-            .map_err(|e| csv_err(&self.main_path, MAIN_TABLE_FILE, e))
+        let w = &mut self.main;
+        let err = |e| csv_err(&self.main_path, MAIN_TABLE_FILE, e);
+        for (name, cell) in STANDARD_COLUMNS.iter().zip(standard) {
+            if MULTILINE_STANDARD.contains(name) {
+                w.write_field(cell).map_err(err)?;
+            } else {
+                w.write_field(one_line(cell).as_ref()).map_err(err)?;
+            }
+        }
+        for (i, _) in x_columns() {
+            let c = &cols::ACTIONS[i];
+            let cell: std::borrow::Cow<'_, str> = match (flat[i], c.ty) {
+                (Val::Null, _) => "".into(),
+                (Val::Bool(b), _) => b.to_string().into(),
+                (Val::I64(v), _) => v.to_string().into(),
+                (Val::Str(s), _) if c.free_text => s.into(),
+                (Val::Str(s), _) => one_line(s),
+                (Val::Keys(keys), Ty::KeyTimes) => keys
+                    .iter()
+                    .map(|k| k.t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(";")
+                    .into(),
+                (Val::Keys(keys), _) => {
+                    if let Some(k) = keys
+                        .iter()
+                        .find(|k| k.class.is_empty() || k.class.contains([';', '\n', '\r']))
+                    {
+                        return Err(invalid(
+                            MAIN_TABLE_FILE,
+                            format!("key class {:?} cannot be listed", k.class),
+                        ));
+                    }
+                    keys.iter()
+                        .map(|k| k.class.as_str())
+                        .collect::<Vec<_>>()
+                        .join(";")
+                        .into()
+                }
+            };
+            w.write_field(cell.as_bytes()).map_err(err)?;
+        }
+        w.write_record(None::<&[u8]>).map_err(err)
     }
 
     /// Writes the workspace's code state unless it exists already, and
-    /// returns its id (`None`: nothing recorded).
-    fn store(
-        &mut self,
-        ws: &Workspace,
-        what: &dyn Fn() -> String,
-    ) -> Result<Option<String>, ExportError> {
+    /// returns its id (empty: nothing recorded).
+    fn store(&mut self, ws: &Workspace, what: &dyn Fn() -> String) -> Result<String, ExportError> {
         let mut files = ws.recorded();
-        // A path that is also another path's directory cannot be written:
-        // the file's delete was not captured (a pause, a drop), and the
-        // newer files under it win; the stale file is left out of the state.
+        // A path that is also another path's directory cannot be written
+        // (Directory): the file's delete was not captured (a pause, a drop),
+        // and the newer files under it win; the stale file is left out of
+        // the state, in either representation, so that ids agree.
         let mut dirs = BTreeSet::new();
         for path in files.keys() {
             check_path(path, what)?;
@@ -623,11 +721,21 @@ impl ProgSnap2Writer {
         }
         files.retain(|p, _| !dirs.contains(*p));
         if files.is_empty() {
-            return Ok(None);
+            return Ok(String::new());
         }
         let id = code_state_id(files.iter().map(|(p, (_, sid))| (*p, *sid)));
         if self.states_written.contains(&id) {
-            return Ok(Some(id));
+            return Ok(id);
+        }
+        if let Some(table) = &mut self.table {
+            let path = self.root.join(CODE_STATES_DIR).join(CODE_STATES_FILE);
+            for (p, (content, _)) in &files {
+                table
+                    .write_record([id.as_str(), p, content])
+                    .map_err(|e| csv_err(&path, CODE_STATES_FILE, e))?;
+            }
+            self.states_written.insert(id.clone());
+            return Ok(id);
         }
         // No state directory is written aside and renamed: the whole export
         // is, so a failure leaves no half state behind anyway.
@@ -655,8 +763,40 @@ impl ProgSnap2Writer {
             });
         }
         self.states_written.insert(id.clone());
-        Ok(Some(id))
+        Ok(id)
     }
+}
+
+/// The standard cells of an action's row that depend on its kind alone
+/// (results, ids); the code state and the edit's text are the caller's.
+fn standard(ep: &Episode, a: &Action, order: u64) -> Std {
+    let mut std = Std {
+        event_type: event_type(&a.body),
+        event_id: format!("{}-{}", ep.episode_id, a.seq),
+        order,
+        ..Std::default()
+    };
+    match &a.body {
+        ActionBody::Edit { diff, .. } => std.edit_type = edit_type(diff.as_deref()),
+        ActionBody::ShellCommand { exit, .. } => {
+            std.execution_id = std.event_id.clone();
+            std.execution_result = program_result(*exit);
+        }
+        ActionBody::TestRun(r) => {
+            std.execution_id = std.event_id.clone();
+            std.test_id = test_id(&r.command);
+            std.execution_result = test_result(r.exit, r.failed);
+            std.score = test_score(r.passed, r.failed);
+        }
+        ActionBody::BuildRun(r) => {
+            std.compile_result = if r.exit == 0 { "Success" } else { "Error" };
+            // What was built: the directory it ran in (`.` is the whole
+            // workspace), as the spec wants a section for every Compile.
+            std.section = r.cwd.clone();
+        }
+        _ => {}
+    }
+    std
 }
 
 impl DatasetWriter for ProgSnap2Writer {
@@ -685,20 +825,18 @@ impl DatasetWriter for ProgSnap2Writer {
 
         let mut ws = Workspace::from_states(&ep.files, |f| &f.initial);
         let mut state = self.store(&ws, &|| format!("episode {ep_id}: initial state"))?;
-        let mut order = 0u64;
-        self.write_row(
-            ep,
-            Row {
-                event_type: SESSION_START,
-                event_id: format!("{ep_id}-start"),
-                order: order.to_string(),
-                code_state_id: state.clone().unwrap_or_default(),
-                offset_ms: "0".into(),
-                ..Row::default()
-            },
-        )?;
+        let mut session = [Val::Null; cols::N_ACTIONS];
+        session[ActionCol::TMs as usize] = Val::I64(0);
+        let start = Std {
+            event_type: SESSION_START,
+            event_id: format!("{ep_id}-start"),
+            code_state_id: state.clone(),
+            ..Std::default()
+        };
+        self.write_row(ep, &start, &session)?;
 
         let mut seqs = HashSet::new();
+        let mut order = 0u64;
         for a in &ep.actions {
             if !seqs.insert(a.seq) {
                 return Err(invalid(
@@ -708,15 +846,13 @@ impl DatasetWriter for ProgSnap2Writer {
             }
             let what = || format!("episode {ep_id}: action {}", a.seq);
             order += 1;
-            let mut row = Row {
-                event_type: event_type(&a.body),
-                action_type: a.body.type_name(),
-                event_id: format!("{ep_id}-{}", a.seq),
-                order: order.to_string(),
-                seq: a.seq.to_string(),
-                offset_ms: a.t_ms.to_string(),
-                ..Row::default()
-            };
+            let mut std = standard(ep, a, order);
+            let flat = cols::action_row(ep, a);
+            for (c, v) in cols::ACTIONS.iter().zip(&flat) {
+                if let (Ps2::Section | Ps2::Destination, Val::Str(p)) = (c.ps2, v) {
+                    check_path(p, &what)?;
+                }
+            }
             // The content replay gave this action, if it gave one.
             let mut replayed_for = |file_id: &str| {
                 let hit = matches!(states.peek(), Some((s, f, _)) if *s == a.seq && f == file_id);
@@ -726,255 +862,84 @@ impl DatasetWriter for ProgSnap2Writer {
                     None
                 }
             };
-            let mut changed = false;
-            match &a.body {
-                ActionBody::Typing {
-                    app,
-                    text,
-                    duration_ms,
-                    keys,
-                } => {
-                    row.app = app.clone().unwrap_or_default();
-                    row.text = text.clone().unwrap_or_default();
-                    row.duration_ms = duration_ms.to_string();
-                    let mut times = Vec::with_capacity(keys.len());
-                    let mut classes = Vec::with_capacity(keys.len());
-                    for k in keys {
-                        if k.class.contains(';') || k.class.is_empty() {
-                            return Err(invalid(
-                                MAIN_TABLE_FILE,
-                                format!("{}: key class {:?} cannot be listed", what(), k.class),
-                            ));
-                        }
-                        times.push(k.t.to_string());
-                        classes.push(k.class.as_str());
+            let changed = match &a.body {
+                ActionBody::Edit { file_id, path, .. }
+                | ActionBody::FileCreate { file_id, path, .. } => {
+                    let new = replayed_for(file_id);
+                    let old = match &a.body {
+                        ActionBody::Edit { .. } => ws
+                            .files
+                            .get(file_id.as_str())
+                            .and_then(|l| l.content.as_ref())
+                            .map(|(c, _)| c.as_str()),
+                        _ => Some(""),
+                    };
+                    if let (Some(old), Some(new)) = (old, &new) {
+                        let (at, delete, insert) = replacement(old, new);
+                        std.source_location = format!("Text:{at}");
+                        std.delete = delete;
+                        std.insert = insert;
                     }
-                    row.key_times = times.join(";");
-                    row.key_classes = classes.join(";");
+                    ws.set(file_id, path, new);
+                    true
                 }
-                ActionBody::Edit {
-                    file_id,
-                    path,
-                    diff,
-                    ..
+                ActionBody::FileDelete { file_id, .. } => {
+                    ws.files.remove(file_id.as_str()).is_some()
                 }
-                | ActionBody::FileCreate {
-                    file_id,
-                    path,
-                    diff,
-                    ..
-                } => {
-                    check_path(path, &what)?;
-                    if matches!(a.body, ActionBody::Edit { .. }) {
-                        row.edit_type = edit_type(diff.as_deref());
-                    }
-                    row.section = path.clone();
-                    row.file_id = file_id.clone();
-                    ws.set(file_id, path, replayed_for(file_id));
-                    changed = true;
-                }
-                ActionBody::FileSwitch { file_id, path } => {
-                    check_path(path, &what)?;
-                    row.section = path.clone();
-                    row.file_id = file_id.clone();
-                }
-                ActionBody::FileDelete { file_id, path } => {
-                    check_path(path, &what)?;
-                    row.section = path.clone();
-                    row.file_id = file_id.clone();
-                    changed = ws.files.remove(file_id.as_str()).is_some();
-                }
-                ActionBody::FileRename { file_id, from, to } => {
-                    check_path(from, &what)?;
-                    check_path(to, &what)?;
-                    row.section = from.clone();
-                    row.destination = to.clone();
-                    row.file_id = file_id.clone();
+                ActionBody::FileRename { file_id, to, .. } => {
                     ws.rename(file_id, to);
-                    changed = true;
+                    true
                 }
-                ActionBody::Focus { app, title } => {
-                    row.app = app.clone().unwrap_or_default();
-                    row.text = title.clone().unwrap_or_default();
-                }
-                ActionBody::Mouse {
-                    duration_ms,
-                    moves,
-                    distance_px,
-                    clicks,
-                    scroll,
-                } => {
-                    row.duration_ms = duration_ms.to_string();
-                    row.moves = moves.to_string();
-                    row.distance = distance_px.to_string();
-                    row.clicks = clicks.to_string();
-                    row.scroll = scroll.to_string();
-                }
-                ActionBody::Commit { message } => {
-                    row.text = message.clone().unwrap_or_default();
-                }
-                ActionBody::Gap {
-                    reason,
-                    duration_ms,
-                    lost,
-                } => {
-                    row.reason = reason.clone();
-                    row.duration_ms = duration_ms.to_string();
-                    row.lost = lost.to_string();
-                }
-                ActionBody::ShellCommand {
-                    command,
-                    cwd,
-                    exit,
-                    duration_ms,
-                } => {
-                    row.execution_result = program_result(*exit);
-                    row.command = command.clone();
-                    row.cwd = cwd.clone();
-                    row.exit = opt(*exit);
-                    row.duration_ms = opt(*duration_ms);
-                }
-                ActionBody::TestRun(r) | ActionBody::BuildRun(r) => {
-                    if matches!(a.body, ActionBody::TestRun(_)) {
-                        row.execution_result = test_result(r.exit, r.failed);
-                        row.score = test_score(r.passed, r.failed);
-                    } else {
-                        row.compile_result = if r.exit == 0 { "Success" } else { "Error" };
-                    }
-                    row.command = r.command.clone();
-                    row.cwd = r.cwd.clone();
-                    row.runner = r.runner.clone();
-                    row.exit = r.exit.to_string();
-                    row.duration_ms = r.duration_ms.to_string();
-                    row.passed = opt(r.passed);
-                    row.failed = opt(r.failed);
-                    row.skipped = opt(r.skipped);
-                }
-                ActionBody::FileFocus {
-                    file_id,
-                    path,
-                    language,
-                } => {
-                    check_path(path, &what)?;
-                    row.section = path.clone();
-                    row.file_id = file_id.clone();
-                    row.language = language.clone().unwrap_or_default();
-                }
-                ActionBody::EditorEdits {
-                    file_id,
-                    path,
-                    duration_ms,
-                    edits,
-                    inserted_bytes,
-                    deleted_bytes,
-                    min_line,
-                    max_line,
-                } => {
-                    check_path(path, &what)?;
-                    row.section = path.clone();
-                    row.file_id = file_id.clone();
-                    row.duration_ms = duration_ms.to_string();
-                    row.edits = edits.to_string();
-                    row.inserted = inserted_bytes.to_string();
-                    row.deleted = deleted_bytes.to_string();
-                    row.min_line = opt(*min_line);
-                    row.max_line = opt(*max_line);
-                }
-                ActionBody::Navigation {
-                    file_id,
-                    path,
-                    duration_ms,
-                    moves,
-                    selections,
-                    start_line,
-                    end_line,
-                    min_line,
-                    max_line,
-                } => {
-                    check_path(path, &what)?;
-                    row.section = path.clone();
-                    row.file_id = file_id.clone();
-                    row.duration_ms = duration_ms.to_string();
-                    row.moves = moves.to_string();
-                    row.selections = selections.to_string();
-                    row.start_line = start_line.to_string();
-                    row.end_line = end_line.to_string();
-                    row.min_line = min_line.to_string();
-                    row.max_line = max_line.to_string();
-                }
-                ActionBody::EditorCommand {
-                    command,
-                    file_id,
-                    path,
-                } => {
-                    if let Some(p) = path {
-                        check_path(p, &what)?;
-                    }
-                    row.command = command.clone();
-                    row.section = path.clone().unwrap_or_default();
-                    row.file_id = file_id.clone().unwrap_or_default();
-                }
-                ActionBody::Diagnostics {
-                    file_id,
-                    path,
-                    errors,
-                    warnings,
-                    info,
-                    hints,
-                } => {
-                    check_path(path, &what)?;
-                    row.section = path.clone();
-                    row.file_id = file_id.clone();
-                    row.errors = errors.to_string();
-                    row.warnings = warnings.to_string();
-                    row.info = info.to_string();
-                    row.hints = hints.to_string();
-                }
-            }
+                _ => false,
+            };
             if changed {
                 state = self.store(&ws, &what)?;
             }
-            row.code_state_id = state.clone().unwrap_or_default();
-            self.write_row(ep, row)?;
+            std.code_state_id = state.clone();
+            self.write_row(ep, &std, &flat)?;
         }
 
         // The final states are the model's word on how the episode ended.
-        let end = Workspace::from_states(&ep.files, |f| &f.final_);
-        let state = self.store(&end, &|| format!("episode {ep_id}: final state"))?;
-        self.write_row(
-            ep,
-            Row {
-                event_type: SESSION_END,
-                event_id: format!("{ep_id}-end"),
-                order: (order + 1).to_string(),
-                code_state_id: state.unwrap_or_default(),
-                offset_ms: ep.duration_ms.to_string(),
-                duration_ms: ep.duration_ms.to_string(),
-                reason: ep.end_reason.as_str().into(),
-                ..Row::default()
-            },
-        )
+        let end_ws = Workspace::from_states(&ep.files, |f| &f.final_);
+        let end = Std {
+            event_type: SESSION_END,
+            event_id: format!("{ep_id}-end"),
+            order: order + 1,
+            code_state_id: self.store(&end_ws, &|| format!("episode {ep_id}: final state"))?,
+            ..Std::default()
+        };
+        session[ActionCol::TMs as usize] = Val::I64(ep.duration_ms);
+        session[ActionCol::DurationMs as usize] = Val::I64(ep.duration_ms);
+        session[ActionCol::Reason as usize] = Val::Str(ep.end_reason.as_str());
+        self.write_row(ep, &end, &session)
     }
 
     fn finish(self: Box<Self>) -> Result<Vec<Written>, ExportError> {
         let ProgSnap2Writer {
+            root,
             main_path,
             main,
-            state_files,
+            mut state_files,
             disk,
+            table,
             ..
         } = *self;
         if let Some(disk) = disk {
             disk.finish()?;
         }
-        let file = main
-            .into_inner()
-            .map_err(|e| io_err(&main_path, e.into_error()))?;
-        file.sync_all().map_err(|e| io_err(&main_path, e))?;
+        close_csv(main, &main_path)?;
         let mut out = vec![
             Written::on_disk(PathBuf::from(DIR).join(METADATA_FILE)),
             Written::on_disk(PathBuf::from(DIR).join(MAIN_TABLE_FILE)),
         ];
+        if let Some(table) = table {
+            close_csv(table, &root.join(CODE_STATES_DIR).join(CODE_STATES_FILE))?;
+            state_files.push(Written::on_disk(
+                PathBuf::from(DIR)
+                    .join(CODE_STATES_DIR)
+                    .join(CODE_STATES_FILE),
+            ));
+        }
         out.extend(state_files);
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
@@ -1086,7 +1051,8 @@ pub struct Ps2Summary {
 /// matching its id (and no other).
 pub fn check(dir: &Path) -> Result<Ps2Summary, ExportError> {
     let root = dir.join(DIR);
-    check_metadata(&root)?;
+    let rep = check_metadata(&root)?;
+    let columns = columns();
 
     let main_path = root.join(MAIN_TABLE_FILE);
     let file = File::open(&main_path).map_err(|e| io_err(&main_path, e))?;
@@ -1095,9 +1061,9 @@ pub fn check(dir: &Path) -> Result<Ps2Summary, ExportError> {
         .headers()
         .map_err(|e| csv_err(&main_path, MAIN_TABLE_FILE, e))?
         .clone();
-    if header.iter().ne(COLUMNS) {
+    if header.iter().ne(columns.iter().copied()) {
         let got: Vec<&str> = header.iter().collect();
-        let missing: Vec<&str> = COLUMNS
+        let missing: Vec<&str> = columns
             .iter()
             .copied()
             .filter(|c| !got.contains(c))
@@ -1105,14 +1071,25 @@ pub fn check(dir: &Path) -> Result<Ps2Summary, ExportError> {
         let extra: Vec<&str> = got
             .iter()
             .copied()
-            .filter(|c| !COLUMNS.contains(c))
+            .filter(|c| !columns.contains(c))
             .collect();
         return Err(invalid(
             MAIN_TABLE_FILE,
             format!("header is not the expected column list (missing {missing:?}, unexpected {extra:?}, or out of order)"),
         ));
     }
-    let col = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap_or(0);
+    let col = |name: &str| columns.iter().position(|c| *c == name).unwrap_or(0);
+    let multiline: Vec<bool> = columns
+        .iter()
+        .map(|c| multiline_columns().contains(c))
+        .collect();
+    let (c_exec_id, c_test_id, c_loc, c_insert, c_delete) = (
+        col("ExecutionID"),
+        col("TestID"),
+        col("SourceLocation"),
+        col("InsertText"),
+        col("DeleteText"),
+    );
     let (c_compile, c_exec, c_score, c_command) = (
         col("CompileResult"),
         col("ExecutionResult"),
@@ -1143,6 +1120,11 @@ pub fn check(dir: &Path) -> Result<Ps2Summary, ExportError> {
         let bad = |problem: String| invalid(MAIN_TABLE_FILE, format!("line {line}: {problem}"));
         let get = |i: usize| rec.get(i).unwrap_or("");
 
+        if let Some(i) = (0..rec.len())
+            .find(|&i| !multiline.get(i).copied().unwrap_or(false) && get(i).contains(['\n', '\r']))
+        {
+            return Err(bad(format!("a line break in {}", columns[i])));
+        }
         let ty = get(c_type);
         let Some(ty) = EVENT_TYPES.iter().find(|t| **t == ty) else {
             return Err(bad(format!("unknown EventType {ty:?}")));
@@ -1186,7 +1168,7 @@ pub fn check(dir: &Path) -> Result<Ps2Summary, ExportError> {
                 }
             }
         }
-        if ty.starts_with("File.") && get(c_section).is_empty() {
+        if (ty.starts_with("File.") || *ty == "Compile") && get(c_section).is_empty() {
             return Err(bad(format!("{ty} without CodeStateSection")));
         }
         if *ty == "File.Rename" && get(c_dest).is_empty() {
@@ -1202,7 +1184,8 @@ pub fn check(dir: &Path) -> Result<Ps2Summary, ExportError> {
                 compile.is_empty() && matches!(exec, "Success" | "TestFailed" | "Error" | "Timeout")
             }
             "Run.Program" => {
-                compile.is_empty() && matches!(exec, "" | "Success" | "Error" | "Timeout")
+                compile.is_empty()
+                    && matches!(exec, "Success" | "Error" | "Timeout" | UNKNOWN_RESULT)
             }
             _ => compile.is_empty() && exec.is_empty(),
         };
@@ -1220,13 +1203,29 @@ pub fn check(dir: &Path) -> Result<Ps2Summary, ExportError> {
         if matches!(*ty, "Compile" | "Run.Test" | "Run.Program") && get(c_command).is_empty() {
             return Err(bad(format!("{ty} without X-Command")));
         }
+        if matches!(*ty, "Run.Test" | "Run.Program") && get(c_exec_id).is_empty() {
+            return Err(bad(format!("{ty} without ExecutionID")));
+        }
+        if *ty == "Run.Test" && get(c_test_id).is_empty() {
+            return Err(bad("Run.Test without TestID".into()));
+        }
+        let (loc, ins, del) = (get(c_loc), get(c_insert), get(c_delete));
+        if !loc.is_empty() || !ins.is_empty() || !del.is_empty() {
+            let at_ok = loc
+                .strip_prefix("Text:")
+                .is_some_and(|n| n.parse::<u64>().is_ok());
+            if !matches!(*ty, "File.Edit" | "File.Create") || !at_ok {
+                return Err(bad(format!("{ty} with SourceLocation {loc:?}")));
+            }
+        }
         let state = get(c_state);
         if !state.is_empty() {
             if !is_code_state_id(state) {
                 return Err(bad(format!("CodeStateID {state:?} is not one of ours")));
             }
             if !states.contains(state) {
-                if !root.join(CODE_STATES_DIR).join(state).is_dir() {
+                if rep == CodeStates::Directory && !root.join(CODE_STATES_DIR).join(state).is_dir()
+                {
                     return Err(bad(format!(
                         "CodeStateID {state} has no directory in {DIR}/{CODE_STATES_DIR}"
                     )));
@@ -1244,12 +1243,16 @@ pub fn check(dir: &Path) -> Result<Ps2Summary, ExportError> {
         ));
     }
 
-    check_code_states(&root, &states)?;
+    match rep {
+        CodeStates::Directory => check_code_states(&root, &states)?,
+        CodeStates::Table => check_code_state_table(&root, &states)?,
+    }
     summary.code_states = states.len() as u64;
     Ok(summary)
 }
 
-fn check_metadata(root: &Path) -> Result<(), ExportError> {
+/// Checks the metadata and returns the code states' representation.
+fn check_metadata(root: &Path) -> Result<CodeStates, ExportError> {
     let path = root.join(METADATA_FILE);
     let file = File::open(&path).map_err(|e| io_err(&path, e))?;
     let mut rd = csv::ReaderBuilder::new().from_reader(file);
@@ -1268,7 +1271,11 @@ fn check_metadata(root: &Path) -> Result<(), ExportError> {
             return Err(invalid(METADATA_FILE, format!("property {k} repeats")));
         }
     }
-    for (k, want) in metadata() {
+    let rep = match got.get("CodeStateRepresentation").map(String::as_str) {
+        Some("Directory") => CodeStates::Directory,
+        _ => CodeStates::Table,
+    };
+    for (k, want) in metadata(rep) {
         match got.remove(k) {
             Some(v) if v == want => {}
             Some(v) => {
@@ -1283,7 +1290,7 @@ fn check_metadata(root: &Path) -> Result<(), ExportError> {
     if let Some(k) = got.keys().next() {
         return Err(invalid(METADATA_FILE, format!("unexpected property {k}")));
     }
-    Ok(())
+    Ok(rep)
 }
 
 /// Every referenced code state must hash to its id, and `CodeStates/` must
@@ -1320,6 +1327,85 @@ fn check_code_states(root: &Path, states: &BTreeSet<String>) -> Result<(), Expor
     Ok(())
 }
 
+/// Table representation: `CodeStates.csv` holds exactly the referenced
+/// states, each state's rows (one per file) together, hashing to its id;
+/// nothing else is in `CodeStates/`.
+fn check_code_state_table(root: &Path, states: &BTreeSet<String>) -> Result<(), ExportError> {
+    let dir = root.join(CODE_STATES_DIR);
+    for entry in fs::read_dir(&dir).map_err(|e| io_err(&dir, e))? {
+        let entry = entry.map_err(|e| io_err(&dir, e))?;
+        if entry.file_name() != CODE_STATES_FILE {
+            return Err(invalid(
+                CODE_STATES_DIR,
+                format!(
+                    "{} is not part of the Table representation",
+                    entry.file_name().to_string_lossy()
+                ),
+            ));
+        }
+    }
+    let path = dir.join(CODE_STATES_FILE);
+    let name = format!("{CODE_STATES_DIR}/{CODE_STATES_FILE}");
+    let file = File::open(&path).map_err(|e| io_err(&path, e))?;
+    let mut rd = csv::ReaderBuilder::new().from_reader(file);
+    let header = rd.headers().map_err(|e| csv_err(&path, &name, e))?.clone();
+    if header.iter().ne(CODE_STATES_COLUMNS) {
+        return Err(invalid(
+            &name,
+            format!("header is not {CODE_STATES_COLUMNS:?}"),
+        ));
+    }
+    // id -> (path, content hash), in file order.
+    let mut found: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut last: Option<String> = None;
+    for rec in rd.records() {
+        let rec = rec.map_err(|e| csv_err(&path, &name, e))?;
+        let (id, section, contents) = (
+            rec.get(0).unwrap_or(""),
+            rec.get(1).unwrap_or(""),
+            rec.get(2).unwrap_or(""),
+        );
+        let line = rec.position().map_or(0, |p| p.line());
+        if !states.contains(id) {
+            return Err(invalid(
+                &name,
+                format!("line {line}: {id:?} is not a code state the MainTable references"),
+            ));
+        }
+        if last.as_deref() != Some(id) && found.contains_key(id) {
+            return Err(invalid(&name, format!("line {line}: state {id} is split")));
+        }
+        check_path(section, &|| format!("{name} line {line}"))?;
+        found.entry(id.to_string()).or_default().push((
+            section.to_string(),
+            hex::encode(Sha256::digest(contents.as_bytes())),
+        ));
+        last = Some(id.to_string());
+    }
+    for id in states {
+        let Some(files) = found.get_mut(id) else {
+            return Err(invalid(&name, format!("CodeStateID {id} has no rows")));
+        };
+        files.sort();
+        let got = code_state_id(files.iter().map(|(p, s)| (p.as_str(), s.as_str())));
+        if got != *id {
+            return Err(invalid(
+                &name,
+                format!("{id}: its files hash to {got}, not to its id"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests_support {
+    pub use super::tests::{
+        episode as episode_for_tests, rows as rows_of, workflow_episode as workflow_for_tests,
+        write_as, A0 as A0_FOR_TESTS, A2 as A2_FOR_TESTS,
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1335,9 +1421,9 @@ mod tests {
         }
     }
 
-    const A0: &str = "fn a() {}\n";
+    pub const A0: &str = "fn a() {}\n";
     const A1: &str = "fn a() {}\nfn b() { \"x,y\" }\n";
-    const A2: &str = "fn a() { \"ünïcödé ✓\" }\nfn b() { \"x,y\" }\n";
+    pub const A2: &str = "fn a() { \"ünïcödé ✓\" }\nfn b() { \"x,y\" }\n";
     const B1: &str = "// new, \"quoted\"\n";
 
     fn edit(seq: u32, t: i64, file: &str, path: &str, old: &str, new: &str) -> Action {
@@ -1355,7 +1441,7 @@ mod tests {
 
     /// One episode with every action kind, a file without recorded content,
     /// and texts with commas, quotes, newlines and non-ASCII.
-    fn episode(id: &str) -> Episode {
+    pub fn episode(id: &str) -> Episode {
         let mut actions = vec![
             Action {
                 seq: 1,
@@ -1493,7 +1579,15 @@ mod tests {
     }
 
     fn write(dir: &Path, eps: &[Episode]) -> Result<Vec<PathBuf>, ExportError> {
-        let mut w: Box<dyn DatasetWriter> = Box::new(create(dir)?);
+        write_as(dir, eps, CodeStates::Directory)
+    }
+
+    pub fn write_as(
+        dir: &Path,
+        eps: &[Episode],
+        rep: CodeStates,
+    ) -> Result<Vec<PathBuf>, ExportError> {
+        let mut w: Box<dyn DatasetWriter> = Box::new(create(dir, rep)?);
         assert_eq!(w.format(), "progsnap2");
         for ep in eps {
             w.write_episode(ep)?;
@@ -1501,7 +1595,7 @@ mod tests {
         Ok(w.finish()?.into_iter().map(|w| w.path).collect())
     }
 
-    fn rows(dir: &Path) -> Vec<BTreeMap<String, String>> {
+    pub fn rows(dir: &Path) -> Vec<BTreeMap<String, String>> {
         let mut rd = csv::Reader::from_path(dir.join(DIR).join(MAIN_TABLE_FILE)).unwrap();
         let header = rd.headers().unwrap().clone();
         rd.records()
@@ -1574,7 +1668,7 @@ mod tests {
         assert_eq!(rows[3]["EditType"], "");
         assert_eq!(rows[5]["CodeStateSection"], "src/aaaa.rs");
         assert_eq!(rows[5]["DestinationCodeStateSection"], "src/cccc.rs");
-        assert_eq!(rows[8]["X-Text"], "Docs, \"quoted\" — page");
+        assert_eq!(rows[8]["X-Title"], "Docs, \"quoted\" — page");
         assert_eq!(rows[8]["X-App"], "firefox");
         assert_eq!(
             [
@@ -1589,7 +1683,7 @@ mod tests {
             [&rows[11]["X-Reason"], &rows[11]["X-Lost"]],
             ["paused", "7"]
         );
-        assert_eq!(rows[12]["X-Text"], "Fix \"a\", b\n\nbody line");
+        assert_eq!(rows[12]["X-Message"], "Fix \"a\", b\n\nbody line");
 
         // The state follows the edits; unchanged events reuse it; the file
         // without recorded content is never in it.
@@ -1643,7 +1737,7 @@ mod tests {
 
     /// An episode of the workflow actions only: commands, test and build
     /// runs, and what editor plugins send.
-    fn workflow_episode() -> Episode {
+    pub fn workflow_episode() -> Episode {
         let bodies = vec![
             ActionBody::ShellCommand {
                 command: "git status".into(),
@@ -1800,7 +1894,7 @@ mod tests {
             [
                 ("Session.Start", "", "", "", ""),
                 ("Run.Program", "shell_command", "", "Success", ""),
-                ("Run.Program", "shell_command", "", "", ""),
+                ("Run.Program", "shell_command", "", "X-Unknown", ""),
                 ("Run.Program", "shell_command", "", "Timeout", ""),
                 ("Run.Test", "test_run", "", "TestFailed", "0.75"),
                 ("Run.Test", "test_run", "", "Success", "1"),
@@ -1884,7 +1978,7 @@ mod tests {
         assert_eq!(s.by_type["File.Focus"], 1);
 
         // The checker holds each event type to its outcome columns.
-        let col = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap();
+        let col = |name: &str| columns().iter().position(|c| *c == name).unwrap();
         let err = check_err_of(&workflow_episode(), |_, rows| {
             rows[7][col("CompileResult")] = "Warning?".into()
         });
@@ -1908,7 +2002,7 @@ mod tests {
         assert_eq!(program_result(Some(0)), "Success");
         assert_eq!(program_result(Some(1)), "Error");
         assert_eq!(program_result(Some(143)), "Timeout");
-        assert_eq!(program_result(None), "");
+        assert_eq!(program_result(None), "X-Unknown");
         assert_eq!(test_result(0, Some(0)), "Success");
         assert_eq!(test_result(1, Some(2)), "TestFailed");
         assert_eq!(test_result(101, None), "Error");
@@ -1928,7 +2022,7 @@ mod tests {
             text,
             "Property,Value\nVersion,6\nIsEventOrderingConsistent,true\nEventOrderScope,Restricted\n\
              EventOrderScopeColumns,SubjectID;SessionID\nCodeStateRepresentation,Directory\n\
-             X-SchemaVersion,2\n"
+             X-SchemaVersion,3\n"
         );
         let s = check(tmp.path()).unwrap();
         assert_eq!(s, Ps2Summary::default());
@@ -2110,7 +2204,7 @@ mod tests {
 
     #[test]
     fn check_rejects_a_tampered_main_table() {
-        let col = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap();
+        let col = |name: &str| columns().iter().position(|c| *c == name).unwrap();
         let err = check_err(|h, rows| {
             let i = col("X-Text");
             h.remove(i);
@@ -2184,5 +2278,152 @@ mod tests {
         assert_eq!(d("a\n-- x\n", "a\n"), "Delete");
         assert_eq!(d("a\n", "b\n"), "Replace");
         assert_eq!(edit_type(None), "GenericEdit");
+    }
+}
+
+#[cfg(test)]
+mod conformance {
+    use super::tests_support::*;
+    use super::*;
+
+    #[test]
+    fn edits_carry_their_text_at_a_character_offset() {
+        assert_eq!(replacement("abc", "abXc"), (2, "".into(), "X".into()));
+        assert_eq!(replacement("ünï", "üNï"), (1, "n".into(), "N".into()));
+        assert_eq!(replacement("aaa", "aa"), (2, "a".into(), "".into()));
+        assert_eq!(replacement("", "x\ny"), (0, "".into(), "x\ny".into()));
+        // Rebuilding every edited file from the rows alone gives the
+        // replayed contents.
+        let tmp = tempfile::tempdir().unwrap();
+        write_as(tmp.path(), &[episode_for_tests("ep1")], CodeStates::Table).unwrap();
+        let rows = rows_of(tmp.path());
+        let mut files: BTreeMap<String, String> = BTreeMap::new();
+        files.insert("src/aaaa.rs".into(), A0_FOR_TESTS.into());
+        let mut checked = 0;
+        for r in &rows {
+            let path = r["CodeStateSection"].clone();
+            match r["EventType"].as_str() {
+                "File.Edit" | "File.Create" if !r["SourceLocation"].is_empty() => {
+                    let at: usize = r["SourceLocation"][5..].parse().unwrap();
+                    let old = files.get(&path).cloned().unwrap_or_default();
+                    let start: String = old.chars().take(at).collect();
+                    let rest: String = old.chars().skip(at).collect();
+                    assert!(rest.starts_with(r["DeleteText"].as_str()));
+                    let new = format!(
+                        "{start}{}{}",
+                        r["InsertText"],
+                        &rest[r["DeleteText"].len()..]
+                    );
+                    files.insert(path, new);
+                    checked += 1;
+                }
+                "File.Rename" => {
+                    let c = files.remove(&path).unwrap();
+                    files.insert(r["DestinationCodeStateSection"].clone(), c);
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(checked, 3);
+        assert_eq!(files["src/cccc.rs"], A2_FOR_TESTS);
+    }
+
+    #[test]
+    fn table_code_states_check_and_match_the_directory_ones() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let eps = [episode_for_tests("ep1"), episode_for_tests("ep2")];
+        write_as(a.path(), &eps, CodeStates::Table).unwrap();
+        write_as(b.path(), &eps, CodeStates::Directory).unwrap();
+        let (sa, sb) = (check(a.path()).unwrap(), check(b.path()).unwrap());
+        assert_eq!(sa, sb);
+        let meta = fs::read_to_string(a.path().join(DIR).join(METADATA_FILE)).unwrap();
+        assert!(meta.contains("CodeStateRepresentation,Table\n"), "{meta}");
+        // The same ids in both; each id's rows rebuild its directory.
+        let ids = |d: &Path| -> BTreeSet<String> {
+            rows_of(d)
+                .into_iter()
+                .map(|r| r["CodeStateID"].clone())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        assert_eq!(ids(a.path()), ids(b.path()));
+        let table = a
+            .path()
+            .join(DIR)
+            .join(CODE_STATES_DIR)
+            .join(CODE_STATES_FILE);
+        let mut rd = csv::Reader::from_path(&table).unwrap();
+        let mut n = 0;
+        for rec in rd.records() {
+            let rec = rec.unwrap();
+            let on_disk = fs::read_to_string(
+                b.path()
+                    .join(DIR)
+                    .join(CODE_STATES_DIR)
+                    .join(&rec[0])
+                    .join(&rec[1]),
+            )
+            .unwrap();
+            assert_eq!(on_disk, &rec[2]);
+            n += 1;
+        }
+        assert!(n >= sa.code_states);
+        // A changed content no longer hashes to its id.
+        let text = fs::read_to_string(&table).unwrap();
+        fs::write(&table, text.replacen("fn a()", "fn z()", 1)).unwrap();
+        let err = check(a.path()).unwrap_err().to_string();
+        assert!(err.contains("hash to"), "{err}");
+    }
+
+    #[test]
+    fn runs_and_compiles_carry_what_the_spec_requires() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_as(tmp.path(), &[workflow_for_tests()], CodeStates::Table).unwrap();
+        let rows = rows_of(tmp.path());
+        let mut seen = BTreeSet::new();
+        for r in &rows {
+            let ty = r["EventType"].as_str();
+            match ty {
+                "Compile" => assert!(!r["CodeStateSection"].is_empty(), "{r:?}"),
+                "Run.Test" => {
+                    assert!(
+                        !r["ExecutionID"].is_empty() && !r["TestID"].is_empty(),
+                        "{r:?}"
+                    );
+                    assert_eq!(r["TestID"], test_id(&r["X-Command"]));
+                }
+                "Run.Program" => {
+                    assert!(!r["ExecutionID"].is_empty(), "{r:?}");
+                    assert!(!r["ExecutionResult"].is_empty(), "{r:?}");
+                }
+                _ => continue,
+            }
+            seen.insert(ty.to_string());
+        }
+        assert_eq!(seen.len(), 3);
+        check(tmp.path()).unwrap();
+    }
+
+    #[test]
+    fn line_breaks_stay_in_free_text_columns() {
+        let mut ep = episode_for_tests("ep1");
+        if let ActionBody::Focus { app, .. } = &mut ep.actions[7].body {
+            *app = Some("fire\nfox".into());
+        } else {
+            panic!("fixture changed");
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        write_as(tmp.path(), &[ep], CodeStates::Table).unwrap();
+        let rows = rows_of(tmp.path());
+        assert_eq!(rows[8]["X-App"], "fire fox");
+        assert!(rows[12]["X-Message"].contains('\n'));
+        for r in &rows {
+            for (k, v) in r {
+                if v.contains('\n') {
+                    assert!(multiline_columns().contains(&k.as_str()), "{k}");
+                }
+            }
+        }
+        check(tmp.path()).unwrap();
     }
 }

@@ -295,6 +295,8 @@ pub struct Exported {
 pub struct ExportRequest<'a> {
     pub out: &'a Path,
     pub formats: Vec<Format>,
+    /// How ProgSnap2 writes code states.
+    pub progsnap2_codestates: progsnap2::CodeStates,
     pub shape: Shape,
     pub salt: Salt,
     pub redactor: &'a Redactor,
@@ -313,6 +315,7 @@ pub fn export(
     let ExportRequest {
         out,
         formats,
+        progsnap2_codestates,
         shape,
         salt,
         redactor,
@@ -358,7 +361,7 @@ pub fn export(
         writers.push(match f {
             Format::Jsonl => Box::new(jsonl::JsonlWriter::create(tmp.path())?),
             Format::Parquet => Box::new(parquet::create(tmp.path(), &export_id)?),
-            Format::Progsnap2 => Box::new(progsnap2::create(tmp.path())?),
+            Format::Progsnap2 => Box::new(progsnap2::create(tmp.path(), progsnap2_codestates)?),
             Format::NextEdit => Box::new(super::next_edit::create(tmp.path(), redactor)?),
         });
     }

@@ -327,7 +327,7 @@ fn check_progsnap2(
     let int_cols: Vec<usize> = header
         .iter()
         .enumerate()
-        .filter(|(_, h)| progsnap2::INT_COLUMNS.contains(h))
+        .filter(|(_, h)| progsnap2::int_columns().contains(h))
         .map(|(i, _)| i)
         .collect();
     let runner_col = header.iter().position(|h| h == "X-Runner");
