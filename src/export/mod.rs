@@ -18,8 +18,8 @@
 
 pub mod anonymize;
 pub mod card;
-pub mod combine;
 pub mod columns;
+pub mod combine;
 pub mod command;
 pub mod episodes;
 pub mod jsonl;
