@@ -33,7 +33,7 @@ use sha2::{Digest, Sha256};
 
 use super::card;
 use super::manifest::{Counts, FileEntry, Manifest, MANIFEST_FILE};
-use super::sink::{create_dir_all, create_file, io_err, set_private_modes, DIR_MODE};
+use super::sink::{create_dir_all, create_file, io_err, DIR_MODE};
 use super::{jsonl, verify, ExportError};
 use crate::redact::Redactor;
 
@@ -229,10 +229,7 @@ pub fn combine(dirs: &[PathBuf], out: &Path, redactor: &Redactor) -> Result<Comb
     check_inputs(&inputs)?;
     inputs.sort_by(|a, b| a.manifest.export_id.cmp(&b.manifest.export_id));
 
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let parent = super::sink::parent_of(out);
     let name = out
         .file_name()
         .ok_or_else(|| ExportError::Option(format!("{} names no directory", out.display())))?
@@ -314,19 +311,7 @@ pub fn combine(dirs: &[PathBuf], out: &Path, redactor: &Redactor) -> Result<Comb
             f.sync_all()
         })
         .map_err(|e| io_err(&mpath, e))?;
-    set_private_modes(tmp.path())?;
-    let kept = tmp.keep();
-    rustix::fs::renameat_with(
-        rustix::fs::CWD,
-        &kept,
-        rustix::fs::CWD,
-        out,
-        rustix::fs::RenameFlags::NOREPLACE,
-    )
-    .map_err(|e| {
-        let _ = std::fs::remove_dir_all(&kept);
-        io_err(out, e.into())
-    })?;
+    super::sink::publish_dir(tmp, out)?;
     Ok(Combined {
         out: out.to_path_buf(),
         manifest,

@@ -23,7 +23,7 @@ use super::manifest::{
     AnonymizationInfo, ConsentInfo, Counts, FileEntry, Manifest, RedactionInfo, MANIFEST_FILE,
 };
 use super::model::{Episode, SCHEMA_VERSION};
-use super::sink::{create_file, io_err, set_private_modes, DatasetWriter, DIR_MODE};
+use super::sink::{create_file, io_err, DatasetWriter, DIR_MODE};
 use super::source::{file_names, read_events, Admission, Admitted, Tally};
 use super::{jsonl, parquet, progsnap2, ExportError};
 use crate::consent::ledger::{self, Action};
@@ -333,10 +333,7 @@ pub fn export(
         .ok_or_else(|| ExportError::Option(format!("{} names no directory", out.display())))?
         .to_string_lossy()
         .into_owned();
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let parent = super::sink::parent_of(out);
     let removed_partials = remove_stale_partials(&parent)?;
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}{PARTIAL_INFIX}"))
@@ -550,23 +547,7 @@ pub fn export(
     // From here the directory is a finished export: no marker, exact modes.
     let marker = tmp.path().join(PARTIAL_MARKER);
     std::fs::remove_file(&marker).map_err(|e| io_err(&marker, e))?;
-    set_private_modes(tmp.path())?;
-    let kept = tmp.keep();
-    // NOREPLACE: a directory made at `--out` meanwhile is never replaced.
-    rustix::fs::renameat_with(
-        rustix::fs::CWD,
-        &kept,
-        rustix::fs::CWD,
-        out,
-        rustix::fs::RenameFlags::NOREPLACE,
-    )
-    .map_err(|e| {
-        let _ = std::fs::remove_dir_all(&kept);
-        io_err(out, e.into())
-    })?;
-    std::fs::File::open(&parent)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| io_err(&parent, e))?;
+    super::sink::publish_dir(tmp, out)?;
     Ok(Exported {
         out: out.to_path_buf(),
         removed_partials,

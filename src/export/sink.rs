@@ -121,3 +121,36 @@ pub fn set_private_modes(root: &Path) -> Result<(), super::ExportError> {
     }
     Ok(())
 }
+
+/// The directory an export (or combined dataset) is written beside:
+/// `out`'s parent, or `.` for a bare name.
+pub fn parent_of(out: &Path) -> PathBuf {
+    match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Moves a finished temporary directory to `out` in one rename, with exact
+/// modes. NOREPLACE: a directory made at `out` meanwhile is never replaced.
+/// The parent is synced after, so a crash leaves either nothing at `out` or
+/// the whole dataset, never a half.
+pub fn publish_dir(tmp: tempfile::TempDir, out: &Path) -> Result<(), ExportError> {
+    set_private_modes(tmp.path())?;
+    let kept = tmp.keep();
+    rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        &kept,
+        rustix::fs::CWD,
+        out,
+        rustix::fs::RenameFlags::NOREPLACE,
+    )
+    .map_err(|e| {
+        let _ = fs::remove_dir_all(&kept);
+        io_err(out, e.into())
+    })?;
+    let parent = parent_of(out);
+    fs::File::open(&parent)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_err(&parent, e))
+}
