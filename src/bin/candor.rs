@@ -830,13 +830,25 @@ fn consent_command(ctx: &Context, command: Option<ConsentCommand>) -> Result<()>
             if erase && running {
                 // What the daemon recorded before it saw the revocation (its
                 // last batch, its closing gaps) is erased once it has stopped.
+                // Stopped means its writer has drained and let go of the
+                // store's writer lock: the control socket goes away before
+                // the last batch is committed, so waiting on it alone let a
+                // queued event land after the purge.
                 let started = std::time::Instant::now();
-                while control::send(&ctx.paths.data_dir, &control::Request::Status).is_ok() {
-                    if started.elapsed() > std::time::Duration::from_secs(10) {
-                        bail!("the daemon did not stop after the revocation; run `candor purge --all` once it has");
+                let _lock = loop {
+                    match store.lock_writer() {
+                        Ok(lock) => break lock,
+                        Err(candor::store::StoreError::Locked { .. })
+                            if started.elapsed() < std::time::Duration::from_secs(10) =>
+                        {
+                            std::thread::sleep(std::time::Duration::from_millis(50))
+                        }
+                        Err(candor::store::StoreError::Locked { holder }) => bail!(
+                            "the daemon ({holder}) did not stop after the revocation; run `candor purge --all` once it has"
+                        ),
+                        Err(e) => return Err(e.into()),
                     }
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                }
+                };
                 let late = purge::purge(&mut store, purge::Range::ALL, wall_now_ns())?;
                 if let Some(r) = erased.as_mut() {
                     r.events += late.events;
