@@ -73,33 +73,45 @@ pub(crate) const ROLE_USERS: &[&str] =
 #[derive(Debug, Clone)]
 struct Word {
     text: String,
-    runs: Vec<(usize, usize)>,
+    /// The first run, kept inline: most words are one run, and a vector
+    /// for it was an allocation per word.
+    first: Option<(usize, usize)>,
+    more: Vec<(usize, usize)>,
 }
 
 impl Word {
     fn new() -> Word {
         Word {
             text: String::new(),
-            runs: Vec::new(),
+            first: None,
+            more: Vec::new(),
         }
     }
 
     /// Appends `s`, which sits at byte `at` of the command line.
     fn push_str(&mut self, s: &str, at: usize) {
-        let contiguous = self
-            .runs
-            .last()
-            .is_some_and(|&(t, l)| l + (self.text.len() - t) == at);
-        if !contiguous && !s.is_empty() {
-            self.runs.push((self.text.len(), at));
+        if s.is_empty() {
+            return;
+        }
+        let last = self.more.last().copied().or(self.first);
+        let contiguous = last.is_some_and(|(t, l)| l + (self.text.len() - t) == at);
+        if !contiguous {
+            let run = (self.text.len(), at);
+            if self.first.is_none() {
+                self.first = Some(run);
+            } else {
+                self.more.push(run);
+            }
         }
         self.text.push_str(s);
     }
 
     /// The command line's byte offset of `text[i]` (`i < text.len()`).
     fn pos(&self, i: usize) -> usize {
-        let r = self.runs.partition_point(|&(t, _)| t <= i) - 1;
-        let (t, l) = self.runs[r];
+        let (t, l) = match self.more.partition_point(|&(t, _)| t <= i) {
+            0 => self.first.unwrap_or((0, 0)),
+            r => self.more[r - 1],
+        };
         l + (i - t)
     }
 
