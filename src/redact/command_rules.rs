@@ -65,19 +65,60 @@ pub(crate) const ROLE_USERS: &[&str] =
 // ---------------------------------------------------------------------------
 // Lexing
 
-/// One shell word: its text with quotes and escapes removed, and where each
-/// of its bytes sits in the command line.
+/// One shell word: its text with quotes and escapes removed, and where its
+/// bytes sit in the command line, as runs of bytes contiguous in both
+/// (`(text offset, line offset)`): a plain word is one run. A vector of
+/// one offset per byte made the lexer allocate per byte, which cost more
+/// than the rest of the scan.
 #[derive(Debug, Clone)]
 struct Word {
     text: String,
-    at: Vec<usize>,
+    /// The first run, kept inline: most words are one run, and a vector
+    /// for it was an allocation per word.
+    first: Option<(usize, usize)>,
+    more: Vec<(usize, usize)>,
 }
 
 impl Word {
+    fn new() -> Word {
+        Word {
+            text: String::new(),
+            first: None,
+            more: Vec::new(),
+        }
+    }
+
+    /// Appends `s`, which sits at byte `at` of the command line.
+    fn push_str(&mut self, s: &str, at: usize) {
+        if s.is_empty() {
+            return;
+        }
+        let last = self.more.last().copied().or(self.first);
+        let contiguous = last.is_some_and(|(t, l)| l + (self.text.len() - t) == at);
+        if !contiguous {
+            let run = (self.text.len(), at);
+            if self.first.is_none() {
+                self.first = Some(run);
+            } else {
+                self.more.push(run);
+            }
+        }
+        self.text.push_str(s);
+    }
+
+    /// The command line's byte offset of `text[i]` (`i < text.len()`).
+    fn pos(&self, i: usize) -> usize {
+        let (t, l) = match self.more.partition_point(|&(t, _)| t <= i) {
+            0 => self.first.unwrap_or((0, 0)),
+            r => self.more[r - 1],
+        };
+        l + (i - t)
+    }
+
     /// The command line's byte range of `text[a..b]` (`a < b`), widened
     /// over a pair of quotes that enclose exactly it.
     fn span(&self, line: &str, a: usize, b: usize) -> (usize, usize) {
-        let (mut s, mut e) = (self.at[a], self.at[b - 1] + 1);
+        let (mut s, mut e) = (self.pos(a), self.pos(b - 1) + 1);
         let raw = line.as_bytes();
         if s > 0 && matches!(raw[s - 1], b'\'' | b'"') && raw.get(e) == Some(&raw[s - 1]) {
             s -= 1;
@@ -108,12 +149,9 @@ fn lex(line: &str) -> Vec<Vec<Word>> {
     let mut words: Vec<Word> = Vec::new();
     let mut cur: Option<Word> = None;
     fn push(cur: &mut Option<Word>, c: char, at: usize) {
-        let w = cur.get_or_insert_with(|| Word {
-            text: String::new(),
-            at: Vec::new(),
-        });
-        w.text.push(c);
-        w.at.extend(at..at + c.len_utf8());
+        let mut buf = [0; 4];
+        cur.get_or_insert_with(Word::new)
+            .push_str(c.encode_utf8(&mut buf), at);
     }
     fn end_word(cur: &mut Option<Word>, words: &mut Vec<Word>) {
         if let Some(w) = cur.take() {
@@ -182,10 +220,7 @@ fn lex(line: &str) -> Vec<Vec<Word>> {
                 }
             }
             '\'' => {
-                cur.get_or_insert_with(|| Word {
-                    text: String::new(),
-                    at: Vec::new(),
-                });
+                cur.get_or_insert_with(Word::new);
                 for (j, d) in it.by_ref() {
                     if d == '\'' {
                         break;
@@ -194,10 +229,7 @@ fn lex(line: &str) -> Vec<Vec<Word>> {
                 }
             }
             '"' => {
-                cur.get_or_insert_with(|| Word {
-                    text: String::new(),
-                    at: Vec::new(),
-                });
+                cur.get_or_insert_with(Word::new);
                 while let Some((j, d)) = it.next() {
                     match d {
                         '"' => break,
@@ -213,7 +245,24 @@ fn lex(line: &str) -> Vec<Vec<Word>> {
                     }
                 }
             }
-            _ => push(&mut cur, c, i),
+            _ => {
+                // The plain bytes after it in one go: pushing them one by
+                // one was most of the lexer's time.
+                let mut end = i + c.len_utf8();
+                while let Some(&(j, d)) = it.peek() {
+                    if !d.is_ascii_graphic()
+                        || matches!(
+                            d,
+                            ';' | '&' | '|' | '(' | ')' | '`' | '$' | '<' | '>' | '\\' | '\'' | '"'
+                        )
+                    {
+                        break;
+                    }
+                    end = j + 1;
+                    it.next();
+                }
+                cur.get_or_insert_with(Word::new).push_str(&line[i..end], i);
+            }
         }
     }
     end_command(&mut cur, &mut words, &mut commands);
@@ -438,16 +487,18 @@ impl Scan<'_> {
 
     fn user(&mut self, w: &Word, a: usize, b: usize) {
         let v = &w.text[a.min(b)..b];
-        let lower = v.to_ascii_lowercase();
-        if GENERIC_ACCOUNTS.contains(&lower.as_str()) || ROLE_USERS.contains(&lower.as_str()) {
+        if GENERIC_ACCOUNTS
+            .iter()
+            .chain(ROLE_USERS)
+            .any(|u| u.eq_ignore_ascii_case(v))
+        {
             return;
         }
         self.add(w, a, b, "username", Category::Identity);
     }
 
     fn host(&mut self, w: &Word, a: usize, b: usize) {
-        let v = w.text[a.min(b)..b].to_ascii_lowercase();
-        if is_public_host(&v) {
+        if is_public_host(&w.text[a.min(b)..b]) {
             return;
         }
         self.add(w, a, b, "hostname", Category::Identity);
@@ -700,9 +751,10 @@ impl Scan<'_> {
 
     /// Whether `w` follows `<<<` in the line.
     fn here_string(&self, w: &Word) -> bool {
-        let Some(&s) = w.at.first() else {
+        if w.text.is_empty() {
             return false;
-        };
+        }
+        let s = w.pos(0);
         let mut b = &self.line.as_bytes()[..s];
         if let [rest @ .., b'\'' | b'"'] = b {
             b = rest;
@@ -816,10 +868,7 @@ impl Scan<'_> {
             | "uvx" | "pipx" | "poetry" | "pipenv" | "uv" | "direnv" | "nix-shell" => {
                 match args.iter().position(|w| w.text == "--") {
                     Some(j) => &args[j + 1..],
-                    None => match args
-                        .iter()
-                        .position(|w| NESTED_PROGRAMS.contains(&basename(&w.text)))
-                    {
+                    None => match args.iter().position(|w| nested_program(basename(&w.text))) {
                         Some(j) => &args[j..],
                         None => return,
                     },
@@ -847,9 +896,13 @@ impl Scan<'_> {
         let mut commands = lex(&w.text);
         for words in &mut commands {
             for inner in words.iter_mut() {
-                for at in &mut inner.at {
-                    *at = w.at[*at];
+                // Byte by byte: the outer word's runs may split an inner one.
+                let mut mapped = Word::new();
+                let mut buf = [0; 4];
+                for (i, c) in inner.text.char_indices() {
+                    mapped.push_str(c.encode_utf8(&mut buf), w.pos(inner.pos(i)));
                 }
+                *inner = mapped;
             }
         }
         let stdin_secret = stdin_secret || line_reads_password(&w.text, &commands);
@@ -1102,6 +1155,15 @@ const READ_BY_NESTED: &[&str] = &[
 /// How deep commands nest (`sh -c "sudo docker exec c bash -c '…'"`)
 /// before the scan stops looking inside.
 const MAX_NESTING: usize = 6;
+
+/// Whether `name` is one of [`NESTED_PROGRAMS`]: a hash lookup, as this
+/// runs for every argument of `docker`, `kubectl`… lines.
+fn nested_program(name: &str) -> bool {
+    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    SET.get_or_init(|| NESTED_PROGRAMS.iter().copied().collect())
+        .contains(name)
+}
 
 /// Programs a wrapper's nested command is recognized by when no `--`
 /// marks where it starts (`docker exec -it db mysql …`).
@@ -1805,8 +1867,8 @@ pub fn secrets(line: &str) -> Vec<Finding> {
 }
 
 pub fn is_public_host(host: &str) -> bool {
-    let h = host.trim_end_matches('.').to_ascii_lowercase();
-    PUBLIC_HOSTS.contains(&h.as_str())
+    let h = host.trim_end_matches('.');
+    PUBLIC_HOSTS.iter().any(|p| p.eq_ignore_ascii_case(h))
 }
 
 // ---------------------------------------------------------------------------
@@ -1941,7 +2003,7 @@ fn reads_as_command(cmd: &str) -> bool {
     {
         return false;
     }
-    let named = PROGRAMS.iter().any(|r| r.names.contains(&p.name.as_str()));
+    let named = !rows_of(&p.name).is_empty();
     named
         || (!w.is_empty()
             && cmd
@@ -2050,7 +2112,7 @@ fn quick_reads_as_command(cmd: &str) -> Option<bool> {
         }
     }
     let name = crate::shell::basename(w);
-    let named = PROGRAMS.iter().any(|r| r.names.contains(&name));
+    let named = !rows_of(name).is_empty();
     let first = b[line_start];
     Some(
         named

@@ -346,7 +346,18 @@ pub const KEYWORDS: &[&str] = &[
 
 /// The wrapper called `name` (a base name: `/usr/bin/sudo` is `sudo`).
 pub fn wrapper(name: &str) -> Option<&'static Wrapper> {
-    WRAPPERS.iter().find(|w| w.name == name)
+    // A hash lookup: the redaction engine asks for every line that may be
+    // a command. The first row of a name wins, as a linear search would.
+    static BY_NAME: std::sync::OnceLock<std::collections::HashMap<&'static str, usize>> =
+        std::sync::OnceLock::new();
+    let by_name = BY_NAME.get_or_init(|| {
+        let mut m = std::collections::HashMap::new();
+        for (i, w) in WRAPPERS.iter().enumerate() {
+            m.entry(w.name).or_insert(i);
+        }
+        m
+    });
+    by_name.get(name).map(|&i| &WRAPPERS[i])
 }
 
 /// The last path component: `/usr/bin/gpg` runs `gpg`.
