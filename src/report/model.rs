@@ -584,18 +584,36 @@ pub fn build(store: &mut Store, opts: &Options) -> Result<Model, ReportError> {
         .enumerate()
         .map(|(i, a)| (a.app.as_str(), i))
         .collect();
-    // On the bin grid, each bin shows the app in focus at its middle.
+    // On the bin grid, each bin shows the app that held focus longest in
+    // it. (Sampling the bin's middle lost a focus shorter than a bin that
+    // did not cross a middle: a whole short session vanished from the lane.)
     let mut focus_runs: Vec<FocusRun> = Vec::new();
     let mut si = 0usize;
+    let mut share: Vec<(&str, i64)> = Vec::new();
     for b in 0..nbins {
-        let mid = first_day_ns + b as i64 * bin_ns + bin_ns / 2;
-        while si < spans.len() && spans[si].1 <= mid {
+        let (bin_start, bin_end) = (
+            first_day_ns + b as i64 * bin_ns,
+            first_day_ns + (b as i64 + 1) * bin_ns,
+        );
+        // Spans are sorted and do not overlap, so their ends are sorted too.
+        while si < spans.len() && spans[si].1 <= bin_start {
             si += 1;
         }
-        let app = match spans.get(si) {
-            Some((s, e, app)) if *s <= mid && mid < *e => Some(index.get(app.as_str()).copied()),
-            _ => None,
-        };
+        share.clear();
+        for (s, e, app) in spans[si..].iter().take_while(|sp| sp.0 < bin_end) {
+            let overlap = (*e).min(bin_end) - (*s).max(bin_start);
+            if overlap <= 0 {
+                continue;
+            }
+            match share.iter_mut().find(|h| h.0 == app.as_str()) {
+                Some(h) => h.1 += overlap,
+                None => share.push((app.as_str(), overlap)),
+            }
+        }
+        let app = share
+            .iter()
+            .max_by_key(|h| h.1)
+            .map(|h| index.get(h.0).copied());
         let Some(app) = app else { continue };
         let start = first_day_ns + b as i64 * bin_ns;
         let same_day = |r: &FocusRun| r.end_ns == start && start % DAY_NS != 0;
