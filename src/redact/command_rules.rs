@@ -2016,22 +2016,160 @@ fn reads_as_command(cmd: &str) -> bool {
 }
 
 /// A necessary condition for [`secrets`] to find anything in `cmd` when no
-/// program of the table is on the line: some word must be a flag (`-`), a
-/// pair or assignment (`=`), a header or URL (`:`), a here-string (`<<<`),
-/// or SQL, `setenv`, `config` or a pipe into `passwd`, which are checked by
-/// name. Every secret [`Scan`] reports comes from one of those shapes.
+/// program of the table is on the line: some word must be a flag (`-` at
+/// a word's start), a pair or assignment (`=`), a header or URL (`:`), a
+/// here-string (`<<<`), or SQL, `setenv`, `config` or a pipe into
+/// `passwd`, which are checked by name. Every secret [`Scan`] reports
+/// comes from one of those shapes.
 fn may_hold_secret(cmd: &str) -> bool {
     let b = cmd.as_bytes();
-    if memchr::memchr3(b'-', b'=', b':', b).is_some() || memchr::memmem::find(b, b"<<<").is_some() {
+    if memchr::memchr2(b'=', b':', b).is_some()
+        || memchr::memmem::find(b, b"<<<").is_some()
+        || flag_start(b)
+    {
         return true;
     }
-    const NAMES: &[&[u8]] = &[b"passw", b"identified", b"setenv", b"config"];
-    b.windows(5).enumerate().any(|(i, w)| {
-        NAMES.iter().any(|n| {
-            w.eq_ignore_ascii_case(&n[..5])
-                && b.get(i..i + n.len())
-                    .is_some_and(|x| x.eq_ignore_ascii_case(n))
+    static NAMES: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>> =
+        std::sync::OnceLock::new();
+    NAMES
+        .get_or_init(|| {
+            aho_corasick::AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .build(["passw", "identified", "setenv", "config"])
+                .ok()
         })
+        .as_ref()
+        .is_none_or(|names| names.is_match(b))
+}
+
+/// Whether a `-` in `b` may start a word: the lexer only ever ends a word
+/// at a byte that is not a letter, digit or `_`, so a `-` glued after one
+/// (`dead-letter`, `trade-offs`: prose) never starts a flag. Quotes and
+/// escapes before a `-` count as a start, which errs towards lexing.
+fn flag_start(b: &[u8]) -> bool {
+    memchr::memchr_iter(b'-', b)
+        .any(|i| i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'))
+}
+
+/// A necessary condition for [`secrets`] to find anything in `cmd` when a
+/// program of the table is on it (`kubectl -n web get pods`, `cargo test`
+/// are most of a shell history, and lexing each cost more than the rest of
+/// the scan). Every secret [`Scan`] reports comes from:
+/// - a name holding a mark of [`secret_name`] (flags, pairs, headers,
+///   `config`/`setenv` keys, query parameters, SQL `password`);
+/// - a URL's user-info or query (`://`), SQL `IDENTIFIED BY`,
+///   `http-basic.` keys, `user:password` after a user flag or key (`user`,
+///   `usr`, `login`, which also names `… login TOKEN`);
+/// - a flag of the table whose value is a secret, on a line naming one of
+///   the programs whose row has it (`-p` of `mysql`, `-b` of `curl`);
+/// - what is printed or here-stringed into a password reader: `sudo -S`,
+///   `read -s`, and readers named by a mark (`passwd`, `--password-stdin`,
+///   `--with-token`). `kubectl`'s `--from-literal` needs `secret`.
+///
+/// The lexer joins what quotes and escapes split (`--pass''word=x`), so
+/// the test reads the line with every quote and backslash taken out: each
+/// word the lexer makes is then in it, whole.
+fn program_line_may_hold_secret(cmd: &str) -> bool {
+    // Without its automata (they cannot fail to build), every line is lexed.
+    let Some(t) = program_line_triggers() else {
+        return true;
+    };
+    let raw = cmd.as_bytes();
+    let unquoted: Vec<u8>;
+    let b = if memchr::memchr3(b'\'', b'"', b'\\', raw).is_some() {
+        unquoted = raw
+            .iter()
+            .copied()
+            .filter(|c| !matches!(c, b'\'' | b'"' | b'\\'))
+            .collect();
+        &unquoted[..]
+    } else {
+        raw
+    };
+    if t.anywhere.is_match(b) {
+        return true;
+    }
+    t.flags.find_overlapping_iter(b).any(|m| {
+        let at_start = m.start() == 0
+            || !(b[m.start() - 1].is_ascii_alphanumeric() || b[m.start() - 1] == b'_');
+        at_start
+            && t.owners[m.pattern().as_usize()]
+                .iter()
+                .any(|p| memchr::memmem::find(b, p.as_bytes()).is_some())
+    })
+}
+
+/// The automata of [`program_line_may_hold_secret`].
+struct LineTriggers {
+    /// Literals that count anywhere, in any case.
+    anywhere: aho_corasick::AhoCorasick,
+    /// Secret flags of the table, exactly; they count at a word's start.
+    flags: aho_corasick::AhoCorasick,
+    /// For each flag, the programs whose row has it.
+    owners: Vec<Vec<&'static str>>,
+}
+
+fn program_line_triggers() -> Option<&'static LineTriggers> {
+    static TRIGGERS: std::sync::OnceLock<Option<LineTriggers>> = std::sync::OnceLock::new();
+    TRIGGERS
+        .get_or_init(|| {
+            const ANYWHERE: &[&str] = &[
+                "pass",
+                "pw",
+                "token",
+                "secret",
+                "key",
+                "credential",
+                "auth",
+                "bearer",
+                "cookie",
+                "signature",
+                "sessionid",
+                "://",
+                "identified",
+                "http-basic",
+                "user",
+                "usr",
+                "login",
+                "read",
+            ];
+            let mut owners: Vec<(&str, Vec<&str>)> = vec![("-S", vec!["sudo"])];
+            for (flag, names) in secret_flags() {
+                match owners.iter_mut().find(|(f, _)| *f == flag) {
+                    Some((_, o)) => o.extend(names),
+                    None => owners.push((flag, names.to_vec())),
+                }
+            }
+            let anywhere = aho_corasick::AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .build(ANYWHERE)
+                .ok()?;
+            let flags = aho_corasick::AhoCorasick::new(owners.iter().map(|o| o.0)).ok()?;
+            Some(LineTriggers {
+                anywhere,
+                flags,
+                owners: owners.into_iter().map(|o| o.1).collect(),
+            })
+        })
+        .as_ref()
+}
+
+/// The table's flags whose value is (or holds) a secret, each with the
+/// programs of its row.
+fn secret_flags() -> impl Iterator<Item = (&'static str, &'static [&'static str])> {
+    let secret = |k: Kind| {
+        matches!(
+            k,
+            Kind::Password | Kind::UserPass | Kind::UserPercent | Kind::UserComma | Kind::Cookie
+        )
+    };
+    PROGRAMS.iter().flat_map(move |r| {
+        r.short
+            .iter()
+            .filter(move |f| secret(f.1))
+            .map(|f| f.0)
+            .chain(r.long.iter().filter(move |f| secret(f.1)).map(|f| f.0))
+            .map(|f| (f, r.names))
     })
 }
 
@@ -2105,6 +2243,11 @@ fn quick_reads_as_command(cmd: &str) -> Option<bool> {
     // The first argument, when it is a plain word: a lone `=` makes code.
     let a = e + b[e..].iter().take_while(|&&c| blank(c)).count();
     if a > e && a < b.len() {
+        // A redirection first (`x <<< w = …`): its target is no argument,
+        // so what the lexer sees first is further on.
+        if matches!(b[a], b'<' | b'>') {
+            return None;
+        }
         if let Some(ae) = word_at(a) {
             if ASSIGN_OPS.contains(&&cmd[a..ae]) {
                 return Some(false);
@@ -2184,7 +2327,12 @@ pub fn scan_line(text: &str, start: usize, end: usize, program_hit: bool, out: &
     // Both cheap tests come before the lexer: most lines the keyword pass
     // sends here are code or prose (`let key = map.get(k);`), and lexing
     // each of them cost more than the rest of the scan together.
-    if (!program_hit && !may_hold_secret(cmd)) || quick_reads_as_command(cmd) == Some(false) {
+    let maybe = if program_hit {
+        program_line_may_hold_secret(cmd)
+    } else {
+        may_hold_secret(cmd)
+    };
+    if !maybe || quick_reads_as_command(cmd) == Some(false) {
         return;
     }
     let found = secrets(cmd);
@@ -2326,6 +2474,37 @@ mod tests {
             "$'x'",
             "$(id)",
             "\\r",
+            "dead-letter",
+            "trade-",
+            "--token",
+            "-ptok",
+            "_-x",
+            "vault",
+            "login",
+            "s.abc",
+            "htpasswd",
+            "-b",
+            "kubectl",
+            "create",
+            "--from-literal=a=b",
+            "smbclient",
+            "-U",
+            "u%p",
+            "-S",
+            "sqlcmd",
+            "-P",
+            "-Pw",
+            "--user=a:b",
+            "cargo",
+            "test",
+            "psql",
+            "-c",
+            "IDENTIFIED BY",
+            "http-basic.x",
+            "sshpass",
+            "npm",
+            "\\-p",
+            "pa''ss",
         ];
         let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
         let mut next = || {
@@ -2364,6 +2543,49 @@ mod tests {
 
     /// Without a program of the table on the line, a line the byte test
     /// turns away gives no secret.
+    #[test]
+    fn the_program_line_test_never_hides_a_secret() {
+        let rows = PROGRAMS
+            .iter()
+            .flat_map(|r| r.tp.iter().map(|t| t.0).chain(r.fp.iter().copied()))
+            .map(str::to_owned);
+        // Each way to a secret that names no mark, once.
+        let named = [
+            "echo hunter2 | sudo -S apt update",
+            "printf hunter2 | read -rs X",
+            "vault login s.abcdefgh",
+            "curl -u alice:hunter2 https://api.acme.io",
+            "curl --user=alice:hunter2 https://api.acme.io",
+            "smbclient //fs/share -U alice%hunter2",
+            "mysql -u root -phunter2 prod",
+            "sqlcmd -S db1 -U sa -P hunter2",
+            "curl -b session=abc123 https://acme.io",
+            "git clone https://alice:hunter2@git.acme.io/r.git",
+            "kubectl create secret generic n --from-literal=k=hunter2",
+            "tool --usr=alice:hunter2",
+            "mysql -e \"ALTER ROLE r IDENTIFIED BY 'hunter2'\"",
+            "composer config http-basic.repo.acme.io alice hunter2",
+            "tool --to''ken=hunter2",
+            "tool --to\\ken=hunter2",
+        ];
+        for l in named {
+            assert!(!secrets(l).is_empty(), "{l:?} gives no secret");
+        }
+        let mut skipped = 0;
+        for l in sample_lines()
+            .into_iter()
+            .chain(rows)
+            .chain(named.map(str::to_owned))
+        {
+            if !program_line_may_hold_secret(&l) {
+                skipped += 1;
+                assert_eq!(secrets(&l), [], "{l:?}");
+            }
+        }
+        // The test has teeth only if the filter turns lines away.
+        assert!(skipped > 1000, "{skipped} lines turned away");
+    }
+
     #[test]
     fn the_byte_test_never_hides_a_secret() {
         let programs: Vec<&str> = program_triggers().collect();
