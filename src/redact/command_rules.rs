@@ -2061,7 +2061,8 @@ fn flag_start(b: &[u8]) -> bool {
 ///   `http-basic.` keys, `user:password` after a user flag or key (`user`,
 ///   `usr`, `login`, which also names `… login TOKEN`);
 /// - a flag of the table whose value is a secret, on a line naming one of
-///   the programs whose row has it (`-p` of `mysql`, `-b` of `curl`);
+///   the programs whose row has it and the argument the row needs (`-p` of
+///   `mysql`, `-b` of `curl`, `-p` of `docker login`);
 /// - what is printed or here-stringed into a password reader: `sudo -S`,
 ///   `read -s`, and readers named by a mark (`passwd`, `--password-stdin`,
 ///   `--with-token`). `kubectl`'s `--from-literal` needs `secret`.
@@ -2095,7 +2096,10 @@ fn program_line_may_hold_secret(cmd: &str) -> bool {
         at_start
             && t.owners[m.pattern().as_usize()]
                 .iter()
-                .any(|p| memchr::memmem::find(b, p.as_bytes()).is_some())
+                .any(|(names, when)| {
+                    let holds = |w: &str| memchr::memmem::find(b, w.as_bytes()).is_some();
+                    when.is_none_or(holds) && names.iter().any(|p| holds(p))
+                })
     })
 }
 
@@ -2105,8 +2109,10 @@ struct LineTriggers {
     anywhere: aho_corasick::AhoCorasick,
     /// Secret flags of the table, exactly; they count at a word's start.
     flags: aho_corasick::AhoCorasick,
-    /// For each flag, the programs whose row has it.
-    owners: Vec<Vec<&'static str>>,
+    /// For each flag, the rows that have it: their programs, and the word
+    /// the row needs among the arguments (`docker login -p`, not
+    /// `docker run -p`).
+    owners: Vec<Vec<Owner>>,
 }
 
 fn program_line_triggers() -> Option<&'static LineTriggers> {
@@ -2133,11 +2139,11 @@ fn program_line_triggers() -> Option<&'static LineTriggers> {
                 "login",
                 "read",
             ];
-            let mut owners: Vec<(&str, Vec<&str>)> = vec![("-S", vec!["sudo"])];
-            for (flag, names) in secret_flags() {
+            let mut owners: Vec<(&str, Vec<Owner>)> = vec![("-S", vec![(&["sudo"], None)])];
+            for (flag, owner) in secret_flags() {
                 match owners.iter_mut().find(|(f, _)| *f == flag) {
-                    Some((_, o)) => o.extend(names),
-                    None => owners.push((flag, names.to_vec())),
+                    Some((_, o)) => o.push(owner),
+                    None => owners.push((flag, vec![owner])),
                 }
             }
             let anywhere = aho_corasick::AhoCorasickBuilder::new()
@@ -2154,9 +2160,12 @@ fn program_line_triggers() -> Option<&'static LineTriggers> {
         .as_ref()
 }
 
+/// A row's programs and the argument it needs.
+type Owner = (&'static [&'static str], Option<&'static str>);
+
 /// The table's flags whose value is (or holds) a secret, each with the
-/// programs of its row.
-fn secret_flags() -> impl Iterator<Item = (&'static str, &'static [&'static str])> {
+/// programs of its row and the argument the row needs.
+fn secret_flags() -> impl Iterator<Item = (&'static str, Owner)> {
     let secret = |k: Kind| {
         matches!(
             k,
@@ -2169,7 +2178,7 @@ fn secret_flags() -> impl Iterator<Item = (&'static str, &'static [&'static str]
             .filter(move |f| secret(f.1))
             .map(|f| f.0)
             .chain(r.long.iter().filter(move |f| secret(f.1)).map(|f| f.0))
-            .map(|f| (f, r.names))
+            .map(|f| (f, (r.names, r.when)))
     })
 }
 
@@ -2562,6 +2571,7 @@ mod tests {
             "curl -b session=abc123 https://acme.io",
             "git clone https://alice:hunter2@git.acme.io/r.git",
             "kubectl create secret generic n --from-literal=k=hunter2",
+            "docker login -p hunter2 registry.acme.io",
             "tool --usr=alice:hunter2",
             "mysql -e \"ALTER ROLE r IDENTIFIED BY 'hunter2'\"",
             "composer config http-basic.repo.acme.io alice hunter2",
@@ -2581,6 +2591,16 @@ mod tests {
                 skipped += 1;
                 assert_eq!(secrets(&l), [], "{l:?}");
             }
+        }
+        // What a shell history is mostly made of is turned away.
+        for l in [
+            "docker run --rm -p 8080:80 web:latest",
+            "kubectl -n web get pods -o wide",
+            "git checkout -b feature/x-1",
+            "git commit -m \"Fix the cache\"",
+            "cargo test --release",
+        ] {
+            assert!(!program_line_may_hold_secret(l), "{l:?}");
         }
         // The test has teeth only if the filter turns lines away.
         assert!(skipped > 1000, "{skipped} lines turned away");
