@@ -8,7 +8,7 @@
 //! ([`markdown`], checked by a test), so a new column or event kind is
 //! declared here and nowhere else.
 
-use super::model::{Action, ActionBody, Episode, FileStates, KeyTime, RunResult};
+use super::model::{Action, ActionBody, Episode, FileStates, KeyTime};
 
 /// A column's type, the same in every format that has it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -575,172 +575,59 @@ impl<'c> ReadRow<'c> {
 /// Reads an `actions` row back into its action: the inverse of
 /// [`action_row`]. The row's `episode_id`, `subject_id` and `week` are
 /// left for the caller.
+///
+/// The row becomes the JSONL action object through each column's declared
+/// JSONL key, and serde reads that as the JSONL reader does: there is no
+/// second hand-written mapping to keep in step with [`action_row`]. A
+/// cell set in a column the row's type does not fill (by the declaration)
+/// is an error, so that nothing rides along in another type's columns.
 pub fn action_from_row(r: &mut ReadRow<'_>) -> Result<Action, String> {
-    use ActionCol as C;
-    let i = |c: ActionCol| c as usize;
-    let kind = r.str(i(C::Type))?;
-    let file = |r: &mut ReadRow<'_>| -> Result<(String, String), String> {
-        Ok((r.str(i(C::FileId))?, r.str(i(C::Path))?))
+    let kind = match r.cells.get(ActionCol::Type as usize) {
+        Some(Owned::Str(k)) => k.clone(),
+        other => return Err(format!("type: expected a string, found {other:?}")),
     };
-    let body = match kind.as_str() {
-        "typing" => {
-            let times = match r.take(i(C::KeyTMs))? {
-                Owned::Null => Vec::new(),
-                Owned::I64s(v) => v,
-                other => return Err(format!("key_t_ms: {other:?}")),
-            };
-            let classes = match r.take(i(C::KeyClass))? {
-                Owned::Null => Vec::new(),
-                Owned::Strs(v) => v,
-                other => return Err(format!("key_class: {other:?}")),
-            };
-            if times.len() != classes.len() {
-                return Err("key_t_ms and key_class differ in length".into());
+    let mut obj = serde_json::Map::new();
+    let (mut times, mut classes) = (None, None);
+    for i in 0..r.cols.len() {
+        let Some(key) = r.cols[i].json else {
+            continue;
+        };
+        let cell = r.take(i)?;
+        if cell != Owned::Null && !r.cols[i].filled_by(&kind) {
+            return Err(format!(
+                "column {} is set in a {kind} row, which has no such field",
+                r.name(i)
+            ));
+        }
+        let value = match cell {
+            Owned::Null => continue,
+            Owned::I64s(v) => {
+                times = Some(v);
+                continue;
             }
-            let keys = times
-                .into_iter()
-                .zip(classes)
-                .map(|(t, class)| KeyTime { t, class })
-                .collect();
-            ActionBody::Typing {
-                app: r.opt_str(i(C::App))?,
-                text: r.opt_str(i(C::Text))?,
-                duration_ms: r.i64(i(C::DurationMs))?,
-                keys,
+            Owned::Strs(v) => {
+                classes = Some(v);
+                continue;
             }
+            Owned::Bool(b) => serde_json::Value::from(b),
+            Owned::I64(v) => serde_json::Value::from(v),
+            Owned::Str(s) => serde_json::Value::from(s),
+        };
+        obj.insert(key.to_owned(), value);
+    }
+    if kind == "typing" {
+        let (times, classes) = (times.unwrap_or_default(), classes.unwrap_or_default());
+        if times.len() != classes.len() {
+            return Err("key_t_ms and key_class differ in length".into());
         }
-        "edit" | "file_create" => {
-            let (file_id, path) = file(r)?;
-            let (diff, state_id) = (r.opt_str(i(C::Diff))?, r.opt_str(i(C::StateId))?);
-            if kind == "edit" {
-                ActionBody::Edit {
-                    file_id,
-                    path,
-                    diff,
-                    state_id,
-                }
-            } else {
-                ActionBody::FileCreate {
-                    file_id,
-                    path,
-                    diff,
-                    state_id,
-                }
-            }
-        }
-        "file_switch" => {
-            let (file_id, path) = file(r)?;
-            ActionBody::FileSwitch { file_id, path }
-        }
-        "file_delete" => {
-            let (file_id, path) = file(r)?;
-            ActionBody::FileDelete { file_id, path }
-        }
-        "file_rename" => ActionBody::FileRename {
-            file_id: r.str(i(C::FileId))?,
-            from: r.str(i(C::FromPath))?,
-            to: r.str(i(C::ToPath))?,
-        },
-        "focus" => ActionBody::Focus {
-            app: r.opt_str(i(C::App))?,
-            title: r.opt_str(i(C::Title))?,
-        },
-        "mouse" => ActionBody::Mouse {
-            duration_ms: r.i64(i(C::DurationMs))?,
-            moves: r.u32(i(C::Moves))?,
-            distance_px: r.i64(i(C::DistancePx))?,
-            clicks: r.u32(i(C::Clicks))?,
-            scroll: r.i64(i(C::Scroll))?,
-        },
-        "commit" => ActionBody::Commit {
-            message: r.opt_str(i(C::Message))?,
-        },
-        "gap" => ActionBody::Gap {
-            reason: r.str(i(C::Reason))?,
-            duration_ms: r.i64(i(C::DurationMs))?,
-            lost: r.i64(i(C::Lost))?,
-        },
-        "shell_command" => ActionBody::ShellCommand {
-            command: r.str(i(C::Command))?,
-            cwd: r.str(i(C::Cwd))?,
-            exit: r.opt_i64(i(C::Exit))?,
-            duration_ms: r.opt_i64(i(C::DurationMs))?,
-        },
-        "test_run" | "build_run" => {
-            let run = RunResult {
-                command: r.str(i(C::Command))?,
-                cwd: r.str(i(C::Cwd))?,
-                runner: r.str(i(C::Runner))?,
-                exit: r.i64(i(C::Exit))?,
-                duration_ms: r.i64(i(C::DurationMs))?,
-                passed: r.opt_i64(i(C::Passed))?,
-                failed: r.opt_i64(i(C::Failed))?,
-                skipped: r.opt_i64(i(C::Skipped))?,
-            };
-            if kind == "test_run" {
-                ActionBody::TestRun(run)
-            } else {
-                ActionBody::BuildRun(run)
-            }
-        }
-        "file_focus" => {
-            let (file_id, path) = file(r)?;
-            ActionBody::FileFocus {
-                file_id,
-                path,
-                language: r.opt_str(i(C::Language))?,
-            }
-        }
-        "editor_edits" => {
-            let (file_id, path) = file(r)?;
-            ActionBody::EditorEdits {
-                file_id,
-                path,
-                duration_ms: r.i64(i(C::DurationMs))?,
-                edits: r.i64(i(C::Edits))?,
-                inserted_bytes: r.i64(i(C::InsertedBytes))?,
-                deleted_bytes: r.i64(i(C::DeletedBytes))?,
-                min_line: r.opt_i64(i(C::MinLine))?,
-                max_line: r.opt_i64(i(C::MaxLine))?,
-            }
-        }
-        "navigation" => {
-            let (file_id, path) = file(r)?;
-            ActionBody::Navigation {
-                file_id,
-                path,
-                duration_ms: r.i64(i(C::DurationMs))?,
-                moves: r.u32(i(C::Moves))?,
-                selections: r.u32(i(C::Selections))?,
-                start_line: r.i64(i(C::StartLine))?,
-                end_line: r.i64(i(C::EndLine))?,
-                min_line: r.i64(i(C::MinLine))?,
-                max_line: r.i64(i(C::MaxLine))?,
-            }
-        }
-        "editor_command" => ActionBody::EditorCommand {
-            command: r.str(i(C::Command))?,
-            file_id: r.opt_str(i(C::FileId))?,
-            path: r.opt_str(i(C::Path))?,
-        },
-        "diagnostics" => {
-            let (file_id, path) = file(r)?;
-            ActionBody::Diagnostics {
-                file_id,
-                path,
-                errors: r.i64(i(C::Errors))?,
-                warnings: r.i64(i(C::Warnings))?,
-                info: r.i64(i(C::Info))?,
-                hints: r.i64(i(C::Hints))?,
-            }
-        }
-        other => return Err(format!("action type {other:?}")),
-    };
-    Ok(Action {
-        seq: r.u32(i(C::Seq))?,
-        t_ms: r.i64(i(C::TMs))?,
-        body,
-    })
+        let keys: Vec<KeyTime> = times
+            .into_iter()
+            .zip(classes)
+            .map(|(t, class)| KeyTime { t, class })
+            .collect();
+        obj.insert("keys".into(), serde_json::json!(keys));
+    }
+    serde_json::from_value(serde_json::Value::Object(obj)).map_err(|e| format!("a {kind} row: {e}"))
 }
 
 /// A table's columns as the Markdown table `docs/dataset.md` shows.
